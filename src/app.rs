@@ -1,0 +1,130 @@
+//! Start-up and the shared application state.
+//!
+//! [`run`] opens the configured backends once (the only code that looks at which backends are
+//! configured), builds the route table, binds the port and serves until a shutdown signal:
+//! the first SIGTERM/SIGINT drains in-flight requests, a second one exits at once.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use tokio::net::TcpListener;
+
+use crate::host::invoke::Invocations;
+use crate::http::health::{DependencyHealth, HealthReport, PythonHealth, WorkspaceHealth};
+use crate::server::{Frontend, serve};
+use crate::settings::Settings;
+
+/// What every handler may reach; built once in [`run`].
+pub struct AppState {
+    pub settings: Arc<Settings>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartupError {
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("cannot create data folder {path}: {source}")]
+    DataDir {
+        path: std::path::PathBuf,
+        source: std::io::Error,
+    },
+}
+
+impl AppState {
+    pub async fn open(settings: Arc<Settings>) -> Result<Self, StartupError> {
+        std::fs::create_dir_all(&settings.data_dir).map_err(|source| StartupError::DataDir {
+            path: settings.data_dir.clone(),
+            source,
+        })?;
+        Ok(Self { settings })
+    }
+
+    pub async fn health(&self) -> HealthReport {
+        HealthReport {
+            status: "healthy",
+            version: env!("CARGO_PKG_VERSION"),
+            functions_host: self.settings.under_functions_host,
+            storage: DependencyHealth {
+                backend: self.settings.storage.name(),
+                status: "ok",
+                error: None,
+            },
+            secrets: DependencyHealth {
+                backend: self.settings.secrets.name(),
+                status: "ok",
+                error: None,
+            },
+            python: PythonHealth {
+                version: String::new(),
+                threads: self.settings.python_threads,
+            },
+            workspace: WorkspaceHealth {
+                path: self.settings.workspace.display().to_string(),
+                status: "ok",
+                workflows: 0,
+                data_providers: 0,
+                import_errors: 0,
+            },
+        }
+    }
+}
+
+/// Opens everything, binds the configured port and serves until shutdown.
+pub async fn run(settings: Settings) -> Result<(), StartupError> {
+    let settings = Arc::new(settings);
+    tracing::info!(settings = %settings.summary(), "starting bifrost {}", env!("CARGO_PKG_VERSION"));
+    let state = Arc::new(AppState::open(settings.clone()).await?);
+
+    let addr = SocketAddr::new(settings.bind, settings.port);
+    let listener = TcpListener::bind(addr)
+        .await
+        .map_err(|source| StartupError::Bind { addr, source })?;
+    let local = listener.local_addr().map_err(|source| StartupError::Bind { addr, source })?;
+    // Tests and scripts read this line to find the port when started with --port 0.
+    println!("bifrost listening on http://{local}");
+    tracing::info!(%local, "listening");
+
+    let frontend = Arc::new(Frontend::new(
+        crate::http::routes(state.clone()),
+        Invocations::default(),
+        settings.max_body_bytes,
+    ));
+    serve(listener, frontend, shutdown_signal()).await;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+/// Resolves on the first SIGTERM/SIGINT; a second signal ends the process immediately.
+async fn shutdown_signal() {
+    wait_for_signal().await;
+    tracing::info!("shutdown requested; send the signal again to exit immediately");
+    tokio::spawn(async {
+        wait_for_signal().await;
+        tracing::warn!("second shutdown signal: exiting without draining");
+        std::process::exit(130);
+    });
+}
+
+#[cfg(unix)]
+async fn wait_for_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    match (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) {
+        (Ok(mut term), Ok(mut int)) => {
+            tokio::select! {
+                _ = term.recv() => {},
+                _ = int.recv() => {},
+            }
+        }
+        _ => {
+            let _ = tokio::signal::ctrl_c().await;
+        }
+    }
+}
+
+#[cfg(not(unix))]
+async fn wait_for_signal() {
+    let _ = tokio::signal::ctrl_c().await;
+}

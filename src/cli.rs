@@ -1,0 +1,55 @@
+//! The command line: `serve` (the default, also what the Functions host runs) and the operator
+//! and workflow-author commands.
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Debug, Parser)]
+#[command(name = "bifrost", version, about = "Workflow automation for MSPs: Python workflows per client organization, served standalone or as an Azure Functions custom handler")]
+pub struct Cli {
+    /// Functions-style settings file whose `Values` apply under the environment.
+    #[arg(long, global = true, default_value = "local.settings.json")]
+    pub settings: PathBuf,
+
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Serve the HTTP API (the default). Under the Functions host the port comes from
+    /// FUNCTIONS_CUSTOMHANDLER_PORT.
+    Serve(ServeArgs),
+    /// Assemble a deployable Azure Functions app folder (host.json, <function>/function.json,
+    /// the binary, optionally the workspace).
+    Package(PackageArgs),
+}
+
+#[derive(Debug, Default, clap::Args)]
+pub struct ServeArgs {
+    /// Port to listen on (overrides BIFROST_PORT; ignored under the Functions host).
+    #[arg(long)]
+    pub port: Option<u16>,
+    /// Workspace folder with workflow files (overrides BIFROST_WORKSPACE_LOCATION).
+    #[arg(long)]
+    pub workspace: Option<PathBuf>,
+    /// Data folder for the embedded backends (overrides BIFROST_DATA_DIR).
+    #[arg(long)]
+    pub data_dir: Option<PathBuf>,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct PackageArgs {
+    /// Output folder (must not exist, or be empty).
+    pub out: PathBuf,
+    /// Folder holding host.json and functions/.
+    #[arg(long, default_value = ".")]
+    pub source: PathBuf,
+    /// Binary to ship (default: this executable).
+    #[arg(long)]
+    pub binary: Option<PathBuf>,
+    /// Workspace folder to ship as workspace/.
+    #[arg(long)]
+    pub workspace: Option<PathBuf>,
+}

@@ -1,0 +1,13 @@
+//! Bifrost: workflow automation for Managed Service Providers.
+//!
+//! One binary that serves an HTTP API standalone (`bifrost serve`) or as an Azure Functions
+//! custom handler, runs workspace Python workflows in-process, and keeps each client
+//! organization's data apart. See `ARCHITECTURE.md` for the map of modules and their boundaries.
+
+pub mod app;
+pub mod cli;
+pub mod host;
+pub mod http;
+pub mod server;
+pub mod settings;
+pub mod telemetry;

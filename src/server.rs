@@ -1,0 +1,264 @@
+//! The front door: connections, request ids, request logs, panics, host invocations, shutdown.
+//!
+//! Every request passes through [`Frontend::handle`], which gives it an `x-request-id`, logs one
+//! redacted line for it, turns a panic anywhere below into a 500 JSON body without internals, and
+//! sends `POST /{FunctionName}` envelopes from the Functions host to [`crate::host::invoke`].
+//! Everything else goes to the HTTP API ([`crate::http`]). [`serve`] drains in-flight requests
+//! on shutdown.
+//!
+//! Invariant: this is the only place that accepts connections, and the only place that catches
+//! panics, so no handler needs to.
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::panic::AssertUnwindSafe;
+use std::sync::Arc;
+use std::time::Instant;
+
+use bytes::Bytes;
+use futures::FutureExt;
+use futures::future::BoxFuture;
+use http_body_util::{BodyExt, Full, Limited};
+use tokio::net::TcpListener;
+use tower_service::Service;
+use tracing::Instrument;
+use warp::filters::BoxedFilter;
+use warp::http::{HeaderValue, Request, StatusCode};
+use warp::reply::Response;
+
+use crate::host::envelope::InvocationRequest;
+use crate::host::invoke::{Dispatch, HttpApi, Invocations};
+use crate::http::error::{ApiError, json_response};
+use crate::telemetry::redact_query;
+
+pub struct Frontend {
+    api: BoxedFilter<(Response,)>,
+    invocations: Invocations,
+    max_body_bytes: u64,
+}
+
+impl Frontend {
+    pub fn new(api: BoxedFilter<(Response,)>, invocations: Invocations, max_body_bytes: u64) -> Self {
+        Self {
+            api,
+            invocations,
+            max_body_bytes,
+        }
+    }
+
+    pub async fn handle<B>(self: Arc<Self>, request: Request<B>) -> Response
+    where
+        B: http_body::Body + Send + Sync + 'static,
+        B::Data: Send,
+        B::Error: Into<Box<dyn std::error::Error + Send + Sync>> + std::fmt::Display,
+    {
+        let started = Instant::now();
+        let request_id = request_id(&request);
+        let method = request.method().clone();
+        let path = request.uri().path().to_owned();
+        let query = request.uri().query().map(redact_query).unwrap_or_default();
+        let span = tracing::info_span!("request", id = %request_id);
+
+        let work = async {
+            match invocation_name(&request) {
+                Some(function) => self.invoke(function, request).await,
+                None => self.call_api(request).await,
+            }
+        };
+        let mut response = AssertUnwindSafe(work.instrument(span.clone()))
+            .catch_unwind()
+            .await
+            .unwrap_or_else(|panic| {
+                let detail = panic
+                    .downcast_ref::<&str>()
+                    .map(|s| (*s).to_owned())
+                    .or_else(|| panic.downcast_ref::<String>().cloned())
+                    .unwrap_or_else(|| "non-string panic payload".into());
+                let _guard = span.enter();
+                ApiError::Internal(format!("handler panicked: {detail}")).into_response()
+            });
+
+        if let Ok(value) = HeaderValue::from_str(&request_id) {
+            response.headers_mut().insert("x-request-id", value);
+        }
+        let status = response.status().as_u16();
+        let elapsed_ms = started.elapsed().as_secs_f64() * 1000.0;
+        let _guard = span.enter();
+        // The host's readiness probe polls `/` every 25 ms while we start; keep it out of info logs.
+        if path == "/" {
+            tracing::debug!(target: "bifrost::http", %method, %path, status, elapsed_ms, "request");
+        } else {
+            tracing::info!(target: "bifrost::http", %method, %path, %query, status, elapsed_ms, "request");
+        }
+        response
+    }
+
+    async fn call_api<B>(&self, request: Request<B>) -> Response
+    where
+        B: http_body::Body + Send + Sync + 'static,
+        B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    {
+        let mut service = warp::service(self.api.clone());
+        match service.call(request).await {
+            Ok(response) => response,
+            Err(never) => match never {},
+        }
+    }
+
+    async fn invoke<B>(&self, function: String, request: Request<B>) -> Response
+    where
+        B: http_body::Body + Send + Sync + 'static,
+        B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    {
+        let body = match Limited::new(request.into_body(), self.max_body_bytes as usize)
+            .collect()
+            .await
+        {
+            Ok(collected) => collected.to_bytes(),
+            Err(e) if e.is::<http_body_util::LengthLimitError>() => {
+                return ApiError::PayloadTooLarge {
+                    limit: self.max_body_bytes,
+                }
+                .into_response();
+            }
+            Err(e) => {
+                return ApiError::BadRequest {
+                    field: None,
+                    message: format!("invocation body could not be read: {e}"),
+                }
+                .into_response();
+            }
+        };
+        let envelope: InvocationRequest = match serde_json::from_slice(&body) {
+            Ok(envelope) => envelope,
+            Err(e) => return ApiError::invalid_json(&e).into_response(),
+        };
+        match self.invocations.dispatch(&function, envelope, self).await {
+            Dispatch::Done(reply) => json_response(StatusCode::OK, &reply),
+            // Non-2xx tells the host the invocation failed (it then retries or poisons).
+            Dispatch::Failed(reply) => json_response(StatusCode::INTERNAL_SERVER_ERROR, &reply),
+            Dispatch::UnknownFunction => {
+                ApiError::NotFound(format!("no function named {function:?} is registered")).into_response()
+            }
+        }
+    }
+}
+
+impl HttpApi for Frontend {
+    fn call(&self, request: http::Request<Bytes>) -> BoxFuture<'_, http::Response<Bytes>> {
+        Box::pin(async move {
+            let response = self.call_api(request.map(Full::new)).await;
+            let (parts, body) = response.into_parts();
+            let bytes = match body.collect().await {
+                Ok(collected) => collected.to_bytes(),
+                Err(e) => {
+                    tracing::error!(error = %e, "response body could not be collected");
+                    Bytes::new()
+                }
+            };
+            http::Response::from_parts(parts, bytes)
+        })
+    }
+}
+
+/// `POST /{FunctionName}` from the host: one path segment that is not the API prefix.
+fn invocation_name<B>(request: &Request<B>) -> Option<String> {
+    if request.method() != http::Method::POST {
+        return None;
+    }
+    let segment = request.uri().path().strip_prefix('/')?;
+    if segment.is_empty() || segment.contains('/') || segment.eq_ignore_ascii_case("api") {
+        return None;
+    }
+    Some(segment.to_owned())
+}
+
+/// The caller's `x-request-id` when it is sane, else the host's invocation id, else a new one.
+fn request_id<B>(request: &Request<B>) -> String {
+    let sane = |v: &&str| {
+        !v.is_empty()
+            && v.len() <= 128
+            && v
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+    };
+    for header in ["x-request-id", "x-azure-functions-invocationid"] {
+        if let Some(v) = request
+            .headers()
+            .get(header)
+            .and_then(|v| v.to_str().ok())
+            .filter(sane)
+        {
+            return v.to_owned();
+        }
+    }
+    uuid::Uuid::new_v4().to_string()
+}
+
+/// Serves `frontend` on `listener` until `shutdown` resolves, then stops accepting and waits for
+/// in-flight requests to finish.
+pub async fn serve(listener: TcpListener, frontend: Arc<Frontend>, shutdown: impl Future<Output = ()>) {
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    let mut shutdown = std::pin::pin!(shutdown);
+    loop {
+        let accepted = tokio::select! {
+            accepted = listener.accept() => accepted,
+            () = &mut shutdown => break,
+        };
+        let (stream, _peer) = match accepted {
+            Ok(pair) => pair,
+            Err(e) => {
+                // Usually EMFILE; back off instead of spinning.
+                tracing::warn!(error = %e, "accept failed");
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        let _ = stream.set_nodelay(true);
+        let frontend = frontend.clone();
+        let service = hyper::service::service_fn(move |request| {
+            let frontend = frontend.clone();
+            async move { Ok::<_, Infallible>(frontend.handle(request).await) }
+        });
+        let builder = hyper_util::server::conn::auto::Builder::new(hyper_util::rt::TokioExecutor::new());
+        let connection = builder
+            .serve_connection_with_upgrades(hyper_util::rt::TokioIo::new(stream), service)
+            .into_owned();
+        let connection = graceful.watch(connection);
+        tokio::spawn(async move {
+            if let Err(e) = connection.await {
+                tracing::debug!(error = %e, "connection ended with an error");
+            }
+        });
+    }
+    drop(listener);
+    tracing::info!("shutting down: waiting for in-flight requests");
+    graceful.shutdown().await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn req(method: &str, uri: &str) -> Request<()> {
+        Request::builder().method(method).uri(uri).body(()).unwrap()
+    }
+
+    #[test]
+    fn invocations_are_single_segment_posts() {
+        assert_eq!(invocation_name(&req("POST", "/execution_cleanup")).as_deref(), Some("execution_cleanup"));
+        assert_eq!(invocation_name(&req("POST", "/api/health")), None);
+        assert_eq!(invocation_name(&req("POST", "/api")), None);
+        assert_eq!(invocation_name(&req("GET", "/execution_cleanup")), None);
+        assert_eq!(invocation_name(&req("POST", "/")), None);
+    }
+
+    #[test]
+    fn request_ids_are_reused_only_when_sane() {
+        let mut r = req("GET", "/");
+        r.headers_mut().insert("x-request-id", HeaderValue::from_static("abc-123"));
+        assert_eq!(request_id(&r), "abc-123");
+        r.headers_mut().insert("x-request-id", HeaderValue::from_static("bad id\"<>"));
+        assert_ne!(request_id(&r), "bad id\"<>");
+    }
+}

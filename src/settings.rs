@@ -1,0 +1,534 @@
+//! Every setting the binary reads, declared once, validated once at start-up.
+//!
+//! Settings come from the environment (in Azure: app settings) and, for local runs, from the
+//! `Values` of `local.settings.json` (the Functions convention; an environment variable wins over
+//! the file). Loading is two-staged: raw strings become a validated [`Settings`], and every problem
+//! is reported at once, naming the setting, before any port is bound.
+//!
+//! Invariant: no other module reads `std::env`; everything else receives `Arc<Settings>`.
+//! `local.settings.json.example` and the README's settings table are checked against [`SPECS`]
+//! by a test, so they cannot drift.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+
+use bifrost_store::azure_account::AzureAccount;
+
+/// One declared setting: its name, whether its value is secret, its default and what it does.
+#[derive(Debug)]
+pub struct SettingSpec {
+    pub name: &'static str,
+    pub secret: bool,
+    pub default: &'static str,
+    pub doc: &'static str,
+}
+
+macro_rules! settings_table {
+    ($( $konst:ident = $name:literal, secret: $secret:literal, default: $default:literal, doc: $doc:literal; )*) => {
+        $( pub const $konst: &str = $name; )*
+        /// The table of every setting the binary reads.
+        pub const SPECS: &[SettingSpec] = &[
+            $( SettingSpec { name: $name, secret: $secret, default: $default, doc: $doc }, )*
+        ];
+    };
+}
+
+settings_table! {
+    CUSTOMHANDLER_PORT = "FUNCTIONS_CUSTOMHANDLER_PORT", secret: false, default: "",
+        doc: "Set by the Azure Functions host: the loopback port to serve on. Its presence means 'running under the host' (JSON logs, bind 127.0.0.1).";
+    PORT = "BIFROST_PORT", secret: false, default: "7071",
+        doc: "Port for `bifrost serve` when not under the Functions host (`--port` overrides it).";
+    BIND = "BIFROST_BIND", secret: false, default: "127.0.0.1",
+        doc: "Address to listen on when not under the Functions host (use 0.0.0.0 in a container).";
+    DATA_DIR = "BIFROST_DATA_DIR", secret: false, default: ".bifrost-data",
+        doc: "Folder for the embedded backends: SQLite tables and queues, blob files, the encrypted secret store and its key file.";
+    STORAGE = "BIFROST_STORAGE", secret: false, default: "embedded",
+        doc: "Storage backend: `embedded` (SQLite + files in BIFROST_DATA_DIR) or `azure` (Tables, Queues and Blobs of AzureWebJobsStorage).";
+    AZURE_STORAGE = "AzureWebJobsStorage", secret: true, default: "",
+        doc: "Azure Storage connection string (or `UseDevelopmentStorage=true` for Azurite); used when BIFROST_STORAGE=azure.";
+    AZURE_STORAGE_ACCOUNT = "AzureWebJobsStorage__accountName", secret: false, default: "",
+        doc: "Identity-based storage: the account name, used with managed identity instead of a connection string.";
+    AZURE_STORAGE_CLIENT_ID = "AzureWebJobsStorage__clientId", secret: false, default: "",
+        doc: "Identity-based storage: client id of a user-assigned managed identity (empty = system-assigned).";
+    SECRETS = "BIFROST_SECRETS", secret: false, default: "local",
+        doc: "Secret store: `local` (AES-256-GCM encrypted file in BIFROST_DATA_DIR) or `keyvault` (AZURE_KEY_VAULT_URL).";
+    KEY_VAULT_URL = "AZURE_KEY_VAULT_URL", secret: false, default: "",
+        doc: "Key Vault URL, e.g. https://myvault.vault.azure.net/; required when BIFROST_SECRETS=keyvault.";
+    KEY_VAULT_CLIENT_ID = "AZURE_KEY_VAULT_CLIENT_ID", secret: false, default: "",
+        doc: "Client id of a user-assigned managed identity for Key Vault (empty = system-assigned).";
+    MASTER_KEY = "BIFROST_MASTER_KEY", secret: true, default: "",
+        doc: "Local secret store master key (base64 of 32 bytes). Empty: a key file is generated in BIFROST_DATA_DIR with 0600 permissions.";
+    WORKSPACE = "BIFROST_WORKSPACE_LOCATION", secret: false, default: "workspace",
+        doc: "Folder of workflow Python files (v1's name for it).";
+    PYTHON_THREADS = "BIFROST_PYTHON_THREADS", secret: false, default: "2",
+        doc: "Number of dedicated Python engine threads (1-64).";
+    MAX_BODY_BYTES = "BIFROST_MAX_BODY_BYTES", secret: false, default: "10485760",
+        doc: "Largest request body accepted, in bytes; larger bodies get 413.";
+    LOG = "BIFROST_LOG", secret: false, default: "info",
+        doc: "Log filter in tracing's EnvFilter syntax, e.g. `info,bifrost=debug`.";
+    LOG_FORMAT = "BIFROST_LOG_FORMAT", secret: false, default: "auto",
+        doc: "`text`, `json`, or `auto` (JSON lines under the Functions host, text otherwise).";
+}
+
+/// Where the settings came from, before validation.
+#[derive(Clone, Debug, Default)]
+pub struct RawSettings {
+    values: BTreeMap<String, String>,
+}
+
+impl RawSettings {
+    /// The process environment, with `local.settings.json`'s `Values` underneath (if the file
+    /// exists). Only the settings in [`SPECS`] are kept.
+    pub fn load(local_settings: &Path) -> Result<Self, SettingsErrors> {
+        let mut raw = match std::fs::read_to_string(local_settings) {
+            Ok(text) => Self::from_local_settings_json(&text).map_err(|e| {
+                SettingsErrors(vec![SettingError {
+                    name: local_settings.display().to_string(),
+                    problem: e,
+                }])
+            })?,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Self::default(),
+            Err(e) => {
+                return Err(SettingsErrors(vec![SettingError {
+                    name: local_settings.display().to_string(),
+                    problem: format!("cannot be read: {e}"),
+                }]));
+            }
+        };
+        for spec in SPECS {
+            if let Ok(value) = std::env::var(spec.name) {
+                raw.values.insert(spec.name.to_owned(), value);
+            }
+        }
+        Ok(raw)
+    }
+
+    /// Parses the Functions `local.settings.json` shape; `Values` must map strings to strings.
+    pub fn from_local_settings_json(text: &str) -> Result<Self, String> {
+        let doc: serde_json::Value =
+            serde_json::from_str(text).map_err(|e| format!("is not valid JSON: {e}"))?;
+        if doc.get("IsEncrypted").and_then(|v| v.as_bool()) == Some(true) {
+            return Err("IsEncrypted is true; encrypted local settings are not supported".into());
+        }
+        let mut values = BTreeMap::new();
+        if let Some(obj) = doc.get("Values") {
+            let obj = obj
+                .as_object()
+                .ok_or_else(|| "Values must be an object".to_owned())?;
+            for (k, v) in obj {
+                let v = v
+                    .as_str()
+                    .ok_or_else(|| format!("Values.{k} must be a string"))?;
+                values.insert(k.clone(), v.to_owned());
+            }
+        }
+        Ok(Self { values })
+    }
+
+    pub fn from_pairs<'a>(pairs: impl IntoIterator<Item = (&'a str, &'a str)>) -> Self {
+        Self {
+            values: pairs
+                .into_iter()
+                .map(|(k, v)| (k.to_owned(), v.to_owned()))
+                .collect(),
+        }
+    }
+
+    pub fn set(&mut self, name: &str, value: impl Into<String>) {
+        self.values.insert(name.to_owned(), value.into());
+    }
+
+    fn get(&self, name: &str) -> Option<&str> {
+        self.values
+            .get(name)
+            .map(String::as_str)
+            .filter(|v| !v.trim().is_empty())
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+/// Which storage backend serves tables, queues and blobs.
+#[derive(Clone, Debug)]
+pub enum StorageSettings {
+    Embedded,
+    Azure(AzureAccount),
+}
+
+impl StorageSettings {
+    pub fn name(&self) -> &'static str {
+        match self {
+            StorageSettings::Embedded => "embedded",
+            StorageSettings::Azure(_) => "azure",
+        }
+    }
+}
+
+#[derive(Clone, Debug)]
+pub enum SecretSettings {
+    Local { master_key: Option<String> },
+    KeyVault { url: url::Url, client_id: Option<String> },
+}
+
+impl SecretSettings {
+    pub fn name(&self) -> &'static str {
+        match self {
+            SecretSettings::Local { .. } => "local",
+            SecretSettings::KeyVault { .. } => "keyvault",
+        }
+    }
+}
+
+/// The validated settings. Secret values are never printed by `Debug` (see [`Settings::summary`]).
+#[derive(Clone)]
+pub struct Settings {
+    /// True when the Functions host started us (FUNCTIONS_CUSTOMHANDLER_PORT is set).
+    pub under_functions_host: bool,
+    pub bind: IpAddr,
+    pub port: u16,
+    pub data_dir: PathBuf,
+    pub storage: StorageSettings,
+    pub secrets: SecretSettings,
+    pub workspace: PathBuf,
+    pub python_threads: usize,
+    pub max_body_bytes: u64,
+    pub log_filter: String,
+    pub log_format: LogFormat,
+}
+
+impl fmt::Debug for Settings {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.summary())
+    }
+}
+
+/// Command-line values that take precedence over the environment.
+#[derive(Clone, Debug, Default)]
+pub struct Overrides {
+    pub port: Option<u16>,
+    pub workspace: Option<PathBuf>,
+    pub data_dir: Option<PathBuf>,
+}
+
+#[derive(Debug, PartialEq, Eq)]
+pub struct SettingError {
+    pub name: String,
+    pub problem: String,
+}
+
+/// Every problem found while validating, reported together.
+#[derive(Debug, PartialEq, Eq)]
+pub struct SettingsErrors(pub Vec<SettingError>);
+
+impl fmt::Display for SettingsErrors {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(f, "invalid settings:")?;
+        for e in &self.0 {
+            writeln!(f, "  {}: {}", e.name, e.problem)?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for SettingsErrors {}
+
+impl Settings {
+    pub fn from_raw(raw: &RawSettings, overrides: &Overrides) -> Result<Self, SettingsErrors> {
+        let mut errors = Vec::new();
+        let mut fail = |name: &str, problem: String| {
+            errors.push(SettingError {
+                name: name.to_owned(),
+                problem,
+            })
+        };
+
+        let host_port = raw.get(CUSTOMHANDLER_PORT).map(|v| {
+            v.parse::<u16>()
+                .ok()
+                .filter(|p| *p != 0)
+                .ok_or_else(|| format!("{v:?} is not a port number (1-65535)"))
+        });
+        let under_functions_host = host_port.is_some();
+        let port = match (host_port, overrides.port) {
+            (Some(Ok(p)), _) => p,
+            (Some(Err(e)), _) => {
+                fail(CUSTOMHANDLER_PORT, e);
+                0
+            }
+            (None, Some(p)) => p,
+            (None, None) => parse_or(raw, PORT, 7071u16, &mut fail),
+        };
+        // The host always calls 127.0.0.1; standalone may choose its bind address.
+        let bind = if under_functions_host {
+            IpAddr::from([127, 0, 0, 1])
+        } else {
+            parse_or(raw, BIND, IpAddr::from([127, 0, 0, 1]), &mut fail)
+        };
+
+        let data_dir = overrides
+            .data_dir
+            .clone()
+            .unwrap_or_else(|| PathBuf::from(raw.get(DATA_DIR).unwrap_or(".bifrost-data")));
+        let workspace = overrides
+            .workspace
+            .clone()
+            .unwrap_or_else(|| PathBuf::from(raw.get(WORKSPACE).unwrap_or("workspace")));
+
+        let storage = match raw.get(STORAGE).unwrap_or("embedded") {
+            "embedded" => StorageSettings::Embedded,
+            "azure" => match (raw.get(AZURE_STORAGE), raw.get(AZURE_STORAGE_ACCOUNT)) {
+                (Some(conn), _) => match AzureAccount::from_connection_string(conn) {
+                    Ok(account) => StorageSettings::Azure(account),
+                    Err(e) => {
+                        fail(AZURE_STORAGE, e.to_string());
+                        StorageSettings::Embedded
+                    }
+                },
+                (None, Some(account)) => {
+                    let client_id = raw.get(AZURE_STORAGE_CLIENT_ID).map(str::to_owned);
+                    match AzureAccount::managed_identity(account, client_id) {
+                        Ok(account) => StorageSettings::Azure(account),
+                        Err(e) => {
+                            fail(AZURE_STORAGE_ACCOUNT, e.to_string());
+                            StorageSettings::Embedded
+                        }
+                    }
+                }
+                (None, None) => {
+                    fail(
+                        STORAGE,
+                        format!("`azure` needs {AZURE_STORAGE} or {AZURE_STORAGE_ACCOUNT}"),
+                    );
+                    StorageSettings::Embedded
+                }
+            },
+            other => {
+                fail(
+                    STORAGE,
+                    format!("{other:?} is not a storage backend; expected `embedded` or `azure`"),
+                );
+                StorageSettings::Embedded
+            }
+        };
+
+        let secrets = match raw.get(SECRETS).unwrap_or("local") {
+            "local" => SecretSettings::Local {
+                master_key: raw.get(MASTER_KEY).map(str::to_owned),
+            },
+            "keyvault" => match raw.get(KEY_VAULT_URL).map(url::Url::parse) {
+                Some(Ok(url)) if url.scheme() == "https" => SecretSettings::KeyVault {
+                    url,
+                    client_id: raw.get(KEY_VAULT_CLIENT_ID).map(str::to_owned),
+                },
+                Some(Ok(_)) => {
+                    fail(KEY_VAULT_URL, "must be an https:// URL".into());
+                    SecretSettings::Local { master_key: None }
+                }
+                Some(Err(e)) => {
+                    fail(KEY_VAULT_URL, format!("is not a URL: {e}"));
+                    SecretSettings::Local { master_key: None }
+                }
+                None => {
+                    fail(SECRETS, format!("`keyvault` needs {KEY_VAULT_URL}"));
+                    SecretSettings::Local { master_key: None }
+                }
+            },
+            other => {
+                fail(
+                    SECRETS,
+                    format!("{other:?} is not a secret store; expected `local` or `keyvault`"),
+                );
+                SecretSettings::Local { master_key: None }
+            }
+        };
+
+        let python_threads: usize = parse_or(raw, PYTHON_THREADS, 2, &mut fail);
+        if !(1..=64).contains(&python_threads) {
+            fail(PYTHON_THREADS, format!("{python_threads} is outside 1-64"));
+        }
+        let max_body_bytes: u64 = parse_or(raw, MAX_BODY_BYTES, 10 * 1024 * 1024, &mut fail);
+        if max_body_bytes < 1024 {
+            fail(MAX_BODY_BYTES, "must be at least 1024".into());
+        }
+        let log_filter = raw.get(LOG).unwrap_or("info").to_owned();
+        if let Err(e) = tracing_subscriber::EnvFilter::try_new(&log_filter) {
+            fail(LOG, format!("is not a valid filter: {e}"));
+        }
+        let log_format = match raw.get(LOG_FORMAT).unwrap_or("auto") {
+            "auto" if under_functions_host => LogFormat::Json,
+            "auto" | "text" => LogFormat::Text,
+            "json" => LogFormat::Json,
+            other => {
+                fail(
+                    LOG_FORMAT,
+                    format!("{other:?} is not a log format; expected text, json or auto"),
+                );
+                LogFormat::Text
+            }
+        };
+
+        if !errors.is_empty() {
+            return Err(SettingsErrors(errors));
+        }
+        Ok(Settings {
+            under_functions_host,
+            bind,
+            port,
+            data_dir,
+            storage,
+            secrets,
+            workspace,
+            python_threads,
+            max_body_bytes,
+            log_filter,
+            log_format,
+        })
+    }
+
+    /// One line for the start-up log; secret settings never appear in it.
+    pub fn summary(&self) -> String {
+        format!(
+            "listen={}:{} functions_host={} storage={} secrets={} data_dir={} workspace={} python_threads={} max_body_bytes={}",
+            self.bind,
+            self.port,
+            self.under_functions_host,
+            self.storage.name(),
+            self.secrets.name(),
+            self.data_dir.display(),
+            self.workspace.display(),
+            self.python_threads,
+            self.max_body_bytes,
+        )
+    }
+}
+
+fn parse_or<T: std::str::FromStr>(
+    raw: &RawSettings,
+    name: &str,
+    default: T,
+    fail: &mut impl FnMut(&str, String),
+) -> T
+where
+    T::Err: fmt::Display,
+{
+    match raw.get(name) {
+        None => default,
+        Some(v) => v.trim().parse().unwrap_or_else(|e| {
+            fail(name, format!("{v:?} is invalid: {e}"));
+            default
+        }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn settings(pairs: &[(&str, &str)]) -> Result<Settings, SettingsErrors> {
+        Settings::from_raw(
+            &RawSettings::from_pairs(pairs.iter().copied()),
+            &Overrides::default(),
+        )
+    }
+
+    #[test]
+    fn defaults_are_standalone_embedded_on_7071() {
+        let s = settings(&[]).unwrap();
+        assert!(!s.under_functions_host);
+        assert_eq!(s.port, 7071);
+        assert_eq!(s.storage.name(), "embedded");
+        assert_eq!(s.log_format, LogFormat::Text);
+    }
+
+    #[test]
+    fn functions_host_port_wins_and_switches_to_json_logs() {
+        let s = Settings::from_raw(
+            &RawSettings::from_pairs([(CUSTOMHANDLER_PORT, "5123"), (PORT, "9000")]),
+            &Overrides {
+                port: Some(8000),
+                ..Default::default()
+            },
+        )
+        .unwrap();
+        assert!(s.under_functions_host);
+        assert_eq!(s.port, 5123);
+        assert_eq!(s.bind.to_string(), "127.0.0.1");
+        assert_eq!(s.log_format, LogFormat::Json);
+    }
+
+    #[test]
+    fn every_invalid_setting_is_reported_by_name() {
+        let err = settings(&[
+            (PORT, "seventy"),
+            (STORAGE, "mongo"),
+            (PYTHON_THREADS, "0"),
+            (LOG_FORMAT, "xml"),
+        ])
+        .unwrap_err();
+        let names: Vec<_> = err.0.iter().map(|e| e.name.as_str()).collect();
+        assert_eq!(names, [PORT, STORAGE, PYTHON_THREADS, LOG_FORMAT]);
+    }
+
+    #[test]
+    fn azure_storage_needs_a_connection() {
+        let err = settings(&[(STORAGE, "azure")]).unwrap_err();
+        assert_eq!(err.0[0].name, STORAGE);
+        let s = settings(&[(STORAGE, "azure"), (AZURE_STORAGE, "UseDevelopmentStorage=true")])
+            .unwrap();
+        assert_eq!(s.storage.name(), "azure");
+    }
+
+    #[test]
+    fn summary_never_contains_secret_values() {
+        let s = settings(&[
+            (STORAGE, "azure"),
+            (
+                AZURE_STORAGE,
+                "AccountName=acme;AccountKey=VERYSECRETKEY;DefaultEndpointsProtocol=https",
+            ),
+            (MASTER_KEY, "MASTERKEYVALUE"),
+        ])
+        .unwrap();
+        let text = format!("{s:?} {}", s.summary());
+        assert!(!text.contains("VERYSECRETKEY") && !text.contains("MASTERKEYVALUE"));
+    }
+
+    #[test]
+    fn local_settings_values_must_be_strings() {
+        let err = RawSettings::from_local_settings_json(r#"{"Values":{"BIFROST_PORT":7071}}"#)
+            .unwrap_err();
+        assert!(err.contains("Values.BIFROST_PORT"), "{err}");
+    }
+
+    #[test]
+    fn example_file_and_readme_document_every_setting() {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+        let example = std::fs::read_to_string(root.join("local.settings.json.example")).unwrap();
+        let raw = RawSettings::from_local_settings_json(&example).unwrap();
+        let readme = std::fs::read_to_string(root.join("README.md")).unwrap();
+        for spec in SPECS {
+            // The host sets FUNCTIONS_CUSTOMHANDLER_PORT itself; it has no place in the file.
+            assert!(
+                spec.name == CUSTOMHANDLER_PORT || raw.values.contains_key(spec.name),
+                "local.settings.json.example lacks {}",
+                spec.name
+            );
+            assert!(
+                readme.contains(&format!("`{}`", spec.name)),
+                "README's settings table lacks {}",
+                spec.name
+            );
+        }
+        for name in raw.values.keys() {
+            let known = SPECS.iter().any(|s| s.name == name)
+                || name == "FUNCTIONS_WORKER_RUNTIME";
+            assert!(known, "local.settings.json.example has unknown setting {name}");
+        }
+    }
+}
