@@ -253,6 +253,26 @@ mod tests {
         assert_eq!(invocation_name(&req("POST", "/")), None);
     }
 
+    #[tokio::test]
+    async fn a_panicking_handler_becomes_a_500_without_internals() {
+        use warp::Filter;
+        let api = warp::path!("boom")
+            .map(|| -> Response { panic!("secret detail: password=hunter2") })
+            .boxed();
+        let frontend = Arc::new(Frontend::new(api, Invocations::default(), 1024));
+        let request = Request::get("/boom").body(Full::new(Bytes::new())).unwrap();
+        let response = frontend.clone().handle(request).await;
+        assert_eq!(response.status(), StatusCode::INTERNAL_SERVER_ERROR);
+        assert!(response.headers().contains_key("x-request-id"));
+        let body = response.into_body().collect().await.unwrap().to_bytes();
+        let body: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(body["error"], "InternalServerError");
+        assert!(!body.to_string().contains("hunter2"));
+        // The server keeps serving after a panic.
+        let again = frontend.handle(Request::get("/boom").body(Full::new(Bytes::new())).unwrap()).await;
+        assert_eq!(again.status(), StatusCode::INTERNAL_SERVER_ERROR);
+    }
+
     #[test]
     fn request_ids_are_reused_only_when_sane() {
         let mut r = req("GET", "/");

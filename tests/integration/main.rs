@@ -1,0 +1,5 @@
+//! Integration tests: the real `bifrost` binary over real HTTP on loopback.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod foundation;
+mod support;

@@ -1,0 +1,209 @@
+//! Starts the real `bifrost` binary on a free loopback port with a fresh data folder and speaks
+//! HTTP to it. Each [`Server`] is killed when dropped; its stdout/stderr are kept for assertions.
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader, Read};
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+pub fn bin() -> &'static str {
+    env!("CARGO_BIN_EXE_bifrost")
+}
+
+pub fn repo_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+pub struct ServerBuilder {
+    args: Vec<String>,
+    envs: Vec<(String, String)>,
+    cwd: Option<PathBuf>,
+    data: tempfile::TempDir,
+    port_from_settings: bool,
+}
+
+pub struct Server {
+    pub child: Child,
+    pub base: String,
+    pub port: u16,
+    stderr: Arc<Mutex<String>>,
+    stdout: Arc<Mutex<String>>,
+    pub data: tempfile::TempDir,
+}
+
+impl ServerBuilder {
+    pub fn new() -> Self {
+        Self {
+            args: vec!["serve".into()],
+            envs: Vec::new(),
+            cwd: None,
+            data: tempfile::tempdir().unwrap(),
+            port_from_settings: false,
+        }
+    }
+
+    pub fn env(mut self, k: &str, v: &str) -> Self {
+        self.envs.push((k.into(), v.into()));
+        self
+    }
+
+    pub fn arg(mut self, a: &str) -> Self {
+        self.args.push(a.into());
+        self
+    }
+
+    pub fn cwd(mut self, dir: &Path) -> Self {
+        self.cwd = Some(dir.to_owned());
+        self
+    }
+
+    /// Leave the port to the settings (e.g. a local.settings.json in `cwd`).
+    pub fn port_from_settings(mut self) -> Self {
+        self.port_from_settings = true;
+        self
+    }
+
+    pub fn data_dir(&self) -> &Path {
+        self.data.path()
+    }
+
+    fn command(&self) -> Command {
+        let mut cmd = Command::new(bin());
+        cmd.args(&self.args)
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("HOME", std::env::var("HOME").unwrap_or_default())
+            .env("BIFROST_DATA_DIR", self.data.path().join("data"))
+            .env("BIFROST_WORKSPACE_LOCATION", repo_root().join("examples/workspace"))
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        for (k, v) in &self.envs {
+            cmd.env(k, v);
+        }
+        cmd.current_dir(self.cwd.clone().unwrap_or_else(|| self.data.path().to_owned()));
+        cmd
+    }
+
+    /// Runs to completion (for start-up failures): exit status and stderr.
+    pub fn run_to_exit(self) -> (std::process::ExitStatus, String) {
+        let out = self.command().output().unwrap();
+        (out.status, String::from_utf8_lossy(&out.stderr).into_owned())
+    }
+
+    /// Starts the server and waits until it prints its address.
+    pub fn start(self) -> Server {
+        let has_port = self.port_from_settings
+            || self.args.iter().any(|a| a == "--port")
+            || self.envs.iter().any(|(k, _)| k == "FUNCTIONS_CUSTOMHANDLER_PORT" || k == "BIFROST_PORT");
+        let mut cmd = self.command();
+        if !has_port {
+            cmd.arg("--port").arg("0");
+        }
+        let mut child = cmd.spawn().unwrap();
+        let stderr = Arc::new(Mutex::new(String::new()));
+        let stdout = Arc::new(Mutex::new(String::new()));
+        {
+            let mut pipe = child.stderr.take().unwrap();
+            let sink = stderr.clone();
+            std::thread::spawn(move || {
+                let mut buf = [0u8; 4096];
+                while let Ok(n) = pipe.read(&mut buf) {
+                    if n == 0 {
+                        break;
+                    }
+                    sink.lock().unwrap().push_str(&String::from_utf8_lossy(&buf[..n]));
+                }
+            });
+        }
+        let (tx, rx) = std::sync::mpsc::channel();
+        {
+            let pipe = child.stdout.take().unwrap();
+            let sink = stdout.clone();
+            std::thread::spawn(move || {
+                for line in BufReader::new(pipe).lines() {
+                    let Ok(line) = line else { break };
+                    if let Some(addr) = line.strip_prefix("bifrost listening on ") {
+                        let _ = tx.send(addr.to_owned());
+                    }
+                    sink.lock().unwrap().push_str(&line);
+                    sink.lock().unwrap().push('\n');
+                }
+            });
+        }
+        let base = match rx.recv_timeout(Duration::from_secs(60)) {
+            Ok(base) => base,
+            Err(_) => {
+                let _ = child.kill();
+                panic!("bifrost did not start; stderr:\n{}", stderr.lock().unwrap());
+            }
+        };
+        let port = base.rsplit(':').next().unwrap().parse().unwrap();
+        Server {
+            child,
+            base,
+            port,
+            stderr,
+            stdout,
+            data: self.data,
+        }
+    }
+}
+
+impl Server {
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.base, path)
+    }
+
+    pub fn stderr(&self) -> String {
+        self.stderr.lock().unwrap().clone()
+    }
+
+    /// Sends SIGTERM and waits for the exit status.
+    pub fn terminate(&mut self) -> std::process::ExitStatus {
+        signal(&self.child, "TERM");
+        self.wait_exit()
+    }
+
+    /// Waits (up to 30 s) for the process to exit by itself.
+    pub fn wait_exit(&mut self) -> std::process::ExitStatus {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                // Give the reader threads a moment to drain the pipes.
+                std::thread::sleep(Duration::from_millis(100));
+                return status;
+            }
+            assert!(Instant::now() < deadline, "bifrost did not stop after SIGTERM");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+pub fn signal(child: &Child, sig: &str) {
+    let ok = Command::new("kill")
+        .arg(format!("-{sig}"))
+        .arg(child.id().to_string())
+        .status()
+        .unwrap()
+        .success();
+    assert!(ok, "kill -{sig} failed");
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+pub fn client() -> reqwest::Client {
+    reqwest::Client::builder().timeout(Duration::from_secs(30)).build().unwrap()
+}
