@@ -82,7 +82,9 @@ pub async fn run(settings: Settings) -> Result<(), StartupError> {
     let listener = TcpListener::bind(addr)
         .await
         .map_err(|source| StartupError::Bind { addr, source })?;
-    let local = listener.local_addr().map_err(|source| StartupError::Bind { addr, source })?;
+    let local = listener
+        .local_addr()
+        .map_err(|source| StartupError::Bind { addr, source })?;
     // Tests and scripts read this line to find the port when started with --port 0.
     println!("bifrost listening on http://{local}");
     tracing::info!(%local, "listening");
@@ -111,7 +113,10 @@ async fn shutdown_signal() {
 #[cfg(unix)]
 async fn wait_for_signal() {
     use tokio::signal::unix::{SignalKind, signal};
-    match (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) {
+    match (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) {
         (Ok(mut term), Ok(mut int)) => {
             tokio::select! {
                 _ = term.recv() => {},

@@ -6,7 +6,11 @@ use std::path::PathBuf;
 use clap::{Parser, Subcommand};
 
 #[derive(Debug, Parser)]
-#[command(name = "bifrost", version, about = "Workflow automation for MSPs: Python workflows per client organization, served standalone or as an Azure Functions custom handler")]
+#[command(
+    name = "bifrost",
+    version,
+    about = "Workflow automation for MSPs: Python workflows per client organization, served standalone or as an Azure Functions custom handler"
+)]
 pub struct Cli {
     /// Functions-style settings file whose `Values` apply under the environment.
     #[arg(long, global = true, default_value = "local.settings.json")]

@@ -38,7 +38,11 @@ pub struct Frontend {
 }
 
 impl Frontend {
-    pub fn new(api: BoxedFilter<(Response,)>, invocations: Invocations, max_body_bytes: u64) -> Self {
+    pub fn new(
+        api: BoxedFilter<(Response,)>,
+        invocations: Invocations,
+        max_body_bytes: u64,
+    ) -> Self {
         Self {
             api,
             invocations,
@@ -138,7 +142,8 @@ impl Frontend {
             // Non-2xx tells the host the invocation failed (it then retries or poisons).
             Dispatch::Failed(reply) => json_response(StatusCode::INTERNAL_SERVER_ERROR, &reply),
             Dispatch::UnknownFunction => {
-                ApiError::NotFound(format!("no function named {function:?} is registered")).into_response()
+                ApiError::NotFound(format!("no function named {function:?} is registered"))
+                    .into_response()
             }
         }
     }
@@ -178,8 +183,7 @@ fn request_id<B>(request: &Request<B>) -> String {
     let sane = |v: &&str| {
         !v.is_empty()
             && v.len() <= 128
-            && v
-                .chars()
+            && v.chars()
                 .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
     };
     for header in ["x-request-id", "x-azure-functions-invocationid"] {
@@ -197,7 +201,11 @@ fn request_id<B>(request: &Request<B>) -> String {
 
 /// Serves `frontend` on `listener` until `shutdown` resolves, then stops accepting and waits for
 /// in-flight requests to finish.
-pub async fn serve(listener: TcpListener, frontend: Arc<Frontend>, shutdown: impl Future<Output = ()>) {
+pub async fn serve(
+    listener: TcpListener,
+    frontend: Arc<Frontend>,
+    shutdown: impl Future<Output = ()>,
+) {
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     let mut shutdown = std::pin::pin!(shutdown);
     loop {
@@ -220,7 +228,8 @@ pub async fn serve(listener: TcpListener, frontend: Arc<Frontend>, shutdown: imp
             let frontend = frontend.clone();
             async move { Ok::<_, Infallible>(frontend.handle(request).await) }
         });
-        let builder = hyper_util::server::conn::auto::Builder::new(hyper_util::rt::TokioExecutor::new());
+        let builder =
+            hyper_util::server::conn::auto::Builder::new(hyper_util::rt::TokioExecutor::new());
         let connection = builder
             .serve_connection_with_upgrades(hyper_util::rt::TokioIo::new(stream), service)
             .into_owned();
@@ -246,7 +255,10 @@ mod tests {
 
     #[test]
     fn invocations_are_single_segment_posts() {
-        assert_eq!(invocation_name(&req("POST", "/execution_cleanup")).as_deref(), Some("execution_cleanup"));
+        assert_eq!(
+            invocation_name(&req("POST", "/execution_cleanup")).as_deref(),
+            Some("execution_cleanup")
+        );
         assert_eq!(invocation_name(&req("POST", "/api/health")), None);
         assert_eq!(invocation_name(&req("POST", "/api")), None);
         assert_eq!(invocation_name(&req("GET", "/execution_cleanup")), None);
@@ -269,16 +281,20 @@ mod tests {
         assert_eq!(body["error"], "InternalServerError");
         assert!(!body.to_string().contains("hunter2"));
         // The server keeps serving after a panic.
-        let again = frontend.handle(Request::get("/boom").body(Full::new(Bytes::new())).unwrap()).await;
+        let again = frontend
+            .handle(Request::get("/boom").body(Full::new(Bytes::new())).unwrap())
+            .await;
         assert_eq!(again.status(), StatusCode::INTERNAL_SERVER_ERROR);
     }
 
     #[test]
     fn request_ids_are_reused_only_when_sane() {
         let mut r = req("GET", "/");
-        r.headers_mut().insert("x-request-id", HeaderValue::from_static("abc-123"));
+        r.headers_mut()
+            .insert("x-request-id", HeaderValue::from_static("abc-123"));
         assert_eq!(request_id(&r), "abc-123");
-        r.headers_mut().insert("x-request-id", HeaderValue::from_static("bad id\"<>"));
+        r.headers_mut()
+            .insert("x-request-id", HeaderValue::from_static("bad id\"<>"));
         assert_ne!(request_id(&r), "bad id\"<>");
     }
 }

@@ -158,7 +158,7 @@ pub enum LogFormat {
 #[derive(Clone, Debug)]
 pub enum StorageSettings {
     Embedded,
-    Azure(AzureAccount),
+    Azure(Box<AzureAccount>),
 }
 
 impl StorageSettings {
@@ -172,8 +172,13 @@ impl StorageSettings {
 
 #[derive(Clone, Debug)]
 pub enum SecretSettings {
-    Local { master_key: Option<String> },
-    KeyVault { url: url::Url, client_id: Option<String> },
+    Local {
+        master_key: Option<String>,
+    },
+    KeyVault {
+        url: url::Url,
+        client_id: Option<String>,
+    },
 }
 
 impl SecretSettings {
@@ -284,7 +289,7 @@ impl Settings {
             "embedded" => StorageSettings::Embedded,
             "azure" => match (raw.get(AZURE_STORAGE), raw.get(AZURE_STORAGE_ACCOUNT)) {
                 (Some(conn), _) => match AzureAccount::from_connection_string(conn) {
-                    Ok(account) => StorageSettings::Azure(account),
+                    Ok(account) => StorageSettings::Azure(Box::new(account)),
                     Err(e) => {
                         fail(AZURE_STORAGE, e.to_string());
                         StorageSettings::Embedded
@@ -293,7 +298,7 @@ impl Settings {
                 (None, Some(account)) => {
                     let client_id = raw.get(AZURE_STORAGE_CLIENT_ID).map(str::to_owned);
                     match AzureAccount::managed_identity(account, client_id) {
-                        Ok(account) => StorageSettings::Azure(account),
+                        Ok(account) => StorageSettings::Azure(Box::new(account)),
                         Err(e) => {
                             fail(AZURE_STORAGE_ACCOUNT, e.to_string());
                             StorageSettings::Embedded
@@ -479,8 +484,11 @@ mod tests {
     fn azure_storage_needs_a_connection() {
         let err = settings(&[(STORAGE, "azure")]).unwrap_err();
         assert_eq!(err.0[0].name, STORAGE);
-        let s = settings(&[(STORAGE, "azure"), (AZURE_STORAGE, "UseDevelopmentStorage=true")])
-            .unwrap();
+        let s = settings(&[
+            (STORAGE, "azure"),
+            (AZURE_STORAGE, "UseDevelopmentStorage=true"),
+        ])
+        .unwrap();
         assert_eq!(s.storage.name(), "azure");
     }
 
@@ -526,9 +534,11 @@ mod tests {
             );
         }
         for name in raw.values.keys() {
-            let known = SPECS.iter().any(|s| s.name == name)
-                || name == "FUNCTIONS_WORKER_RUNTIME";
-            assert!(known, "local.settings.json.example has unknown setting {name}");
+            let known = SPECS.iter().any(|s| s.name == name) || name == "FUNCTIONS_WORKER_RUNTIME";
+            assert!(
+                known,
+                "local.settings.json.example has unknown setting {name}"
+            );
         }
     }
 }

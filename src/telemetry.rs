@@ -11,7 +11,8 @@ use crate::settings::{LogFormat, Settings};
 
 /// Installs the global subscriber; logs go to stderr.
 pub fn init(settings: &Settings) {
-    let filter = EnvFilter::try_new(&settings.log_filter).unwrap_or_else(|_| EnvFilter::new("info"));
+    let filter =
+        EnvFilter::try_new(&settings.log_filter).unwrap_or_else(|_| EnvFilter::new("info"));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
@@ -70,6 +71,9 @@ mod tests {
         assert_eq!(redact_query("code=abc&x=1"), "code=***&x=1");
         assert_eq!(redact_query("CODE=abc"), "CODE=***");
         assert_eq!(redact_query("%63ode=abc"), "%63ode=***");
-        assert_eq!(redact_query("x=1&client_secret=s&empty="), "x=1&client_secret=***&empty=");
+        assert_eq!(
+            redact_query("x=1&client_secret=s&empty="),
+            "x=1&client_secret=***&empty="
+        );
     }
 }

@@ -266,7 +266,10 @@ mod tests {
         assert_eq!(req.header("content-type"), Some("application/json"));
         assert_eq!(req.params["tenantId"], "t1");
         assert_eq!(req.body_bytes().unwrap(), br#"{"name":"x"}"#);
-        assert_eq!(req.path_and_query().unwrap(), "/api/tenants/t1/users?code=SECRET&x=1");
+        assert_eq!(
+            req.path_and_query().unwrap(),
+            "/api/tenants/t1/users?code=SECRET&x=1"
+        );
         assert_eq!(inv.sys().unwrap().method_name, "users");
     }
 

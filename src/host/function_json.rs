@@ -41,10 +41,7 @@ impl FunctionJson {
     /// The route an HTTP trigger answers on, below the route prefix (default: the function name).
     pub fn http_route(&self, function_name: &str) -> Option<String> {
         let trigger = self.trigger().filter(|t| t.kind == "httpTrigger")?;
-        Some(
-            prop(trigger, "route")
-                .unwrap_or_else(|| function_name.to_owned()),
-        )
+        Some(prop(trigger, "route").unwrap_or_else(|| function_name.to_owned()))
     }
 }
 
@@ -116,16 +113,26 @@ pub fn validate_function(name: &str, function: &FunctionJson) -> Vec<Violation> 
         }
         match b.kind.as_str() {
             "httpTrigger" => {
-                let level = prop(b, "authLevel")
-                    .unwrap_or_else(|| "function".into());
+                let level = prop(b, "authLevel").unwrap_or_else(|| "function".into());
                 if !matches!(level.as_str(), "anonymous" | "function" | "admin") {
-                    bad(format!("authLevel {level:?} is not anonymous, function or admin"));
+                    bad(format!(
+                        "authLevel {level:?} is not anonymous, function or admin"
+                    ));
                 }
                 if let Some(methods) = b.properties.get("methods") {
                     let ok = methods.as_array().is_some_and(|m| {
                         m.iter().all(|v| {
                             v.as_str().is_some_and(|s| {
-                                matches!(s, "get" | "post" | "put" | "patch" | "delete" | "head" | "options")
+                                matches!(
+                                    s,
+                                    "get"
+                                        | "post"
+                                        | "put"
+                                        | "patch"
+                                        | "delete"
+                                        | "head"
+                                        | "options"
+                                )
                             })
                         })
                     });
@@ -133,10 +140,9 @@ pub fn validate_function(name: &str, function: &FunctionJson) -> Vec<Violation> 
                         bad("methods must be a list of lower-case HTTP verbs".into());
                     }
                 }
-                let has_res = function
-                    .bindings
-                    .iter()
-                    .any(|o| o.kind == "http" && o.direction == "out" && o.name == HTTP_OUTPUT_BINDING);
+                let has_res = function.bindings.iter().any(|o| {
+                    o.kind == "http" && o.direction == "out" && o.name == HTTP_OUTPUT_BINDING
+                });
                 if !has_res {
                     bad(format!(
                         "an httpTrigger function needs an http output binding named {HTTP_OUTPUT_BINDING:?}"
@@ -203,7 +209,8 @@ pub fn load_functions(dir: &Path) -> Result<BTreeMap<String, FunctionJson>, Stri
             continue;
         }
         let name = entry.file_name().to_string_lossy().into_owned();
-        let text = std::fs::read_to_string(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+        let text =
+            std::fs::read_to_string(&path).map_err(|e| format!("{}: {e}", path.display()))?;
         let parsed: FunctionJson =
             serde_json::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))?;
         functions.insert(name, parsed);
@@ -277,8 +284,8 @@ pub fn validate_ncrontab(expr: &str) -> Result<(), String> {
                 return Err(format!("{field}: {item:?} is not a value, range or step"));
             }
             for b in bounds {
-                let value = cron_value(field, b)
-                    .ok_or_else(|| format!("{field}: {b:?} is not a value"))?;
+                let value =
+                    cron_value(field, b).ok_or_else(|| format!("{field}: {b:?} is not a value"))?;
                 if value < min || value > max {
                     return Err(format!("{field}: {value} is outside {min}-{max}"));
                 }
@@ -299,7 +306,10 @@ fn cron_value(field: &str, text: &str) -> Option<u32> {
     let lower = text.to_ascii_lowercase();
     let lower = lower.get(..3)?;
     match field {
-        "month" => MONTHS.iter().position(|m| *m == lower).map(|i| i as u32 + 1),
+        "month" => MONTHS
+            .iter()
+            .position(|m| *m == lower)
+            .map(|i| i as u32 + 1),
         "day-of-week" => DAYS.iter().position(|d| *d == lower).map(|i| i as u32),
         _ => None,
     }
@@ -336,16 +346,30 @@ mod tests {
     #[test]
     fn one_trigger_and_an_http_output() {
         let f = parse(r#"{"bindings":[{"type":"httpTrigger","direction":"in","name":"req"}]}"#);
-        assert!(validate_function("f", &f)[0].problem.contains("output binding"));
-        let f = parse(r#"{"bindings":[{"type":"queue","direction":"out","name":"q","queueName":"abc"}]}"#);
-        assert!(validate_function("f", &f)[0].problem.contains("exactly one trigger"));
+        assert!(
+            validate_function("f", &f)[0]
+                .problem
+                .contains("output binding")
+        );
+        let f = parse(
+            r#"{"bindings":[{"type":"queue","direction":"out","name":"q","queueName":"abc"}]}"#,
+        );
+        assert!(
+            validate_function("f", &f)[0]
+                .problem
+                .contains("exactly one trigger")
+        );
     }
 
     #[test]
     fn timer_schedules_need_six_fields() {
         assert!(validate_ncrontab("0 */5 * * * *").is_ok());
         assert!(validate_ncrontab("0 30 9 * Jan-Mar Mon-Fri").is_ok());
-        assert!(validate_ncrontab("*/5 * * * *").unwrap_err().contains("leading `0`"));
+        assert!(
+            validate_ncrontab("*/5 * * * *")
+                .unwrap_err()
+                .contains("leading `0`")
+        );
         assert!(validate_ncrontab("0 61 * * * *").is_err());
         assert!(validate_ncrontab("0 */0 * * * *").is_err());
     }

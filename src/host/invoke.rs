@@ -145,7 +145,12 @@ mod tests {
     impl HttpApi for Echo {
         fn call(&self, request: http::Request<Bytes>) -> BoxFuture<'_, http::Response<Bytes>> {
             Box::pin(async move {
-                let text = format!("{} {} {}", request.method(), request.uri(), String::from_utf8_lossy(request.body()));
+                let text = format!(
+                    "{} {} {}",
+                    request.method(),
+                    request.uri(),
+                    String::from_utf8_lossy(request.body())
+                );
                 http::Response::builder()
                     .status(201)
                     .header("content-type", "text/plain")
@@ -162,7 +167,9 @@ mod tests {
             request: InvocationRequest,
         ) -> BoxFuture<'_, Result<InvocationResponse, InvocationError>> {
             Box::pin(async move {
-                let timer = request.timer("myTimer").ok_or_else(|| InvocationError("no timer".into()))?;
+                let timer = request
+                    .timer("myTimer")
+                    .ok_or_else(|| InvocationError("no timer".into()))?;
                 Ok(InvocationResponse {
                     logs: vec![format!("past due: {}", timer.is_past_due)],
                     ..Default::default()
@@ -179,13 +186,18 @@ mod tests {
     async fn registered_handlers_get_their_invocations() {
         let mut inv = Invocations::default();
         inv.register("Cleanup", Arc::new(Timer));
-        let req = envelope(r#"{"Data":{"myTimer":{"ScheduleStatus":null,"IsPastDue":true}},"Metadata":{}}"#);
+        let req = envelope(
+            r#"{"Data":{"myTimer":{"ScheduleStatus":null,"IsPastDue":true}},"Metadata":{}}"#,
+        );
         match inv.dispatch("cleanup", req, &Echo).await {
             Dispatch::Done(r) => assert_eq!(r.logs, ["past due: true"]),
             _ => panic!("expected Done"),
         }
         let failing = envelope(r#"{"Data":{},"Metadata":{}}"#);
-        assert!(matches!(inv.dispatch("cleanup", failing, &Echo).await, Dispatch::Failed(_)));
+        assert!(matches!(
+            inv.dispatch("cleanup", failing, &Echo).await,
+            Dispatch::Failed(_)
+        ));
     }
 
     #[tokio::test]
@@ -209,6 +221,9 @@ mod tests {
     async fn unknown_functions_are_reported() {
         let inv = Invocations::default();
         let req = envelope(r#"{"Data":{"msg":"hello"},"Metadata":{}}"#);
-        assert!(matches!(inv.dispatch("nope", req, &Echo).await, Dispatch::UnknownFunction));
+        assert!(matches!(
+            inv.dispatch("nope", req, &Echo).await,
+            Dispatch::UnknownFunction
+        ));
     }
 }

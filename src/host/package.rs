@@ -123,7 +123,12 @@ pub fn package(options: &PackageOptions) -> Result<Vec<PathBuf>, PackageError> {
     set_executable(&exe)?;
     written.push(PathBuf::from(EXECUTABLE_NAME));
     if let Some(workspace) = &options.workspace {
-        copy_tree(workspace, &options.out.join("workspace"), &mut written, Path::new("workspace"))?;
+        copy_tree(
+            workspace,
+            &options.out.join("workspace"),
+            &mut written,
+            Path::new("workspace"),
+        )?;
     }
     Ok(written)
 }
@@ -170,13 +175,18 @@ mod tests {
 
     #[test]
     fn the_repository_host_json_is_valid() {
-        let text = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("host.json")).unwrap();
+        let text = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("host.json"))
+            .unwrap();
         validate_host_json(&text).unwrap();
     }
 
     #[test]
     fn forwarding_inside_description_is_caught() {
         let text = r#"{"version":"2.0","customHandler":{"description":{"defaultExecutablePath":"bifrost","arguments":["serve"],"enableForwardingHttpRequest":true}},"extensions":{"http":{"routePrefix":"api"}}}"#;
-        assert!(validate_host_json(text).unwrap_err().contains("enableForwardingHttpRequest"));
+        assert!(
+            validate_host_json(text)
+                .unwrap_err()
+                .contains("enableForwardingHttpRequest")
+        );
     }
 }

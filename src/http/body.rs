@@ -15,7 +15,11 @@ pub fn bytes_limited(limit: u64) -> impl Filter<Extract = (Bytes,), Error = Reje
         .and_then(move |declared: Option<u64>, stream| collect_limited(stream, declared, limit))
 }
 
-async fn collect_limited<S, B>(stream: S, declared: Option<u64>, limit: u64) -> Result<Bytes, Rejection>
+async fn collect_limited<S, B>(
+    stream: S,
+    declared: Option<u64>,
+    limit: u64,
+) -> Result<Bytes, Rejection>
 where
     S: Stream<Item = Result<B, warp::Error>>,
     B: Buf,
@@ -52,10 +56,12 @@ pub fn json<T: DeserializeOwned + Send>(
 ) -> impl Filter<Extract = (T,), Error = Rejection> + Clone {
     bytes_limited(limit).and_then(|bytes: Bytes| async move {
         if bytes.is_empty() {
-            return Err(warp::reject::custom(RequestRejected(ApiError::BadRequest {
-                field: None,
-                message: "a JSON request body is required".into(),
-            })));
+            return Err(warp::reject::custom(RequestRejected(
+                ApiError::BadRequest {
+                    field: None,
+                    message: "a JSON request body is required".into(),
+                },
+            )));
         }
         serde_json::from_slice::<T>(&bytes)
             .map_err(|e| warp::reject::custom(RequestRejected(ApiError::invalid_json(&e))))

@@ -151,7 +151,9 @@ impl From<StoreError> for ApiError {
     fn from(err: StoreError) -> Self {
         match err {
             StoreError::NotFound { what } => ApiError::NotFound(format!("{what} not found")),
-            StoreError::AlreadyExists { what } => ApiError::Conflict(format!("{what} already exists")),
+            StoreError::AlreadyExists { what } => {
+                ApiError::Conflict(format!("{what} already exists"))
+            }
             StoreError::PreconditionFailed { what } => ApiError::PreconditionFailed(format!(
                 "{what} was changed by someone else; reload and retry"
             )),
@@ -184,10 +186,9 @@ pub fn json_response<T: Serialize>(status: StatusCode, body: &T) -> Response {
         Ok(bytes) => {
             let mut response = Response::new(bytes.into());
             *response.status_mut() = status;
-            response.headers_mut().insert(
-                "content-type",
-                HeaderValue::from_static("application/json"),
-            );
+            response
+                .headers_mut()
+                .insert("content-type", HeaderValue::from_static("application/json"));
             response
         }
         Err(e) => {
@@ -196,10 +197,9 @@ pub fn json_response<T: Serialize>(status: StatusCode, body: &T) -> Response {
                 r#"{"error":"InternalServerError","message":"an internal error occurred"}"#.into(),
             );
             *response.status_mut() = StatusCode::INTERNAL_SERVER_ERROR;
-            response.headers_mut().insert(
-                "content-type",
-                HeaderValue::from_static("application/json"),
-            );
+            response
+                .headers_mut()
+                .insert("content-type", HeaderValue::from_static("application/json"));
             response
         }
     }
@@ -234,7 +234,10 @@ pub async fn recover(rejection: warp::Rejection) -> Result<Response, Infallible>
         ApiError::bad_request(e.name(), format!("header {} is required", e.name()))
     } else if let Some(e) = rejection.find::<warp::reject::InvalidHeader>() {
         ApiError::bad_request(e.name(), format!("header {} is invalid", e.name()))
-    } else if rejection.find::<warp::reject::UnsupportedMediaType>().is_some() {
+    } else if rejection
+        .find::<warp::reject::UnsupportedMediaType>()
+        .is_some()
+    {
         ApiError::UnsupportedMediaType("unsupported content type; send application/json".into())
     } else if rejection.find::<warp::reject::MethodNotAllowed>().is_some() {
         ApiError::MethodNotAllowed("this method".into())
@@ -263,7 +266,8 @@ mod tests {
 
     #[test]
     fn storage_outage_becomes_503_with_retry_after() {
-        let response = ApiError::from(StoreError::unavailable("connection refused")).into_response();
+        let response =
+            ApiError::from(StoreError::unavailable("connection refused")).into_response();
         assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
         assert_eq!(response.headers()["retry-after"], "5");
     }

@@ -12,10 +12,10 @@ pub mod health;
 use std::sync::Arc;
 
 use serde_json::json;
+use warp::Filter;
 use warp::filters::BoxedFilter;
 use warp::http::StatusCode;
 use warp::reply::Response;
-use warp::Filter;
 
 use crate::app::AppState;
 use error::json_response;
@@ -28,7 +28,8 @@ pub fn routes(state: Arc<AppState>) -> BoxedFilter<(Response,)> {
     };
 
     // The Functions host's readiness probe: any answer means "started".
-    let readiness = warp::path::end().map(|| json_response(StatusCode::OK, &json!({ "status": "ready" })));
+    let readiness =
+        warp::path::end().map(|| json_response(StatusCode::OK, &json!({ "status": "ready" })));
 
     let health = warp::path!("api" / "health")
         .and(warp::get().or(warp::head()).unify())

@@ -11,7 +11,11 @@ use crate::support::{ServerBuilder, bin, client, free_port, repo_root};
 #[tokio::test]
 async fn standalone_serves_health_with_version_storage_python_and_workspace() {
     let server = ServerBuilder::new().start();
-    let res = client().get(server.url("/api/health")).send().await.unwrap();
+    let res = client()
+        .get(server.url("/api/health"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(res.status(), 200);
     assert!(res.headers().contains_key("x-request-id"));
     let body: Value = res.json().await.unwrap();
@@ -19,8 +23,17 @@ async fn standalone_serves_health_with_version_storage_python_and_workspace() {
     assert_eq!(body["version"], env!("CARGO_PKG_VERSION"));
     assert_eq!(body["storage"]["backend"], "embedded");
     assert_eq!(body["storage"]["status"], "ok");
-    assert!(body["python"]["version"].as_str().unwrap().starts_with("3."), "{body}");
-    assert!(body["workspace"]["workflows"].as_u64().unwrap() > 0, "{body}");
+    assert!(
+        body["python"]["version"]
+            .as_str()
+            .unwrap()
+            .starts_with("3."),
+        "{body}"
+    );
+    assert!(
+        body["workspace"]["workflows"].as_u64().unwrap() > 0,
+        "{body}"
+    );
 }
 
 #[tokio::test]
@@ -28,7 +41,11 @@ async fn readiness_probe_and_unknown_routes() {
     let server = ServerBuilder::new().start();
     let c = client();
     assert_eq!(c.get(server.url("/")).send().await.unwrap().status(), 200);
-    let res = c.get(server.url("/api/no/such/route")).send().await.unwrap();
+    let res = c
+        .get(server.url("/api/no/such/route"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(res.status(), 404);
     assert!(res.headers().contains_key("x-request-id"));
     let body: Value = res.json().await.unwrap();
@@ -77,8 +94,13 @@ async fn under_the_functions_host_forwarded_and_envelope_requests_work() {
 
     // Forwarded: the original path with /api, the host's headers, the caller's key in both places.
     let res = c
-        .get(format!("http://127.0.0.1:{port}/api/health?code=FORWARDED-CODE-SECRET"))
-        .header("X-Azure-Functions-InvocationId", "3d2c6a77-1f0e-4b8e-9a35-2a1f0c9b8d7e")
+        .get(format!(
+            "http://127.0.0.1:{port}/api/health?code=FORWARDED-CODE-SECRET"
+        ))
+        .header(
+            "X-Azure-Functions-InvocationId",
+            "3d2c6a77-1f0e-4b8e-9a35-2a1f0c9b8d7e",
+        )
         .header("X-Azure-Functions-HostVersion", "4.1040.300.0")
         .header("User-Agent", "Azure-Functions-Host/4.1040.300.0")
         .header("x-functions-key", "FORWARDED-KEY-SECRET")
@@ -86,7 +108,10 @@ async fn under_the_functions_host_forwarded_and_envelope_requests_work() {
         .await
         .unwrap();
     assert_eq!(res.status(), 200);
-    assert_eq!(res.headers()["x-request-id"], "3d2c6a77-1f0e-4b8e-9a35-2a1f0c9b8d7e");
+    assert_eq!(
+        res.headers()["x-request-id"],
+        "3d2c6a77-1f0e-4b8e-9a35-2a1f0c9b8d7e"
+    );
 
     // Payload mode: POST /{FunctionName} with {Data, Metadata}; the answer is {Outputs, Logs, ReturnValue}.
     let res = c
@@ -113,7 +138,11 @@ async fn under_the_functions_host_forwarded_and_envelope_requests_work() {
     // An envelope for a route that doesn't exist still succeeds as an invocation, with a 404 inside.
     let res = c
         .post(format!("http://127.0.0.1:{port}/http_api"))
-        .json(&http_envelope("http://localhost/api/nope", "POST", Some("{}")))
+        .json(&http_envelope(
+            "http://localhost/api/nope",
+            "POST",
+            Some("{}"),
+        ))
         .send()
         .await
         .unwrap();
@@ -135,14 +164,26 @@ async fn under_the_functions_host_forwarded_and_envelope_requests_work() {
     let lines: Vec<&str> = logs.lines().filter(|l| !l.trim().is_empty()).collect();
     assert!(!lines.is_empty());
     for line in &lines {
-        let parsed: Value = serde_json::from_str(line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}"));
+        let parsed: Value =
+            serde_json::from_str(line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}"));
         assert!(parsed.get("level").is_some(), "{line}");
     }
     // And no key, code or secret made it into them.
-    for secret in ["FORWARDED-CODE-SECRET", "FORWARDED-KEY-SECRET", "ENVELOPE-CODE-SECRET", "ENVELOPE-KEY-SECRET"] {
-        assert!(!logs.contains(secret), "{secret} leaked into the logs:\n{logs}");
+    for secret in [
+        "FORWARDED-CODE-SECRET",
+        "FORWARDED-KEY-SECRET",
+        "ENVELOPE-CODE-SECRET",
+        "ENVELOPE-KEY-SECRET",
+    ] {
+        assert!(
+            !logs.contains(secret),
+            "{secret} leaked into the logs:\n{logs}"
+        );
     }
-    assert!(logs.contains("code=***"), "the redacted query should still be logged:\n{logs}");
+    assert!(
+        logs.contains("code=***"),
+        "the redacted query should still be logged:\n{logs}"
+    );
 }
 
 #[tokio::test]
@@ -164,17 +205,27 @@ async fn malformed_json_is_400_with_the_parser_position() {
 
 #[tokio::test]
 async fn bodies_over_the_limit_are_413_declared_or_streamed() {
-    let server = ServerBuilder::new().env("BIFROST_MAX_BODY_BYTES", "2048").start();
+    let server = ServerBuilder::new()
+        .env("BIFROST_MAX_BODY_BYTES", "2048")
+        .start();
     let big = format!("{{\"Data\":{{\"x\":\"{}\"}}}}", "a".repeat(4096));
-    let res = client().post(server.url("/some_timer")).body(big.clone()).send().await.unwrap();
+    let res = client()
+        .post(server.url("/some_timer"))
+        .body(big.clone())
+        .send()
+        .await
+        .unwrap();
     assert_eq!(res.status(), 413);
     let body: Value = res.json().await.unwrap();
     assert_eq!(body["error"], "PayloadTooLarge");
     assert_eq!(body["details"]["limitBytes"], 2048);
 
     // Chunked, with no Content-Length to trust.
-    let chunks: Vec<Result<Vec<u8>, std::io::Error>> =
-        big.into_bytes().chunks(512).map(|c| Ok(c.to_vec())).collect();
+    let chunks: Vec<Result<Vec<u8>, std::io::Error>> = big
+        .into_bytes()
+        .chunks(512)
+        .map(|c| Ok(c.to_vec()))
+        .collect();
     let res = client()
         .post(server.url("/some_timer"))
         .body(reqwest::Body::wrap_stream(futures::stream::iter(chunks)))
@@ -216,9 +267,17 @@ async fn local_settings_json_values_apply_and_the_environment_wins() {
         .send()
         .await
         .unwrap();
-    assert_eq!(res.status(), 413, "the environment's 2048 wins over the file's 4096");
+    assert_eq!(
+        res.status(),
+        413,
+        "the environment's 2048 wins over the file's 4096"
+    );
 
-    std::fs::write(dir.path().join("local.settings.json"), r#"{"Values":{"BIFROST_PORT":7071}}"#).unwrap();
+    std::fs::write(
+        dir.path().join("local.settings.json"),
+        r#"{"Values":{"BIFROST_PORT":7071}}"#,
+    )
+    .unwrap();
     let (status, stderr) = ServerBuilder::new().cwd(dir.path()).run_to_exit();
     assert_eq!(status.code(), Some(2));
     assert!(stderr.contains("Values.BIFROST_PORT"), "{stderr}");
@@ -227,9 +286,12 @@ async fn local_settings_json_values_apply_and_the_environment_wins() {
 #[tokio::test]
 async fn sigterm_lets_in_flight_requests_finish() {
     let mut server = ServerBuilder::new().start();
-    let body = br#"{"Data":{"req":{"Url":"http://localhost/api/health","Method":"GET"}},"Metadata":{}}"#;
+    let body =
+        br#"{"Data":{"req":{"Url":"http://localhost/api/health","Method":"GET"}},"Metadata":{}}"#;
     let mut stream = TcpStream::connect(("127.0.0.1", server.port)).unwrap();
-    stream.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(20)))
+        .unwrap();
     write!(
         stream,
         "POST /http_api HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
@@ -265,10 +327,16 @@ fn package_builds_a_functions_app_folder_that_follows_the_host_rules() {
     assert!(status.success());
 
     // host.json at the root, pointing at the executable that sits beside it.
-    let host: Value = serde_json::from_str(&std::fs::read_to_string(app.join("host.json")).unwrap()).unwrap();
-    let exe = host["customHandler"]["description"]["defaultExecutablePath"].as_str().unwrap();
+    let host: Value =
+        serde_json::from_str(&std::fs::read_to_string(app.join("host.json")).unwrap()).unwrap();
+    let exe = host["customHandler"]["description"]["defaultExecutablePath"]
+        .as_str()
+        .unwrap();
     let meta = std::fs::metadata(app.join(exe)).unwrap();
-    assert!(std::os::unix::fs::PermissionsExt::mode(&meta.permissions()) & 0o111 != 0, "executable bit");
+    assert!(
+        std::os::unix::fs::PermissionsExt::mode(&meta.permissions()) & 0o111 != 0,
+        "executable bit"
+    );
     assert_eq!(host["customHandler"]["enableForwardingHttpRequest"], true);
     assert_eq!(host["extensions"]["http"]["routePrefix"], "api");
 
@@ -278,12 +346,17 @@ fn package_builds_a_functions_app_folder_that_follows_the_host_rules() {
     for (name, f) in &functions {
         let re_ok = name.len() <= 128
             && name.chars().next().unwrap().is_ascii_alphabetic()
-            && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
+            && name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
         assert!(re_ok, "{name}");
         let trigger = f.trigger().unwrap();
         if let Some(route) = trigger.properties.get("route").and_then(|r| r.as_str()) {
             let r = route.trim_matches('/').to_ascii_lowercase();
-            assert!(!r.starts_with("admin") && !r.starts_with("runtime"), "{route}");
+            assert!(
+                !r.starts_with("admin") && !r.starts_with("runtime"),
+                "{route}"
+            );
         }
     }
     assert!(bifrost::host::function_json::validate_app(&functions).is_empty());
@@ -300,7 +373,12 @@ fn package_builds_a_functions_app_folder_that_follows_the_host_rules() {
     .unwrap();
     let bad_out = out.path().join("bad");
     let output = std::process::Command::new(bin())
-        .args(["package", bad_out.to_str().unwrap(), "--source", src.path().to_str().unwrap()])
+        .args([
+            "package",
+            bad_out.to_str().unwrap(),
+            "--source",
+            src.path().to_str().unwrap(),
+        ])
         .output()
         .unwrap();
     assert_eq!(output.status.code(), Some(2));

@@ -18,7 +18,11 @@ pub fn repo_root() -> PathBuf {
 }
 
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 pub struct ServerBuilder {
@@ -81,28 +85,41 @@ impl ServerBuilder {
             .env("PATH", std::env::var("PATH").unwrap_or_default())
             .env("HOME", std::env::var("HOME").unwrap_or_default())
             .env("BIFROST_DATA_DIR", self.data.path().join("data"))
-            .env("BIFROST_WORKSPACE_LOCATION", repo_root().join("examples/workspace"))
+            .env(
+                "BIFROST_WORKSPACE_LOCATION",
+                repo_root().join("examples/workspace"),
+            )
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
         for (k, v) in &self.envs {
             cmd.env(k, v);
         }
-        cmd.current_dir(self.cwd.clone().unwrap_or_else(|| self.data.path().to_owned()));
+        cmd.current_dir(
+            self.cwd
+                .clone()
+                .unwrap_or_else(|| self.data.path().to_owned()),
+        );
         cmd
     }
 
     /// Runs to completion (for start-up failures): exit status and stderr.
     pub fn run_to_exit(self) -> (std::process::ExitStatus, String) {
         let out = self.command().output().unwrap();
-        (out.status, String::from_utf8_lossy(&out.stderr).into_owned())
+        (
+            out.status,
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
     }
 
     /// Starts the server and waits until it prints its address.
     pub fn start(self) -> Server {
         let has_port = self.port_from_settings
             || self.args.iter().any(|a| a == "--port")
-            || self.envs.iter().any(|(k, _)| k == "FUNCTIONS_CUSTOMHANDLER_PORT" || k == "BIFROST_PORT");
+            || self
+                .envs
+                .iter()
+                .any(|(k, _)| k == "FUNCTIONS_CUSTOMHANDLER_PORT" || k == "BIFROST_PORT");
         let mut cmd = self.command();
         if !has_port {
             cmd.arg("--port").arg("0");
@@ -119,7 +136,9 @@ impl ServerBuilder {
                     if n == 0 {
                         break;
                     }
-                    sink.lock().unwrap().push_str(&String::from_utf8_lossy(&buf[..n]));
+                    sink.lock()
+                        .unwrap()
+                        .push_str(&String::from_utf8_lossy(&buf[..n]));
                 }
             });
         }
@@ -181,7 +200,10 @@ impl Server {
                 std::thread::sleep(Duration::from_millis(100));
                 return status;
             }
-            assert!(Instant::now() < deadline, "bifrost did not stop after SIGTERM");
+            assert!(
+                Instant::now() < deadline,
+                "bifrost did not stop after SIGTERM"
+            );
             std::thread::sleep(Duration::from_millis(20));
         }
     }
@@ -205,5 +227,8 @@ impl Drop for Server {
 }
 
 pub fn client() -> reqwest::Client {
-    reqwest::Client::builder().timeout(Duration::from_secs(30)).build().unwrap()
+    reqwest::Client::builder()
+        .timeout(Duration::from_secs(30))
+        .build()
+        .unwrap()
 }
