@@ -9,6 +9,7 @@ use std::sync::Arc;
 
 use tokio::net::TcpListener;
 
+use crate::backends::{Backends, OpenError};
 use crate::host::invoke::Invocations;
 use crate::http::health::{DependencyHealth, HealthReport, PythonHealth, WorkspaceHealth};
 use crate::server::{Frontend, serve};
@@ -17,6 +18,7 @@ use crate::settings::Settings;
 /// What every handler may reach; built once in [`run`].
 pub struct AppState {
     pub settings: Arc<Settings>,
+    pub backends: Backends,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -26,6 +28,8 @@ pub enum StartupError {
         addr: SocketAddr,
         source: std::io::Error,
     },
+    #[error("cannot open backends: {0}")]
+    Backends(#[from] OpenError),
     #[error("cannot create data folder {path}: {source}")]
     DataDir {
         path: std::path::PathBuf,
@@ -39,24 +43,22 @@ impl AppState {
             path: settings.data_dir.clone(),
             source,
         })?;
-        Ok(Self { settings })
+        let backends = Backends::open(&settings)?;
+        Ok(Self { settings, backends })
     }
 
     pub async fn health(&self) -> HealthReport {
+        let (storage, secrets) = tokio::join!(
+            self.backends.storage_health(),
+            self.backends.secrets_health()
+        );
+        let healthy = storage.is_ok() && secrets.is_ok();
         HealthReport {
-            status: "healthy",
+            status: if healthy { "healthy" } else { "unhealthy" },
             version: env!("CARGO_PKG_VERSION"),
             functions_host: self.settings.under_functions_host,
-            storage: DependencyHealth {
-                backend: self.settings.storage.name(),
-                status: "ok",
-                error: None,
-            },
-            secrets: DependencyHealth {
-                backend: self.settings.secrets.name(),
-                status: "ok",
-                error: None,
-            },
+            storage: DependencyHealth::from_probe(self.settings.storage.name(), storage),
+            secrets: DependencyHealth::from_probe(self.settings.secrets.name(), secrets),
             python: PythonHealth {
                 version: String::new(),
                 threads: self.settings.python_threads,

@@ -5,6 +5,7 @@
 //! organization's data apart. See `ARCHITECTURE.md` for the map of modules and their boundaries.
 
 pub mod app;
+pub mod backends;
 pub mod cli;
 pub mod host;
 pub mod http;

@@ -172,6 +172,23 @@ impl From<StoreError> for ApiError {
     }
 }
 
+impl From<bifrost_secrets::SecretsError> for ApiError {
+    fn from(err: bifrost_secrets::SecretsError) -> Self {
+        use bifrost_secrets::{SecretsError, SecretsErrorKind};
+        match (err.kind(), &err) {
+            (SecretsErrorKind::Invalid, SecretsError::Invalid { field, reason }) => {
+                ApiError::bad_request(field.clone(), reason.clone())
+            }
+            (SecretsErrorKind::Conflict, _) => ApiError::Conflict(err.to_string()),
+            (SecretsErrorKind::Unavailable, _) => ApiError::Unavailable {
+                retry_after: err.retry_after().unwrap_or(Duration::from_secs(5)),
+                reason: err.to_string(),
+            },
+            _ => ApiError::Internal(err.to_string()),
+        }
+    }
+}
+
 #[derive(Serialize)]
 struct ErrorBody {
     error: &'static str,

@@ -34,6 +34,25 @@ pub struct DependencyHealth {
     pub error: Option<String>,
 }
 
+impl DependencyHealth {
+    /// The probe's outcome; the error text is shown because health is an operator's tool, but it
+    /// never contains credentials (storage and secret errors don't carry them).
+    pub fn from_probe<E: std::fmt::Display>(backend: &'static str, probe: Result<(), E>) -> Self {
+        match probe {
+            Ok(()) => Self {
+                backend,
+                status: "ok",
+                error: None,
+            },
+            Err(e) => Self {
+                backend,
+                status: "unavailable",
+                error: Some(e.to_string()),
+            },
+        }
+    }
+}
+
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct PythonHealth {

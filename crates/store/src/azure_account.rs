@@ -56,7 +56,13 @@ impl AzureAccount {
         let mut pairs = std::collections::HashMap::new();
         for part in conn.split(';').map(str::trim).filter(|p| !p.is_empty()) {
             let (k, v) = part.split_once('=').ok_or_else(|| {
-                StoreError::invalid(field, format!("expected Key=Value, found a part without '=' ({} chars)", part.len()))
+                StoreError::invalid(
+                    field,
+                    format!(
+                        "expected Key=Value, found a part without '=' ({} chars)",
+                        part.len()
+                    ),
+                )
             })?;
             pairs.insert(k.trim().to_ascii_lowercase(), v.trim().to_owned());
         }
@@ -105,8 +111,18 @@ impl AzureAccount {
     }
 
     /// Azurite on `host` with the given ports and the well-known development key.
-    pub fn development(host: &str, blob_port: u16, queue_port: u16, table_port: u16) -> StoreResult<Self> {
-        let url = |port: u16| parse_endpoint("AzureWebJobsStorage", &format!("http://{host}:{port}/{DEV_ACCOUNT}"));
+    pub fn development(
+        host: &str,
+        blob_port: u16,
+        queue_port: u16,
+        table_port: u16,
+    ) -> StoreResult<Self> {
+        let url = |port: u16| {
+            parse_endpoint(
+                "AzureWebJobsStorage",
+                &format!("http://{host}:{port}/{DEV_ACCOUNT}"),
+            )
+        };
         Ok(Self {
             account: DEV_ACCOUNT.to_owned(),
             credential: AzureCredential::SharedKey(DEV_ACCOUNT_KEY.to_owned()),
@@ -118,7 +134,11 @@ impl AzureAccount {
 
     /// Identity-based connection: `https://{account}.{service}.core.windows.net` + managed identity.
     pub fn managed_identity(account: &str, client_id: Option<String>) -> StoreResult<Self> {
-        if account.is_empty() || !account.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit()) {
+        if account.is_empty()
+            || !account
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit())
+        {
             return Err(StoreError::invalid(
                 "AzureWebJobsStorage__accountName",
                 "must be a storage account name (lower-case letters and digits)",
@@ -147,15 +167,20 @@ impl AzureAccount {
                 key.clone(),
             )),
             AzureCredential::ManagedIdentity { client_id } => {
-                let options = client_id.as_ref().map(|id| azure_identity::ManagedIdentityCredentialOptions {
-                    user_assigned_id: Some(azure_identity::UserAssignedId::ClientId(id.clone())),
-                    ..Default::default()
-                });
+                let options =
+                    client_id
+                        .as_ref()
+                        .map(|id| azure_identity::ManagedIdentityCredentialOptions {
+                            user_assigned_id: Some(azure_identity::UserAssignedId::ClientId(
+                                id.clone(),
+                            )),
+                            ..Default::default()
+                        });
                 let credential = azure_identity::ManagedIdentityCredential::new(options)
                     .map_err(|e| StoreError::Backend(format!("managed identity: {e}")))?;
-                Ok(azure_storage::StorageCredentials::token_credential(Arc::new(
-                    LegacyCredential(credential),
-                )))
+                Ok(azure_storage::StorageCredentials::token_credential(
+                    Arc::new(LegacyCredential(credential)),
+                ))
             }
         }
     }
@@ -215,7 +240,10 @@ mod tests {
     fn development_storage_shorthand() {
         let a = AzureAccount::from_connection_string("UseDevelopmentStorage=true").unwrap();
         assert_eq!(a.account, DEV_ACCOUNT);
-        assert_eq!(a.table_endpoint.as_str(), "http://127.0.0.1:10002/devstoreaccount1");
+        assert_eq!(
+            a.table_endpoint.as_str(),
+            "http://127.0.0.1:10002/devstoreaccount1"
+        );
     }
 
     #[test]
@@ -225,8 +253,14 @@ mod tests {
         )
         .unwrap();
         assert_eq!(a.table_endpoint.as_str(), "http://127.0.0.1:5/acme");
-        assert_eq!(a.blob_endpoint.as_str(), "https://acme.blob.core.windows.net/");
-        assert!(!format!("{a:?}").contains("c2VjcmV0"), "key must not leak into Debug");
+        assert_eq!(
+            a.blob_endpoint.as_str(),
+            "https://acme.blob.core.windows.net/"
+        );
+        assert!(
+            !format!("{a:?}").contains("c2VjcmV0"),
+            "key must not leak into Debug"
+        );
     }
 
     #[test]

@@ -29,7 +29,9 @@ fn validate_key(field: &str, value: &str) -> StoreResult<()> {
 }
 
 fn forbidden_key_char(c: char) -> bool {
-    matches!(c, '/' | '\\' | '#' | '?') || ('\u{0}'..='\u{1f}').contains(&c) || ('\u{7f}'..='\u{9f}').contains(&c)
+    matches!(c, '/' | '\\' | '#' | '?')
+        || ('\u{0}'..='\u{1f}').contains(&c)
+        || ('\u{7f}'..='\u{9f}').contains(&c)
 }
 
 macro_rules! key_type {
@@ -93,7 +95,9 @@ mod tests {
 
     #[test]
     fn rejects_each_forbidden_character() {
-        for bad in ["a/b", "a\\b", "a#b", "a?b", "a\tb", "a\nb", "a\u{7f}b", "a\u{85}b"] {
+        for bad in [
+            "a/b", "a\\b", "a#b", "a?b", "a\tb", "a\nb", "a\u{7f}b", "a\u{85}b",
+        ] {
             assert!(RowKey::new(bad).is_err(), "{bad:?} should be rejected");
         }
     }

@@ -20,3 +20,4 @@ pub mod table;
 pub use error::{StoreError, StoreResult};
 pub use keys::{PartitionKey, RowKey};
 pub use scope::{OrgId, Scope};
+pub use table::{ScopedTable, TableStore};

@@ -22,7 +22,10 @@ impl OrgId {
         if value.is_empty() || value.len() > 64 {
             return Err(StoreError::invalid("orgId", "must be 1 to 64 characters"));
         }
-        if !value.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') {
+        if !value
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+        {
             return Err(StoreError::invalid(
                 "orgId",
                 "may contain only letters, digits, '-' and '_'",
@@ -107,7 +110,15 @@ mod tests {
 
     #[test]
     fn org_ids_cannot_smuggle_filter_syntax_or_key_characters() {
-        for bad in ["", "a'b", "a b", "x' or PartitionKey ne '", "a/b", "global", "GLOBAL"] {
+        for bad in [
+            "",
+            "a'b",
+            "a b",
+            "x' or PartitionKey ne '",
+            "a/b",
+            "global",
+            "GLOBAL",
+        ] {
             assert!(OrgId::parse(bad).is_err(), "{bad:?} should be rejected");
         }
     }
@@ -116,7 +127,10 @@ mod tests {
     fn partition_keys() {
         assert_eq!(Scope::Global.partition_key().as_str(), "GLOBAL");
         let org = OrgId::parse("6f1c2a5e-0000-4000-8000-000000000001").unwrap();
-        assert_eq!(Scope::Org(org.clone()).partition_key().as_str(), org.as_str());
+        assert_eq!(
+            Scope::Org(org.clone()).partition_key().as_str(),
+            org.as_str()
+        );
         assert_eq!(Scope::parse("global").unwrap(), Scope::Global);
     }
 }

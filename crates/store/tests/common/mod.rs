@@ -14,7 +14,8 @@ pub fn azurite_account() -> AzureAccount {
              Azurite, or start Azurite yourself and export its connection string"
         )
     });
-    AzureAccount::from_connection_string(&conn).expect("BIFROST_TEST_AZURITE is a valid connection string")
+    AzureAccount::from_connection_string(&conn)
+        .expect("BIFROST_TEST_AZURITE is a valid connection string")
 }
 
 /// A unique, valid table/queue/container-name suffix so tests never share state.
