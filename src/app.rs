@@ -9,9 +9,12 @@ use std::sync::Arc;
 
 use tokio::net::TcpListener;
 
+use bifrost_engine::{Engine, EngineConfig, EngineError};
+
 use crate::backends::{Backends, OpenError};
 use crate::host::invoke::Invocations;
 use crate::http::health::{DependencyHealth, HealthReport, PythonHealth, WorkspaceHealth};
+use crate::sdk_host::StorageHost;
 use crate::server::{Frontend, serve};
 use crate::settings::Settings;
 
@@ -19,6 +22,7 @@ use crate::settings::Settings;
 pub struct AppState {
     pub settings: Arc<Settings>,
     pub backends: Backends,
+    pub engine: Engine,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -30,6 +34,13 @@ pub enum StartupError {
     },
     #[error("cannot open backends: {0}")]
     Backends(#[from] OpenError),
+    #[error("workflow engine: {0}")]
+    Engine(#[from] EngineError),
+    #[error("workspace folder {path} does not exist (set {setting} or pass --workspace)")]
+    MissingWorkspace {
+        path: std::path::PathBuf,
+        setting: &'static str,
+    },
     #[error("cannot create data folder {path}: {source}")]
     DataDir {
         path: std::path::PathBuf,
@@ -44,7 +55,12 @@ impl AppState {
             source,
         })?;
         let backends = Backends::open(&settings)?;
-        Ok(Self { settings, backends })
+        let engine = start_engine(&settings, &backends).await?;
+        Ok(Self {
+            settings,
+            backends,
+            engine,
+        })
     }
 
     pub async fn health(&self) -> HealthReport {
@@ -60,18 +76,72 @@ impl AppState {
             storage: DependencyHealth::from_probe(self.settings.storage.name(), storage),
             secrets: DependencyHealth::from_probe(self.settings.secrets.name(), secrets),
             python: PythonHealth {
-                version: String::new(),
+                version: self.engine.python_version().to_owned(),
                 threads: self.settings.python_threads,
             },
-            workspace: WorkspaceHealth {
-                path: self.settings.workspace.display().to_string(),
-                status: "ok",
-                workflows: 0,
-                data_providers: 0,
-                import_errors: 0,
+            workspace: {
+                let registry = self.engine.registry();
+                WorkspaceHealth {
+                    path: self.settings.workspace.display().to_string(),
+                    // Import errors don't make the instance unhealthy: other workflows still run.
+                    status: if registry.errors.is_empty() {
+                        "ok"
+                    } else {
+                        "import_errors"
+                    },
+                    workflows: registry.workflows.len(),
+                    data_providers: registry.data_providers.len(),
+                    import_errors: registry.errors.len(),
+                }
             },
         }
     }
+}
+
+/// Starts the embedded Python engine on the configured workspace, backed by real storage.
+pub async fn start_engine(
+    settings: &Settings,
+    backends: &Backends,
+) -> Result<Engine, StartupError> {
+    if !settings.workspace.is_dir() {
+        return Err(StartupError::MissingWorkspace {
+            path: settings.workspace.clone(),
+            setting: crate::settings::WORKSPACE,
+        });
+    }
+    let host = StorageHost::new(
+        backends.secrets.clone(),
+        settings.workspace.clone(),
+        settings.data_dir.join("tmp"),
+    );
+    let config = EngineConfig {
+        workspace_dirs: vec![settings.workspace.clone()],
+        threads: settings.python_threads,
+        host: Arc::new(host),
+        runtime: Some(tokio::runtime::Handle::current()),
+        on_import_violation: Some(Arc::new(|violation| {
+            tracing::warn!(
+                ?violation,
+                "workspace code tried to import engine internals"
+            );
+        })),
+        ..Default::default()
+    };
+    let engine = tokio::task::spawn_blocking(move || Engine::start(config))
+        .await
+        .map_err(|e| EngineError::Internal(format!("engine start-up task failed: {e}")))??;
+    let registry = engine.registry();
+    tracing::info!(
+        python = engine.python_version(),
+        workflows = registry.workflows.len(),
+        data_providers = registry.data_providers.len(),
+        import_errors = registry.errors.len(),
+        "workflow engine started"
+    );
+    for error in &registry.errors {
+        tracing::warn!(file = %error.file.display(), line = ?error.line, error = %error.message, "workspace import error");
+    }
+    Ok(engine)
 }
 
 /// Opens everything, binds the configured port and serves until shutdown.
@@ -97,6 +167,7 @@ pub async fn run(settings: Settings) -> Result<(), StartupError> {
         settings.max_body_bytes,
     ));
     serve(listener, frontend, shutdown_signal()).await;
+    state.engine.stop();
     tracing::info!("stopped");
     Ok(())
 }

@@ -25,6 +25,12 @@ pub enum Command {
     /// Serve the HTTP API (the default). Under the Functions host the port comes from
     /// FUNCTIONS_CUSTOMHANDLER_PORT.
     Serve(ServeArgs),
+    /// List the workspace's workflows, data providers and import errors (exit 1 on import errors).
+    Workflows(WorkspaceArgs),
+    /// Check one workflow file: imports it and reports what it defines and any errors.
+    Validate(ValidateArgs),
+    /// Run one workflow against the configured storage and print its logs and result.
+    Run(RunArgs),
     /// Assemble a deployable Azure Functions app folder (host.json, <function>/function.json,
     /// the binary, optionally the workspace).
     Package(PackageArgs),
@@ -41,6 +47,41 @@ pub struct ServeArgs {
     /// Data folder for the embedded backends (overrides BIFROST_DATA_DIR).
     #[arg(long)]
     pub data_dir: Option<PathBuf>,
+}
+
+#[derive(Debug, Default, clap::Args)]
+pub struct WorkspaceArgs {
+    /// Workspace folder (overrides BIFROST_WORKSPACE_LOCATION).
+    #[arg(long)]
+    pub workspace: Option<PathBuf>,
+    /// Data folder for the embedded backends (overrides BIFROST_DATA_DIR).
+    #[arg(long)]
+    pub data_dir: Option<PathBuf>,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct ValidateArgs {
+    /// The Python file to check.
+    pub file: PathBuf,
+    #[command(flatten)]
+    pub workspace: WorkspaceArgs,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct RunArgs {
+    /// Workflow name (as in @workflow(name=...)).
+    pub workflow: String,
+    /// A parameter as name=value; repeat for several. Non-string types are parsed as JSON.
+    #[arg(long = "param", short = 'p', value_name = "NAME=VALUE")]
+    pub params: Vec<String>,
+    /// Run in this organization's scope (default: GLOBAL).
+    #[arg(long)]
+    pub org: Option<String>,
+    /// Override the workflow's timeout_seconds.
+    #[arg(long)]
+    pub timeout: Option<u64>,
+    #[command(flatten)]
+    pub workspace: WorkspaceArgs,
 }
 
 #[derive(Debug, clap::Args)]

@@ -7,8 +7,10 @@
 pub mod app;
 pub mod backends;
 pub mod cli;
+pub mod commands;
 pub mod host;
 pub mod http;
+pub mod sdk_host;
 pub mod server;
 pub mod settings;
 pub mod telemetry;

@@ -1,72 +1,105 @@
-//! The `bifrost` executable: parse the command line, load settings, run.
+//! The `bifrost` executable: parse the command line, load settings, run the command.
 
+use std::path::PathBuf;
 use std::process::ExitCode;
 
-use bifrost::cli::{Cli, Command, ServeArgs};
+use bifrost::cli::{Cli, Command, ServeArgs, WorkspaceArgs};
+use bifrost::commands::{self, RunArgs};
 use bifrost::host::package::{PackageOptions, package};
 use bifrost::settings::{Overrides, RawSettings, Settings};
 use clap::Parser;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    match cli.command.unwrap_or(Command::Serve(ServeArgs::default())) {
-        Command::Serve(args) => {
-            let overrides = Overrides {
-                port: args.port,
-                workspace: args.workspace,
-                data_dir: args.data_dir,
-            };
-            let settings = match RawSettings::load(&cli.settings)
-                .and_then(|raw| Settings::from_raw(&raw, &overrides))
-            {
-                Ok(settings) => settings,
-                Err(errors) => {
-                    eprintln!("bifrost: {errors}");
-                    return ExitCode::from(2);
-                }
-            };
-            bifrost::telemetry::init(&settings);
-            let runtime = match tokio::runtime::Runtime::new() {
-                Ok(rt) => rt,
-                Err(e) => {
-                    eprintln!("bifrost: cannot start the async runtime: {e}");
-                    return ExitCode::FAILURE;
-                }
-            };
-            match runtime.block_on(bifrost::app::run(settings)) {
-                Ok(()) => ExitCode::SUCCESS,
-                Err(e) => {
-                    eprintln!("bifrost: {e}");
-                    ExitCode::FAILURE
-                }
-            }
+    let command = cli.command.unwrap_or(Command::Serve(ServeArgs::default()));
+    if let Command::Package(args) = command {
+        return package_command(args);
+    }
+    let overrides = match &command {
+        Command::Serve(a) => Overrides {
+            port: a.port,
+            workspace: a.workspace.clone(),
+            data_dir: a.data_dir.clone(),
+        },
+        Command::Workflows(w) => workspace_overrides(w),
+        Command::Validate(v) => workspace_overrides(&v.workspace),
+        Command::Run(r) => workspace_overrides(&r.workspace),
+        Command::Package(_) => Overrides::default(),
+    };
+    let settings = match RawSettings::load(&cli.settings)
+        .and_then(|raw| Settings::from_raw(&raw, &overrides))
+    {
+        Ok(settings) => settings,
+        Err(errors) => {
+            eprintln!("bifrost: {errors}");
+            return ExitCode::from(2);
         }
-        Command::Package(args) => {
-            let binary = match args.binary.map_or_else(std::env::current_exe, Ok) {
-                Ok(binary) => binary,
-                Err(e) => {
-                    eprintln!("bifrost package: cannot locate this executable: {e}");
-                    return ExitCode::FAILURE;
-                }
-            };
-            let options = PackageOptions {
-                source: args.source,
-                binary,
-                workspace: args.workspace,
-                out: args.out,
-            };
-            match package(&options) {
-                Ok(files) => {
-                    for f in files {
-                        println!("{}", f.display());
-                    }
-                    ExitCode::SUCCESS
-                }
-                Err(e) => {
-                    eprintln!("bifrost package: {e}");
-                    ExitCode::from(2)
-                }
+    };
+    bifrost::telemetry::init(&settings);
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("bifrost: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(async {
+        match command {
+            Command::Serve(_) => bifrost::app::run(settings)
+                .await
+                .map(|()| ExitCode::SUCCESS),
+            Command::Workflows(_) => commands::list_workflows(&settings).await,
+            Command::Validate(v) => commands::validate(&settings, &v.file).await,
+            Command::Run(r) => {
+                let args = RunArgs {
+                    workflow: r.workflow,
+                    params: r.params,
+                    org: r.org,
+                    timeout_seconds: r.timeout,
+                };
+                commands::run_workflow(&settings, args).await
             }
+            Command::Package(_) => Ok(ExitCode::SUCCESS),
+        }
+    });
+    result.unwrap_or_else(|e| {
+        eprintln!("bifrost: {e}");
+        ExitCode::FAILURE
+    })
+}
+
+fn workspace_overrides(args: &WorkspaceArgs) -> Overrides {
+    Overrides {
+        port: None,
+        workspace: args.workspace.clone(),
+        data_dir: args.data_dir.clone(),
+    }
+}
+
+fn package_command(args: bifrost::cli::PackageArgs) -> ExitCode {
+    let binary: PathBuf = match args.binary.map_or_else(std::env::current_exe, Ok) {
+        Ok(binary) => binary,
+        Err(e) => {
+            eprintln!("bifrost package: cannot locate this executable: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let options = PackageOptions {
+        source: args.source,
+        binary,
+        workspace: args.workspace,
+        out: args.out,
+    };
+    match package(&options) {
+        Ok(files) => {
+            for f in files {
+                println!("{}", f.display());
+            }
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("bifrost package: {e}");
+            ExitCode::from(2)
         }
     }
 }

@@ -1,0 +1,242 @@
+//! The workflow-author commands: `bifrost workflows`, `bifrost validate <file>` and
+//! `bifrost run <workflow>`, against the configured storage and workspace.
+//!
+//! They start the same engine as `bifrost serve` (same SDK host, same storage), so a workflow that
+//! works here works on the server. Output: human-readable lines on stderr, the machine-readable
+//! result (JSON) on stdout.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use bifrost_engine::{
+    Caller, ExecutionContextInfo, ExecutionRequest, ExecutionStatus, Organization, ParameterInfo,
+    Registry,
+};
+use serde_json::{Map, Value};
+
+use crate::app::{StartupError, start_engine};
+use crate::backends::Backends;
+use crate::settings::Settings;
+
+/// `bifrost workflows`: lists workflows, data providers and import errors. Exit 1 on any import
+/// error, so it can gate a deployment.
+pub async fn list_workflows(settings: &Settings) -> Result<ExitCode, StartupError> {
+    let backends = Backends::open(settings)?;
+    let engine = start_engine(settings, &backends).await?;
+    let registry = engine.registry();
+    print_registry(&registry, None);
+    println!(
+        "{}",
+        serde_json::to_string_pretty(&*registry).unwrap_or_default()
+    );
+    engine.stop();
+    Ok(if registry.errors.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
+}
+
+/// `bifrost validate <file>`: imports the workspace the file belongs to and reports that file's
+/// workflows, data providers and errors. Exit 1 when the file has errors or defines nothing.
+pub async fn validate(settings: &Settings, file: &Path) -> Result<ExitCode, StartupError> {
+    let file = std::fs::canonicalize(file).map_err(|source| StartupError::DataDir {
+        path: file.to_owned(),
+        source,
+    })?;
+    let workspace = std::fs::canonicalize(&settings.workspace).unwrap_or_default();
+    let mut settings = settings.clone();
+    if !file.starts_with(&workspace) {
+        // A file outside the configured workspace is validated as its own folder's workspace.
+        settings.workspace = file.parent().map(Path::to_path_buf).unwrap_or_default();
+    }
+    let backends = Backends::open(&settings)?;
+    let engine = start_engine(&settings, &backends).await?;
+    let registry = engine.registry();
+    print_registry(&registry, Some(&file));
+    let same = |p: &PathBuf| std::fs::canonicalize(p).map(|p| p == file).unwrap_or(false);
+    let errors = registry.errors.iter().filter(|e| same(&e.file)).count();
+    let defined = registry
+        .workflows
+        .iter()
+        .filter(|w| same(&w.source_file_path))
+        .count()
+        + registry
+            .data_providers
+            .iter()
+            .filter(|d| same(&d.source_file_path))
+            .count();
+    engine.stop();
+    if errors > 0 {
+        eprintln!("{}: {errors} error(s)", file.display());
+        return Ok(ExitCode::from(1));
+    }
+    if defined == 0 {
+        eprintln!("{}: no @workflow or @data_provider found", file.display());
+        return Ok(ExitCode::from(1));
+    }
+    eprintln!("{}: ok ({defined} defined)", file.display());
+    Ok(ExitCode::SUCCESS)
+}
+
+/// What `bifrost run` was asked to do.
+pub struct RunArgs {
+    pub workflow: String,
+    pub params: Vec<String>,
+    pub org: Option<String>,
+    pub timeout_seconds: Option<u64>,
+}
+
+/// `bifrost run <workflow> [--param k=v ...] [--org ID]`: runs one workflow as the local
+/// operator, prints its logs to stderr and `{status, result, error, durationMs}` to stdout.
+/// Exit 0 on Success, 1 on any other outcome, 2 on bad arguments.
+pub async fn run_workflow(settings: &Settings, args: RunArgs) -> Result<ExitCode, StartupError> {
+    let backends = Backends::open(settings)?;
+    let engine = start_engine(settings, &backends).await?;
+    let registry = engine.registry();
+    let Some(workflow) = registry.workflows.iter().find(|w| w.name == args.workflow) else {
+        eprintln!("bifrost run: no workflow named {:?}", args.workflow);
+        for e in &registry.errors {
+            eprintln!(
+                "  import error in {}:{}: {}",
+                e.file.display(),
+                e.line.unwrap_or(0),
+                e.message
+            );
+        }
+        engine.stop();
+        return Ok(ExitCode::from(2));
+    };
+    let input = match parse_params(&args.params, &workflow.parameters) {
+        Ok(input) => input,
+        Err(message) => {
+            eprintln!("bifrost run: {message}");
+            engine.stop();
+            return Ok(ExitCode::from(2));
+        }
+    };
+    let organization = match &args.org {
+        None => None,
+        Some(id) => match bifrost_store::OrgId::parse(id) {
+            Ok(id) => Some(Organization {
+                name: id.to_string(),
+                id: id.to_string(),
+                is_active: true,
+            }),
+            Err(e) => {
+                eprintln!("bifrost run: --org: {e}");
+                engine.stop();
+                return Ok(ExitCode::from(2));
+            }
+        },
+    };
+    let request = ExecutionRequest {
+        name: workflow.name.clone(),
+        input,
+        context: ExecutionContextInfo {
+            caller: Caller::new("cli:local", "cli@localhost", "Local CLI"),
+            organization,
+            is_platform_admin: true,
+            is_function_key: false,
+        },
+        timeout: args.timeout_seconds.map(std::time::Duration::from_secs),
+        ..Default::default()
+    };
+    let outcome = engine.execute(request).await?;
+    for log in &outcome.logs {
+        eprintln!("[{}] {:<8} {}", log.timestamp, log.level, log.message);
+    }
+    let summary = serde_json::json!({
+        "executionId": outcome.execution_id,
+        "status": outcome.status,
+        "result": outcome.result,
+        "resultType": outcome.result_type,
+        "error": outcome.error,
+        "durationMs": outcome.duration.as_millis() as u64,
+    });
+    println!(
+        "{}",
+        serde_json::to_string_pretty(&summary).unwrap_or_default()
+    );
+    engine.stop();
+    Ok(if outcome.status == ExecutionStatus::Success {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
+}
+
+/// `k=v` pairs typed by the workflow's parameters: string and email values are taken as written,
+/// other types are parsed as JSON (`--param count=3`, `--param tags='["a"]'`).
+pub fn parse_params(
+    pairs: &[String],
+    parameters: &[ParameterInfo],
+) -> Result<Map<String, Value>, String> {
+    let mut input = Map::new();
+    for pair in pairs {
+        let (key, raw) = pair
+            .split_once('=')
+            .ok_or_else(|| format!("--param {pair:?}: expected name=value"))?;
+        let kind = parameters
+            .iter()
+            .find(|p| p.name == key)
+            .map(|p| p.kind.as_str())
+            .unwrap_or("string");
+        let value = match kind {
+            "string" | "email" | "date" | "datetime" => Value::String(raw.to_owned()),
+            "bool" => match raw.to_ascii_lowercase().as_str() {
+                "true" | "1" | "yes" | "on" => Value::Bool(true),
+                "false" | "0" | "no" | "off" => Value::Bool(false),
+                _ => return Err(format!("--param {key}: {raw:?} is not a bool")),
+            },
+            other => serde_json::from_str(raw)
+                .map_err(|e| format!("--param {key}: {raw:?} is not a valid {other} ({e})"))?,
+        };
+        input.insert(key.to_owned(), value);
+    }
+    Ok(input)
+}
+
+fn print_registry(registry: &Registry, only: Option<&Path>) {
+    let shown =
+        |p: &Path| only.is_none_or(|f| std::fs::canonicalize(p).map(|p| p == f).unwrap_or(false));
+    for w in registry
+        .workflows
+        .iter()
+        .filter(|w| shown(&w.source_file_path))
+    {
+        let params: Vec<String> = w
+            .parameters
+            .iter()
+            .map(|p| format!("{}:{}{}", p.name, p.kind, if p.required { "" } else { "?" }))
+            .collect();
+        eprintln!(
+            "workflow       {:<28} {}:{}  ({})",
+            w.name,
+            w.source_file_path.display(),
+            w.line,
+            params.join(", ")
+        );
+    }
+    for d in registry
+        .data_providers
+        .iter()
+        .filter(|d| shown(&d.source_file_path))
+    {
+        eprintln!(
+            "data provider  {:<28} {}:{}",
+            d.name,
+            d.source_file_path.display(),
+            d.line
+        );
+    }
+    for e in registry.errors.iter().filter(|e| shown(&e.file)) {
+        eprintln!(
+            "import error   {}:{}  {}: {}",
+            e.file.display(),
+            e.line.unwrap_or(0),
+            e.error_type,
+            e.message
+        );
+    }
+}

@@ -1,0 +1,170 @@
+//! The workflow-author commands, run as a workflow author would: `bifrost workflows`,
+//! `bifrost validate`, `bifrost run`, against a real workspace and the embedded storage.
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+use serde_json::Value;
+
+use crate::support::{bin, repo_root};
+
+fn bifrost(args: &[&str], workspace: &Path, data: &Path) -> Output {
+    Command::new(bin())
+        .args(args)
+        .arg("--workspace")
+        .arg(workspace)
+        .arg("--data-dir")
+        .arg(data)
+        .env_remove("BIFROST_STORAGE")
+        .output()
+        .unwrap()
+}
+
+fn examples() -> std::path::PathBuf {
+    repo_root().join("examples/workspace")
+}
+
+#[test]
+fn workflows_lists_the_example_workspace() {
+    let data = tempfile::tempdir().unwrap();
+    let out = bifrost(&["workflows"], &examples(), data.path());
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let registry: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let names: Vec<&str> = registry["workflows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|w| w["name"].as_str().unwrap())
+        .collect();
+    assert!(names.contains(&"simple_greeting"), "{names:?}");
+    assert!(names.contains(&"user_onboarding"), "{names:?}");
+    assert!(registry["errors"].as_array().unwrap().is_empty());
+}
+
+#[test]
+fn run_prints_logs_and_the_result_and_types_params() {
+    let data = tempfile::tempdir().unwrap();
+    let out = bifrost(
+        &[
+            "run",
+            "simple_greeting",
+            "--param",
+            "name=Ada",
+            "--param",
+            "include_timestamp=false",
+        ],
+        &examples(),
+        data.path(),
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    let summary: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(summary["status"], "Success");
+    assert!(
+        summary["result"]["greeting"]
+            .as_str()
+            .unwrap()
+            .contains("Ada"),
+        "{summary}"
+    );
+    assert!(
+        stderr.contains("Greeting Ada"),
+        "workflow logs go to stderr: {stderr}"
+    );
+
+    // A parameter of the wrong type is refused before anything runs, naming it.
+    let out = bifrost(
+        &["run", "device_inventory", "--param", "limit=lots"],
+        &examples(),
+        data.path(),
+    );
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--param limit"));
+
+    // An unknown workflow is a usage error.
+    let out = bifrost(&["run", "no_such_workflow"], &examples(), data.path());
+    assert_eq!(out.status.code(), Some(2));
+}
+
+#[test]
+fn import_errors_are_reported_with_file_and_line_and_do_not_hide_other_workflows() {
+    let ws = tempfile::tempdir().unwrap();
+    let data = tempfile::tempdir().unwrap();
+    std::fs::write(
+        ws.path().join("good.py"),
+        "from bifrost import workflow\n\n@workflow(name=\"good_one\", description=\"ok\")\nasync def good_one():\n    return {\"ok\": True}\n",
+    )
+    .unwrap();
+    std::fs::write(
+        ws.path().join("broken.py"),
+        "from bifrost import workflow\n\nx = (1 +\n",
+    )
+    .unwrap();
+
+    let out = bifrost(&["workflows"], ws.path(), data.path());
+    assert_eq!(out.status.code(), Some(1), "import errors fail the listing");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("broken.py:3") || stderr.contains("broken.py:4"),
+        "{stderr}"
+    );
+    let registry: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(registry["workflows"][0]["name"], "good_one");
+
+    let out = bifrost(
+        &["validate", ws.path().join("broken.py").to_str().unwrap()],
+        ws.path(),
+        data.path(),
+    );
+    assert_eq!(out.status.code(), Some(1));
+    let out = bifrost(
+        &["validate", ws.path().join("good.py").to_str().unwrap()],
+        ws.path(),
+        data.path(),
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    let out = bifrost(&["run", "good_one"], ws.path(), data.path());
+    assert!(out.status.success());
+}
+
+#[test]
+fn a_failing_workflow_exits_nonzero_with_its_error() {
+    let ws = tempfile::tempdir().unwrap();
+    let data = tempfile::tempdir().unwrap();
+    std::fs::write(
+        ws.path().join("fails.py"),
+        "from bifrost import workflow, UserError\n\n@workflow(name=\"fails\", description=\"x\")\nasync def fails():\n    raise UserError(\"mailbox not found\")\n",
+    )
+    .unwrap();
+    let out = bifrost(&["run", "fails"], ws.path(), data.path());
+    assert_eq!(out.status.code(), Some(1));
+    let summary: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(summary["status"], "Failed");
+    assert!(
+        summary["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("mailbox not found")
+    );
+}
+
+#[test]
+fn a_missing_workspace_stops_startup_naming_the_setting() {
+    let data = tempfile::tempdir().unwrap();
+    let out = bifrost(
+        &["serve", "--port", "0"],
+        &data.path().join("nope"),
+        data.path(),
+    );
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("BIFROST_WORKSPACE_LOCATION"));
+}
