@@ -12,6 +12,7 @@ use tokio::net::TcpListener;
 use bifrost_engine::{Engine, EngineConfig, EngineError};
 
 use crate::backends::{Backends, OpenError};
+use crate::executions::Executions;
 use crate::host::invoke::Invocations;
 use crate::http::health::{DependencyHealth, HealthReport, PythonHealth, WorkspaceHealth};
 use crate::sdk_host::StorageHost;
@@ -109,8 +110,18 @@ pub async fn start_engine(
             setting: crate::settings::WORKSPACE,
         });
     }
+    let executions = Executions::new(backends.tables.clone(), backends.blobs.clone());
+    if let Err(e) = executions.ensure_storage().await {
+        // Storage may come up after us (Functions start order); health reports it meanwhile.
+        tracing::warn!(error = %e, "could not prepare execution storage yet");
+    }
+    if let Err(e) = crate::domain::ensure_tables(&backends.tables).await {
+        tracing::warn!(error = %e, "could not prepare domain tables yet");
+    }
     let host = StorageHost::new(
+        backends.tables.clone(),
         backends.secrets.clone(),
+        executions,
         settings.workspace.clone(),
         settings.data_dir.join("tmp"),
     );

@@ -15,8 +15,10 @@ use bifrost_engine::{
 use serde_json::{Map, Value};
 
 use crate::app::{StartupError, start_engine};
-use crate::backends::Backends;
+use crate::backends::{Backends, OpenError};
+use crate::executions::{ExecutionRecord, Executions};
 use crate::settings::Settings;
+use bifrost_store::Scope;
 
 /// `bifrost workflows`: lists workflows, data providers and import errors. Exit 1 on any import
 /// error, so it can gate a deployment.
@@ -130,11 +132,44 @@ pub async fn run_workflow(settings: &Settings, args: RunArgs) -> Result<ExitCode
             }
         },
     };
+    let scope = match &organization {
+        Some(org) => bifrost_store::OrgId::parse(&org.id)
+            .map(Scope::Org)
+            .unwrap_or(Scope::Global),
+        None => Scope::Global,
+    };
+    let caller = Caller::new("cli:local", "cli@localhost", "Local CLI");
+    let executions = Executions::new(backends.tables.clone(), backends.blobs.clone());
+    executions.ensure_storage().await.map_err(OpenError::from)?;
+    let execution_id = uuid::Uuid::new_v4().to_string();
+    let mut record = ExecutionRecord {
+        execution_id: execution_id.clone(),
+        workflow_name: workflow.name.clone(),
+        org_id: scope.org_id().map(ToString::to_string),
+        form_id: None,
+        executed_by: caller.user_id.clone(),
+        executed_by_email: caller.email.clone(),
+        executed_by_name: caller.name.clone(),
+        status: "Running".into(),
+        input_data: Value::Object(input.clone()),
+        result: None,
+        result_type: None,
+        error_type: None,
+        error_message: None,
+        duration_ms: None,
+        started_at: time::OffsetDateTime::now_utc(),
+        completed_at: None,
+    };
+    executions
+        .create(&scope, &record)
+        .await
+        .map_err(OpenError::from)?;
     let request = ExecutionRequest {
+        execution_id,
         name: workflow.name.clone(),
         input,
         context: ExecutionContextInfo {
-            caller: Caller::new("cli:local", "cli@localhost", "Local CLI"),
+            caller,
             organization,
             is_platform_admin: true,
             is_function_key: false,
@@ -143,6 +178,11 @@ pub async fn run_workflow(settings: &Settings, args: RunArgs) -> Result<ExitCode
         ..Default::default()
     };
     let outcome = engine.execute(request).await?;
+    record.complete(&outcome);
+    executions
+        .update(&scope, &record)
+        .await
+        .map_err(OpenError::from)?;
     for log in &outcome.logs {
         eprintln!("[{}] {:<8} {}", log.timestamp, log.level, log.message);
     }

@@ -8,6 +8,8 @@ pub mod app;
 pub mod backends;
 pub mod cli;
 pub mod commands;
+pub mod domain;
+pub mod executions;
 pub mod host;
 pub mod http;
 pub mod sdk_host;

@@ -168,3 +168,96 @@ fn a_missing_workspace_stops_startup_naming_the_setting() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("BIFROST_WORKSPACE_LOCATION"));
 }
+
+/// The SDK namespaces reach real storage: what one run writes, the next process reads, and each
+/// organization sees only its own data.
+#[test]
+fn sdk_namespaces_persist_in_real_storage_and_stay_per_org() {
+    let ws = tempfile::tempdir().unwrap();
+    let data = tempfile::tempdir().unwrap();
+    std::fs::write(
+        ws.path().join("tenant_setup.py"),
+        r#"
+import logging
+from bifrost import workflow, config, secrets, organizations
+
+@workflow(name="tenant_setup", description="create two orgs and GLOBAL settings")
+async def tenant_setup():
+    a = await organizations.create("Contoso", domain="contoso.com")
+    b = await organizations.create("Fabrikam", domain="fabrikam.com")
+    await config.set("halo_url", "https://halo.example.com")
+    await secrets.set("halo_key", "s3cr3t-global-key")
+    return {"a": a.id, "b": b.id}
+"#,
+    )
+    .unwrap();
+    std::fs::write(
+        ws.path().join("tenant_use.py"),
+        r#"
+import logging
+from bifrost import workflow, config, secrets, roles, executions, ExecutionContext
+
+@workflow(name="tenant_use", description="read and write inside one org")
+async def tenant_use(context: ExecutionContext, write: bool = False):
+    key = await secrets.get("halo_key")
+    logging.info(f"using key {key}")
+    if write:
+        await config.set("site_code", "CTS-01")
+        await roles.create("Technicians", "field techs")
+    runs = await executions.list(workflow_name="tenant_use")
+    return {
+        "org": context.org_id,
+        "halo_url": await config.get("halo_url"),
+        "site_code": await config.get("site_code"),
+        "key_length": len(key or ""),
+        "roles": [r.name for r in await roles.list()],
+        "runs_seen": len(runs),
+    }
+"#,
+    )
+    .unwrap();
+    let run = |args: &[&str]| {
+        let out = bifrost(args, ws.path(), data.path());
+        let stdout: Value = serde_json::from_slice(&out.stdout).unwrap_or(Value::Null);
+        (
+            out.status,
+            stdout,
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+
+    let (status, setup, stderr) = run(&["run", "tenant_setup"]);
+    assert!(status.success(), "{stderr}");
+    let (a, b) = (
+        setup["result"]["a"].as_str().unwrap().to_owned(),
+        setup["result"]["b"].as_str().unwrap().to_owned(),
+    );
+
+    let (status, first, stderr) = run(&["run", "tenant_use", "--org", &a, "--param", "write=true"]);
+    assert!(status.success(), "{stderr}");
+    let r = &first["result"];
+    assert_eq!(r["org"], a.as_str());
+    assert_eq!(r["halo_url"], "https://halo.example.com", "GLOBAL fallback");
+    assert_eq!(r["site_code"], "CTS-01");
+    assert_eq!(r["key_length"], 17, "GLOBAL secret reachable from the org");
+    assert_eq!(r["roles"], serde_json::json!(["Technicians"]));
+    assert!(
+        stderr.contains("using key ***"),
+        "secret masked in logs: {stderr}"
+    );
+    assert!(!stderr.contains("s3cr3t-global-key"), "{stderr}");
+
+    // A second process sees what the first wrote, including its own execution history.
+    let (_, second, _) = run(&["run", "tenant_use", "--org", &a]);
+    assert_eq!(second["result"]["site_code"], "CTS-01");
+    assert_eq!(second["result"]["runs_seen"], 2);
+
+    // Another organization sees none of org A's settings, roles or runs.
+    let (status, other, stderr) = run(&["run", "tenant_use", "--org", &b]);
+    assert!(status.success(), "{stderr}");
+    let r = &other["result"];
+    assert_eq!(r["site_code"], Value::Null);
+    assert_eq!(r["roles"], serde_json::json!([]));
+    assert_eq!(r["runs_seen"], 1);
+    assert_eq!(r["halo_url"], "https://halo.example.com");
+}

@@ -268,11 +268,19 @@ impl Job {
         }
     }
 
-    fn scope_for(&self, org: Option<String>) -> HostScope {
-        HostScope {
+    /// The scope a host call runs in. Checked here, in Rust, and not only in the Python SDK:
+    /// workspace code can reach the native bridge directly, and only platform admins may act on
+    /// another organization than the execution's own.
+    fn scope_for(&self, org: Option<String>) -> Result<HostScope, HostError> {
+        if org != self.scope.org_id && !self.scope.is_platform_admin {
+            return Err(HostError::PermissionDenied(
+                "only platform administrators may access another organization".into(),
+            ));
+        }
+        Ok(HostScope {
             org_id: org,
             ..self.scope.clone()
-        }
+        })
     }
 }
 
@@ -361,13 +369,20 @@ impl LoopPort {
         org: Option<String>,
         args: String,
     ) {
-        let scope = job.scope_for(org);
         let services = Arc::clone(&self.services);
         let shared = Arc::clone(&self.shared);
-        self.services.runtime.spawn(async move {
-            let reply = run_host(&services, scope, &op, &args).await;
-            shared.push(Msg::Reply { id, reply });
-        });
+        match job.scope_for(org) {
+            Ok(scope) => {
+                self.services.runtime.spawn(async move {
+                    let reply = run_host(&services, scope, &op, &args).await;
+                    shared.push(Msg::Reply { id, reply });
+                });
+            }
+            Err(denied) => shared.push(Msg::Reply {
+                id,
+                reply: Err(denied),
+            }),
+        }
     }
 }
 
@@ -415,7 +430,10 @@ impl Bridge {
         org: Option<String>,
         args: String,
     ) -> PyResult<Bound<'py, PyTuple>> {
-        let scope = job.scope_for(org);
+        let scope = match job.scope_for(org) {
+            Ok(scope) => scope,
+            Err(denied) => return reply_to_py(py, Err(denied)),
+        };
         let services = Arc::clone(&self.services);
         let (tx, rx) = std::sync::mpsc::channel();
         self.services.runtime.spawn(async move {

@@ -353,3 +353,31 @@ async fn ide_stub_matches_the_runtime_module() {
     );
     assert!(text.contains("config.delete: stub"), "{text}");
 }
+
+/// The Python SDK refuses other orgs for non-admins, but workspace code can reach the native
+/// bridge directly (the import guard is not a sandbox): the Rust side must refuse too.
+#[tokio::test]
+async fn the_native_bridge_enforces_the_execution_org() {
+    let env = env();
+    env.host
+        .set_config(Some("org-2"), "bridge_secret", json!("org-2-only"), false);
+    add(
+        "bridge_bypass.py",
+        r#"
+from bifrost import workflow, _sdk
+
+@workflow(name="bridge_bypass", description="tries to skip the SDK's org check")
+async def bridge_bypass():
+    internal = _sdk._i
+    run = internal.current_run()
+    return list(internal._bridge.host_call_blocking(run.job, "config.get", "org-2", '{"key": "bridge_secret"}'))
+"#,
+    )
+    .await;
+    let o = run("bridge_bypass", json!({})).await;
+    assert_eq!(o.status, ExecutionStatus::Success, "{o:?}");
+    let reply = o.result.unwrap();
+    assert_eq!(reply[0], json!(false), "{reply}");
+    assert_eq!(reply[1][0], json!("permission_denied"), "{reply}");
+    assert!(!reply.to_string().contains("org-2-only"));
+}
