@@ -9,7 +9,10 @@ use std::sync::Arc;
 
 use tokio::net::TcpListener;
 
-use bifrost_engine::{Engine, EngineConfig, EngineError};
+use bifrost_engine::{Engine, EngineConfig, EngineError, ImportViolation};
+use bifrost_store::Scope;
+
+use crate::audit::{AuditEvent, AuditEventType, AuditLog};
 
 use crate::backends::{Backends, OpenError};
 use crate::executions::Executions;
@@ -125,17 +128,40 @@ pub async fn start_engine(
         settings.workspace.clone(),
         settings.data_dir.join("tmp"),
     );
-    let config = EngineConfig {
-        workspace_dirs: vec![settings.workspace.clone()],
-        threads: settings.python_threads,
-        host: Arc::new(host),
-        runtime: Some(tokio::runtime::Handle::current()),
-        on_import_violation: Some(Arc::new(|violation| {
+    let audit = match AuditLog::open(backends.tables.clone()).await {
+        Ok(log) => Some(Arc::new(log)),
+        Err(e) => {
+            tracing::error!(error = %e, "audit log unavailable at start-up: import-guard violations will only be logged");
+            None
+        }
+    };
+    let runtime = tokio::runtime::Handle::current();
+    let on_violation = {
+        let runtime = runtime.clone();
+        move |violation: ImportViolation| {
             tracing::warn!(
                 ?violation,
                 "workspace code tried to import engine internals"
             );
-        })),
+            let Some(audit) = audit.clone() else { return };
+            // Called on a Python thread: record it on the async runtime, never block Python.
+            runtime.spawn(async move {
+                let event = AuditEvent::new(AuditEventType::ImportGuardViolation, "workspace", Scope::Global)
+                    .detail("module", violation.module.clone())
+                    .detail("importer", violation.importer.display().to_string())
+                    .detail("line", violation.line);
+                if let Err(e) = audit.append(event).await {
+                    tracing::error!(error = %e, ?violation, "could not record an import-guard violation in the audit log");
+                }
+            });
+        }
+    };
+    let config = EngineConfig {
+        workspace_dirs: vec![settings.workspace.clone()],
+        threads: settings.python_threads,
+        host: Arc::new(host),
+        runtime: Some(runtime),
+        on_import_violation: Some(Arc::new(on_violation)),
         ..Default::default()
     };
     let engine = tokio::task::spawn_blocking(move || Engine::start(config))

@@ -5,6 +5,8 @@
 //! organization's data apart. See `ARCHITECTURE.md` for the map of modules and their boundaries.
 
 pub mod app;
+pub mod audit;
+pub mod auth;
 pub mod backends;
 pub mod cli;
 pub mod commands;

@@ -212,6 +212,37 @@ fn opt_bool(updates: &Map<String, Value>, key: &str) -> HostResult<Option<bool>>
     }
 }
 
+/// Every `*.form.json` / `form.json` under the workspace that parses as a JSON object with an id.
+fn workspace_forms(root: &Path) -> Vec<Value> {
+    let mut found = Vec::new();
+    let mut stack = vec![root.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            continue;
+        };
+        for entry in entries.flatten() {
+            let path = entry.path();
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if path.is_dir() {
+                if !name.starts_with('.') && name != "__pycache__" {
+                    stack.push(path);
+                }
+            } else if name.ends_with(".form.json") || name == "form.json" {
+                match std::fs::read_to_string(&path).map(|t| serde_json::from_str::<Value>(&t)) {
+                    Ok(Ok(form)) if form.get("id").is_some_and(Value::is_string) => {
+                        found.push(form)
+                    }
+                    _ => {
+                        tracing::warn!(file = %path.display(), "skipping a form file that is not a JSON object with an id")
+                    }
+                }
+            }
+        }
+    }
+    found.sort_by(|a, b| a["name"].as_str().cmp(&b["name"].as_str()));
+    found
+}
+
 /// A stored config value parsed by its type, as `config.list` shows it.
 fn typed_config_value(entry: &ConfigEntry) -> Value {
     let raw = entry.value.as_str();
@@ -399,6 +430,34 @@ impl SdkHost for StorageHost {
             Err(DomainError::NotFound { .. }) => Ok(false),
             Err(e) => Err(domain_error(e)),
         }
+    }
+
+    /// Forms live in the workspace as `*.form.json` (v1's final layout). A form is visible to
+    /// the execution's org when it belongs to that org or is global; inactive forms only to admins.
+    async fn form_list(&self, scope: &HostScope) -> HostResult<Vec<Value>> {
+        let workspace = self.workspace.clone();
+        let forms = tokio::task::spawn_blocking(move || workspace_forms(&workspace))
+            .await
+            .map_err(|e| HostError::Backend(format!("form scan failed: {e}")))?;
+        let org = scope.org_id.clone();
+        Ok(forms
+            .into_iter()
+            .filter(|f| {
+                let global = f["isGlobal"].as_bool() == Some(true) || f["orgId"] == "GLOBAL";
+                let own = org.as_deref().is_some_and(|o| f["orgId"] == o);
+                let active = f["isActive"].as_bool() != Some(false);
+                (global || own || (scope.is_platform_admin && org.is_none()))
+                    && (active || scope.is_platform_admin)
+            })
+            .collect())
+    }
+
+    async fn form_get(&self, scope: &HostScope, form_id: &str) -> HostResult<Option<Value>> {
+        Ok(self
+            .form_list(scope)
+            .await?
+            .into_iter()
+            .find(|f| f["id"] == form_id))
     }
 
     async fn role_create(
@@ -743,7 +802,8 @@ mod tests {
         );
         h.secret_set(&b, "only_b", "b").await.unwrap();
         assert_eq!(h.secret_get(&a, "only_b").await.unwrap(), None);
-        assert_eq!(h.secret_list(&a).await.unwrap(), ["halo_key"]);
+        // Names are normalized to Key Vault's alphabet (lower-case, `-`), as listed.
+        assert_eq!(h.secret_list(&a).await.unwrap(), ["halo-key"]);
         assert!(h.secret_delete(&a, "halo_key").await.unwrap());
         assert_eq!(
             h.secret_get(&a, "halo_key").await.unwrap().as_deref(),
@@ -799,6 +859,56 @@ mod tests {
             !h.file_delete(&a, FileLocation::Temp, "r/out.txt")
                 .await
                 .unwrap()
+        );
+    }
+
+    #[tokio::test]
+    async fn forms_come_from_the_workspace_and_are_filtered_by_org_and_activity() {
+        let dir = tempfile::tempdir().unwrap();
+        let h = host(dir.path()).await;
+        let ws = dir.path().join("ws");
+        std::fs::create_dir_all(ws.join("forms")).unwrap();
+        let write = |name: &str, v: Value| {
+            std::fs::write(ws.join("forms").join(name), v.to_string()).unwrap()
+        };
+        write(
+            "a.form.json",
+            json!({"id": "f-a", "name": "A", "orgId": "org-a", "isActive": true}),
+        );
+        write(
+            "g.form.json",
+            json!({"id": "f-g", "name": "G", "orgId": "GLOBAL", "isGlobal": true, "isActive": true}),
+        );
+        write(
+            "off.form.json",
+            json!({"id": "f-off", "name": "Off", "orgId": "org-a", "isActive": false}),
+        );
+        std::fs::write(ws.join("forms/broken.form.json"), "{not json").unwrap();
+        let ids = |forms: Vec<Value>| {
+            forms
+                .iter()
+                .map(|f| f["id"].as_str().unwrap().to_owned())
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(
+            ids(h.form_list(&scope(Some("org-a"))).await.unwrap()),
+            ["f-a", "f-g"]
+        );
+        assert_eq!(
+            ids(h.form_list(&scope(Some("org-b"))).await.unwrap()),
+            ["f-g"]
+        );
+        assert!(
+            h.form_get(&scope(Some("org-b")), "f-a")
+                .await
+                .unwrap()
+                .is_none()
+        );
+        let mut admin = scope(Some("org-a"));
+        admin.is_platform_admin = true;
+        assert_eq!(
+            ids(h.form_list(&admin).await.unwrap()),
+            ["f-a", "f-g", "f-off"]
         );
     }
 }
