@@ -13,6 +13,8 @@ use bifrost_engine::{Engine, EngineConfig, EngineError, ImportViolation};
 use bifrost_store::Scope;
 
 use crate::audit::{AuditEvent, AuditEventType, AuditLog};
+use crate::auth::{FunctionKeys, FunctionKeysOptions};
+use crate::domain::{ConfigService, OrgService, RoleService, UserService};
 
 use crate::backends::{Backends, OpenError};
 use crate::executions::Executions;
@@ -26,7 +28,63 @@ use crate::settings::Settings;
 pub struct AppState {
     pub settings: Arc<Settings>,
     pub backends: Backends,
+    pub services: Services,
     pub engine: Engine,
+    /// Per-instance identity caches and rate-limit buckets.
+    pub identity: crate::http::context::Identity,
+}
+
+/// The domain services every entry point (HTTP, CLI, SDK host) shares.
+#[derive(Clone)]
+pub struct Services {
+    pub orgs: OrgService,
+    pub users: UserService,
+    pub roles: RoleService,
+    pub config: ConfigService,
+    pub keys: Arc<FunctionKeys>,
+    pub audit: Arc<AuditLog>,
+    pub executions: Executions,
+}
+
+impl Services {
+    /// Builds the services without touching storage.
+    pub fn new(backends: &Backends) -> Result<Self, StartupError> {
+        let tables = &backends.tables;
+        Ok(Self {
+            orgs: OrgService::new(tables.clone()),
+            users: UserService::new(tables.clone()),
+            roles: RoleService::new(tables.clone()),
+            config: ConfigService::new(tables.clone(), backends.secrets.clone()),
+            keys: Arc::new(
+                FunctionKeys::new(tables.clone(), FunctionKeysOptions::default())
+                    .map_err(|e| StartupError::Storage(e.to_string()))?,
+            ),
+            audit: Arc::new(
+                AuditLog::new(tables.clone()).map_err(|e| StartupError::Storage(e.to_string()))?,
+            ),
+            executions: Executions::new(tables.clone(), backends.blobs.clone()),
+        })
+    }
+
+    /// Creates every table and container the services use. Storage may come up after us (the
+    /// Functions host starts us regardless), so a failure is reported, not fatal: `/api/health`
+    /// shows the outage and requests answer 503 until storage is back.
+    pub async fn prepare_storage(&self, backends: &Backends) {
+        let results = [
+            crate::domain::ensure_tables(&backends.tables)
+                .await
+                .map_err(|e| e.to_string()),
+            self.keys.ensure_table().await.map_err(|e| e.to_string()),
+            self.audit.ensure_table().await.map_err(|e| e.to_string()),
+            self.executions
+                .ensure_storage()
+                .await
+                .map_err(|e| e.to_string()),
+        ];
+        for error in results.into_iter().filter_map(Result::err) {
+            tracing::error!(error = %error, "could not prepare storage yet");
+        }
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -38,6 +96,8 @@ pub enum StartupError {
     },
     #[error("cannot open backends: {0}")]
     Backends(#[from] OpenError),
+    #[error("storage: {0}")]
+    Storage(String),
     #[error("workflow engine: {0}")]
     Engine(#[from] EngineError),
     #[error("workspace folder {path} does not exist (set {setting} or pass --workspace)")]
@@ -59,11 +119,15 @@ impl AppState {
             source,
         })?;
         let backends = Backends::open(&settings)?;
-        let engine = start_engine(&settings, &backends).await?;
+        let services = Services::new(&backends)?;
+        services.prepare_storage(&backends).await;
+        let engine = start_engine(&settings, &backends, &services).await?;
         Ok(Self {
             settings,
             backends,
+            services,
             engine,
+            identity: crate::http::context::Identity::new(),
         })
     }
 
@@ -106,6 +170,7 @@ impl AppState {
 pub async fn start_engine(
     settings: &Settings,
     backends: &Backends,
+    services: &Services,
 ) -> Result<Engine, StartupError> {
     if !settings.workspace.is_dir() {
         return Err(StartupError::MissingWorkspace {
@@ -113,28 +178,14 @@ pub async fn start_engine(
             setting: crate::settings::WORKSPACE,
         });
     }
-    let executions = Executions::new(backends.tables.clone(), backends.blobs.clone());
-    if let Err(e) = executions.ensure_storage().await {
-        // Storage may come up after us (Functions start order); health reports it meanwhile.
-        tracing::warn!(error = %e, "could not prepare execution storage yet");
-    }
-    if let Err(e) = crate::domain::ensure_tables(&backends.tables).await {
-        tracing::warn!(error = %e, "could not prepare domain tables yet");
-    }
     let host = StorageHost::new(
         backends.tables.clone(),
         backends.secrets.clone(),
-        executions,
+        services.executions.clone(),
         settings.workspace.clone(),
         settings.data_dir.join("tmp"),
     );
-    let audit = match AuditLog::open(backends.tables.clone()).await {
-        Ok(log) => Some(Arc::new(log)),
-        Err(e) => {
-            tracing::error!(error = %e, "audit log unavailable at start-up: import-guard violations will only be logged");
-            None
-        }
-    };
+    let audit = services.audit.clone();
     let runtime = tokio::runtime::Handle::current();
     let on_violation = {
         let runtime = runtime.clone();
@@ -143,7 +194,7 @@ pub async fn start_engine(
                 ?violation,
                 "workspace code tried to import engine internals"
             );
-            let Some(audit) = audit.clone() else { return };
+            let audit = audit.clone();
             // Called on a Python thread: record it on the async runtime, never block Python.
             runtime.spawn(async move {
                 let event = AuditEvent::new(AuditEventType::ImportGuardViolation, "workspace", Scope::Global)
@@ -203,10 +254,43 @@ pub async fn run(settings: Settings) -> Result<(), StartupError> {
         Invocations::default(),
         settings.max_body_bytes,
     ));
+    let watcher = tokio::spawn(watch_workspace(state.engine.clone()));
     serve(listener, frontend, shutdown_signal()).await;
+    watcher.abort();
     state.engine.stop();
     tracing::info!("stopped");
     Ok(())
+}
+
+/// How often the workspace is checked for changed files. A scan that finds nothing costs a few
+/// milliseconds (file metadata only), so polling is cheaper than depending on inotify, which
+/// Azure Files mounts do not deliver.
+const WORKSPACE_POLL: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// Re-imports changed workspace files while serving; only what changed is reloaded.
+async fn watch_workspace(engine: Engine) {
+    let mut tick = tokio::time::interval(WORKSPACE_POLL);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    tick.tick().await;
+    loop {
+        tick.tick().await;
+        match engine.rescan().await {
+            Ok(report) if report.imported.is_empty() && report.removed.is_empty() => {}
+            Ok(report) => {
+                tracing::info!(
+                    imported = ?report.imported,
+                    removed = ?report.removed,
+                    workflows = report.registry.workflows.len(),
+                    import_errors = report.registry.errors.len(),
+                    "workspace reloaded"
+                );
+                for error in &report.registry.errors {
+                    tracing::warn!(file = %error.file.display(), line = ?error.line, error = %error.message, "workspace import error");
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "workspace rescan failed"),
+        }
+    }
 }
 
 /// Resolves on the first SIGTERM/SIGINT; a second signal ends the process immediately.

@@ -14,9 +14,9 @@ use bifrost_engine::{
 };
 use serde_json::{Map, Value};
 
-use crate::app::{StartupError, start_engine};
+use crate::app::{Services, StartupError, start_engine};
 use crate::backends::{Backends, OpenError};
-use crate::executions::{ExecutionRecord, Executions};
+use crate::executions::ExecutionRecord;
 use crate::settings::Settings;
 use bifrost_store::Scope;
 
@@ -24,7 +24,9 @@ use bifrost_store::Scope;
 /// error, so it can gate a deployment.
 pub async fn list_workflows(settings: &Settings) -> Result<ExitCode, StartupError> {
     let backends = Backends::open(settings)?;
-    let engine = start_engine(settings, &backends).await?;
+    let services = Services::new(&backends)?;
+    services.prepare_storage(&backends).await;
+    let engine = start_engine(settings, &backends, &services).await?;
     let registry = engine.registry();
     print_registry(&registry, None);
     println!(
@@ -53,7 +55,9 @@ pub async fn validate(settings: &Settings, file: &Path) -> Result<ExitCode, Star
         settings.workspace = file.parent().map(Path::to_path_buf).unwrap_or_default();
     }
     let backends = Backends::open(&settings)?;
-    let engine = start_engine(&settings, &backends).await?;
+    let services = Services::new(&backends)?;
+    services.prepare_storage(&backends).await;
+    let engine = start_engine(&settings, &backends, &services).await?;
     let registry = engine.registry();
     print_registry(&registry, Some(&file));
     let same = |p: &PathBuf| std::fs::canonicalize(p).map(|p| p == file).unwrap_or(false);
@@ -94,7 +98,9 @@ pub struct RunArgs {
 /// Exit 0 on Success, 1 on any other outcome, 2 on bad arguments.
 pub async fn run_workflow(settings: &Settings, args: RunArgs) -> Result<ExitCode, StartupError> {
     let backends = Backends::open(settings)?;
-    let engine = start_engine(settings, &backends).await?;
+    let services = Services::new(&backends)?;
+    services.prepare_storage(&backends).await;
+    let engine = start_engine(settings, &backends, &services).await?;
     let registry = engine.registry();
     let Some(workflow) = registry.workflows.iter().find(|w| w.name == args.workflow) else {
         eprintln!("bifrost run: no workflow named {:?}", args.workflow);
@@ -139,8 +145,7 @@ pub async fn run_workflow(settings: &Settings, args: RunArgs) -> Result<ExitCode
         None => Scope::Global,
     };
     let caller = Caller::new("cli:local", "cli@localhost", "Local CLI");
-    let executions = Executions::new(backends.tables.clone(), backends.blobs.clone());
-    executions.ensure_storage().await.map_err(OpenError::from)?;
+    let executions = services.executions.clone();
     let execution_id = uuid::Uuid::new_v4().to_string();
     let mut record = ExecutionRecord {
         execution_id: execution_id.clone(),

@@ -66,6 +66,12 @@ settings_table! {
         doc: "Number of dedicated Python engine threads (1-64).";
     MAX_BODY_BYTES = "BIFROST_MAX_BODY_BYTES", secret: false, default: "10485760",
         doc: "Largest request body accepted, in bytes; larger bodies get 413.";
+    EASY_AUTH = "WEBSITE_AUTH_ENABLED", secret: false, default: "false",
+        doc: "Set by App Service when Easy Auth is on: only then are X-MS-CLIENT-PRINCIPAL headers trusted (otherwise ignored and audited).";
+    DEV_IDENTITY = "BIFROST_DEV_IDENTITY", secret: false, default: "off",
+        doc: "`admin` makes unauthenticated requests act as a local developer with platform-admin rights. Only for a developer machine; refused under the Functions host.";
+    RATE_LIMIT = "BIFROST_RATE_LIMIT", secret: false, default: "100",
+        doc: "Requests per second allowed per organization and per key (bursts up to twice that); excess gets 429 with Retry-After. 0 disables.";
     LOG = "BIFROST_LOG", secret: false, default: "info",
         doc: "Log filter in tracing's EnvFilter syntax, e.g. `info,bifrost=debug`.";
     LOG_FORMAT = "BIFROST_LOG_FORMAT", secret: false, default: "auto",
@@ -203,6 +209,12 @@ pub struct Settings {
     pub workspace: PathBuf,
     pub python_threads: usize,
     pub max_body_bytes: u64,
+    /// Trust Easy Auth principal headers (App Service sets WEBSITE_AUTH_ENABLED).
+    pub easy_auth: bool,
+    /// Unauthenticated requests act as a local developer (explicit opt-in only).
+    pub dev_identity: bool,
+    /// Requests per second per organization and per key; 0 = unlimited.
+    pub rate_limit_per_second: u32,
     pub log_filter: String,
     pub log_format: LogFormat,
 }
@@ -361,6 +373,27 @@ impl Settings {
         if max_body_bytes < 1024 {
             fail(MAX_BODY_BYTES, "must be at least 1024".into());
         }
+        let easy_auth = match raw.get(EASY_AUTH).map(str::to_ascii_lowercase).as_deref() {
+            None | Some("false") | Some("0") => false,
+            Some("true") | Some("1") => true,
+            Some(other) => {
+                fail(EASY_AUTH, format!("{other:?} is not true or false"));
+                false
+            }
+        };
+        let dev_identity = match raw.get(DEV_IDENTITY).unwrap_or("off") {
+            "off" => false,
+            "admin" if under_functions_host => {
+                fail(DEV_IDENTITY, "must be off under the Functions host".into());
+                false
+            }
+            "admin" => true,
+            other => {
+                fail(DEV_IDENTITY, format!("{other:?} is not `off` or `admin`"));
+                false
+            }
+        };
+        let rate_limit_per_second: u32 = parse_or(raw, RATE_LIMIT, 100, &mut fail);
         let log_filter = raw.get(LOG).unwrap_or("info").to_owned();
         if let Err(e) = tracing_subscriber::EnvFilter::try_new(&log_filter) {
             fail(LOG, format!("is not a valid filter: {e}"));
@@ -391,6 +424,9 @@ impl Settings {
             workspace,
             python_threads,
             max_body_bytes,
+            easy_auth,
+            dev_identity,
+            rate_limit_per_second,
             log_filter,
             log_format,
         })
@@ -399,7 +435,7 @@ impl Settings {
     /// One line for the start-up log; secret settings never appear in it.
     pub fn summary(&self) -> String {
         format!(
-            "listen={}:{} functions_host={} storage={} secrets={} data_dir={} workspace={} python_threads={} max_body_bytes={}",
+            "listen={}:{} functions_host={} storage={} secrets={} data_dir={} workspace={} python_threads={} max_body_bytes={} easy_auth={} dev_identity={} rate_limit={}/s",
             self.bind,
             self.port,
             self.under_functions_host,
@@ -409,6 +445,9 @@ impl Settings {
             self.workspace.display(),
             self.python_threads,
             self.max_body_bytes,
+            self.easy_auth,
+            self.dev_identity,
+            self.rate_limit_per_second,
         )
     }
 }

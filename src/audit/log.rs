@@ -190,12 +190,25 @@ impl RawEntry {
 impl AuditLog {
     /// Opens the log over `store`, creating the `AuditLog` table if missing.
     pub async fn open(store: Arc<dyn TableStore>) -> Result<Self, AuditError> {
-        let name = TableName::new(AUDIT_TABLE)?;
-        store.create_table_if_missing(&name).await?;
+        let log = Self::new(store)?;
+        log.ensure_table().await?;
+        Ok(log)
+    }
+
+    /// The log without touching storage; call [`AuditLog::ensure_table`] before first use.
+    pub fn new(store: Arc<dyn TableStore>) -> Result<Self, AuditError> {
         Ok(Self {
-            table: ScopedTable::new(store, name, &Scope::Global),
+            table: ScopedTable::new(store, TableName::new(AUDIT_TABLE)?, &Scope::Global),
             head: tokio::sync::Mutex::new(None),
         })
+    }
+
+    pub async fn ensure_table(&self) -> Result<(), AuditError> {
+        Ok(self
+            .table
+            .store()
+            .create_table_if_missing(self.table.table())
+            .await?)
     }
 
     /// Appends `event` as the next link of the chain and returns the stored entry.

@@ -293,13 +293,28 @@ impl FunctionKeys {
         store: Arc<dyn TableStore>,
         options: FunctionKeysOptions,
     ) -> Result<Self, KeyError> {
+        let keys = Self::new(store, options)?;
+        keys.ensure_table().await?;
+        Ok(keys)
+    }
+
+    /// The service without touching storage (start-up must not need storage to be reachable);
+    /// call [`FunctionKeys::ensure_table`] before first use.
+    pub fn new(store: Arc<dyn TableStore>, options: FunctionKeysOptions) -> Result<Self, KeyError> {
         let name = TableName::new(FUNCTION_KEYS_TABLE)?;
-        store.create_table_if_missing(&name).await?;
         Ok(Self {
             table: ScopedTable::new(store, name, &Scope::Global),
             options,
             cache: RwLock::new(HashMap::new()),
         })
+    }
+
+    pub async fn ensure_table(&self) -> Result<(), KeyError> {
+        Ok(self
+            .table
+            .store()
+            .create_table_if_missing(self.table.table())
+            .await?)
     }
 
     /// Creates a key named `name` for `scope`. Returns its record and the raw key, which is not

@@ -45,6 +45,8 @@ pub enum ApiError {
     PayloadTooLarge { limit: u64 },
     #[error("{0}")]
     UnsupportedMediaType(String),
+    #[error("too many requests; retry later")]
+    TooManyRequests { retry_after: Duration },
     /// Storage or another dependency is unreachable; the reason is logged, not sent.
     #[error("the service is temporarily unavailable; retry later")]
     Unavailable {
@@ -89,6 +91,7 @@ impl ApiError {
             ApiError::PreconditionFailed(_) => StatusCode::PRECONDITION_FAILED,
             ApiError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            ApiError::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
             ApiError::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -107,6 +110,7 @@ impl ApiError {
             ApiError::PreconditionFailed(_) => "PreconditionFailed",
             ApiError::PayloadTooLarge { .. } => "PayloadTooLarge",
             ApiError::UnsupportedMediaType(_) => "UnsupportedMediaType",
+            ApiError::TooManyRequests { .. } => "TooManyRequests",
             ApiError::Unavailable { .. } => "ServiceUnavailable",
             ApiError::Internal(_) => "InternalServerError",
         }
@@ -137,8 +141,10 @@ impl ApiError {
             details: self.details(),
         };
         let mut response = json_response(self.status(), &body);
-        if let ApiError::Unavailable { retry_after, .. } = &self {
-            let secs = retry_after.as_secs().max(1);
+        if let ApiError::Unavailable { retry_after, .. }
+        | ApiError::TooManyRequests { retry_after } = &self
+        {
+            let secs = retry_after.as_secs_f64().ceil().max(1.0) as u64;
             if let Ok(v) = HeaderValue::from_str(&secs.to_string()) {
                 response.headers_mut().insert("retry-after", v);
             }
@@ -168,6 +174,30 @@ impl From<StoreError> for ApiError {
             err @ (StoreError::BatchFailed { .. } | StoreError::Backend(_)) => {
                 ApiError::Internal(err.to_string())
             }
+        }
+    }
+}
+
+impl From<crate::domain::DomainError> for ApiError {
+    fn from(err: crate::domain::DomainError) -> Self {
+        use crate::domain::DomainError;
+        match err {
+            DomainError::Invalid { field, reason } => ApiError::bad_request(field, reason),
+            DomainError::NotFound { what } => ApiError::NotFound(format!("{what} not found")),
+            DomainError::Conflict { what, reason } => {
+                ApiError::Conflict(format!("{what}: {reason}"))
+            }
+            DomainError::PreconditionFailed { what } => ApiError::PreconditionFailed(format!(
+                "{what} was changed by someone else; reload and retry"
+            )),
+            DomainError::Unavailable {
+                reason,
+                retry_after,
+            } => ApiError::Unavailable {
+                reason,
+                retry_after,
+            },
+            DomainError::Internal(detail) => ApiError::Internal(detail),
         }
     }
 }

@@ -11,7 +11,16 @@ use warp::http::StatusCode;
 use warp::reply::Response;
 
 use crate::app::AppState;
+use crate::http::access::{Access, Route};
 use crate::http::error::json_response;
+
+pub const ROUTES: &[Route] = &[Route {
+    id: "health.get",
+    method: "GET",
+    path: "/api/health",
+    access: Access::Public,
+    summary: "Version, storage, secret store, Python runtime and workspace status",
+}];
 
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]

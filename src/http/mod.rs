@@ -5,9 +5,34 @@
 //! only mean "not this route" (or a malformed request shape) and are mapped by
 //! [`error::recover`]. Only this module (and [`crate::server`]) knows warp.
 
+pub mod access;
+pub mod audit;
 pub mod body;
+pub mod config;
+pub mod context;
 pub mod error;
+pub mod executions;
 pub mod health;
+pub mod keys;
+pub mod organizations;
+pub mod roles;
+pub mod secrets;
+pub mod users;
+pub mod workflows;
+
+/// Every module's declared routes; [`access::all_routes`] flattens them.
+pub const ROUTE_TABLES: &[&[access::Route]] = &[
+    health::ROUTES,
+    organizations::ROUTES,
+    users::ROUTES,
+    roles::ROUTES,
+    config::ROUTES,
+    secrets::ROUTES,
+    keys::ROUTES,
+    workflows::ROUTES,
+    executions::ROUTES,
+    audit::ROUTES,
+];
 
 use std::sync::Arc;
 
@@ -38,6 +63,24 @@ pub fn routes(state: Arc<AppState>) -> BoxedFilter<(Response,)> {
 
     readiness
         .or(health)
+        .unify()
+        .or(organizations::routes(state.clone()))
+        .unify()
+        .or(users::routes(state.clone()))
+        .unify()
+        .or(roles::routes(state.clone()))
+        .unify()
+        .or(config::routes(state.clone()))
+        .unify()
+        .or(secrets::routes(state.clone()))
+        .unify()
+        .or(keys::routes(state.clone()))
+        .unify()
+        .or(workflows::routes(state.clone()))
+        .unify()
+        .or(executions::routes(state.clone()))
+        .unify()
+        .or(audit::routes(state))
         .unify()
         .recover(error::recover)
         .unify()

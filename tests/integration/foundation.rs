@@ -385,3 +385,50 @@ fn package_builds_a_functions_app_folder_that_follows_the_host_rules() {
     assert!(String::from_utf8_lossy(&output.stderr).contains("built-in admin/runtime routes"));
     assert!(!bad_out.exists());
 }
+
+#[tokio::test]
+async fn the_server_reloads_changed_workspace_files() {
+    let ws = tempfile::tempdir().unwrap();
+    std::fs::write(
+        ws.path().join("first.py"),
+        "from bifrost import workflow\n\n@workflow(name=\"first\", description=\"x\")\nasync def first():\n    return 1\n",
+    )
+    .unwrap();
+    let server = ServerBuilder::new()
+        .env("BIFROST_WORKSPACE_LOCATION", ws.path().to_str().unwrap())
+        .start();
+    let health = || async {
+        let body: Value = client()
+            .get(server.url("/api/health"))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        body["workspace"].clone()
+    };
+    assert_eq!(health().await["workflows"], 1);
+    std::fs::write(
+        ws.path().join("second.py"),
+        "from bifrost import workflow\n\n@workflow(name=\"second\", description=\"x\")\nasync def second():\n    return 2\n",
+    )
+    .unwrap();
+    std::fs::write(
+        ws.path().join("third.py"),
+        "import nonexistent_module_xyz\n",
+    )
+    .unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(15);
+    loop {
+        let w = health().await;
+        if w["workflows"] == 2 && w["importErrors"] == 1 {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "workspace changes were not picked up: {w}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}

@@ -33,6 +33,11 @@ impl ScopedTable {
         }
     }
 
+    /// The underlying store (for table management such as `create_table_if_missing`).
+    pub fn store(&self) -> &Arc<dyn TableStore> {
+        &self.store
+    }
+
     pub fn table(&self) -> &TableName {
         &self.table
     }
