@@ -31,6 +31,8 @@ pub enum Command {
     Validate(ValidateArgs),
     /// Run one workflow against the configured storage and print its logs and result.
     Run(RunArgs),
+    /// Manage the platform's function keys (x-functions-key / ?code=).
+    Keys(KeysArgs),
     /// Assemble a deployable Azure Functions app folder (host.json, <function>/function.json,
     /// the binary, optionally the workspace).
     Package(PackageArgs),
@@ -82,6 +84,37 @@ pub struct RunArgs {
     pub timeout: Option<u64>,
     #[command(flatten)]
     pub workspace: WorkspaceArgs,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct KeysArgs {
+    #[command(subcommand)]
+    pub action: KeysAction,
+    /// Data folder for the embedded backends (overrides BIFROST_DATA_DIR).
+    #[arg(long, global = true)]
+    pub data_dir: Option<PathBuf>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum KeysAction {
+    /// Create a key; its value is printed once and cannot be shown again.
+    Create {
+        /// A name for the key (two active keys per name allow rotation).
+        name: String,
+        /// Scope the key to one organization (default: GLOBAL, platform-wide).
+        #[arg(long)]
+        org: Option<String>,
+        /// Expire the key after this many days.
+        #[arg(long)]
+        expires_in_days: Option<u32>,
+    },
+    /// List keys (never their values) of GLOBAL or one organization.
+    List {
+        #[arg(long)]
+        org: Option<String>,
+    },
+    /// Revoke a key by id.
+    Revoke { key_id: String },
 }
 
 #[derive(Debug, clap::Args)]

@@ -15,7 +15,10 @@ use bifrost_engine::{
 use serde_json::{Map, Value};
 
 use crate::app::{Services, StartupError, start_engine};
+use crate::audit::{AuditEvent, AuditEventType};
+use crate::auth::KeyId;
 use crate::backends::{Backends, OpenError};
+use crate::cli::KeysAction;
 use crate::executions::ExecutionRecord;
 use crate::settings::Settings;
 use bifrost_store::Scope;
@@ -284,4 +287,106 @@ fn print_registry(registry: &Registry, only: Option<&Path>) {
             e.message
         );
     }
+}
+
+/// `bifrost keys create|list|revoke`: the operator's way to the first key (before any user can
+/// log in) and to rotate keys without the API.
+pub async fn keys(settings: &Settings, action: KeysAction) -> Result<ExitCode, StartupError> {
+    let backends = Backends::open(settings)?;
+    let services = Services::new(&backends)?;
+    services.prepare_storage(&backends).await;
+    let scope_of = |org: Option<&String>| -> Result<Scope, String> {
+        match org {
+            None => Ok(Scope::Global),
+            Some(raw) => bifrost_store::OrgId::parse(raw)
+                .map(Scope::Org)
+                .map_err(|e| format!("--org: {e}")),
+        }
+    };
+    let actor = "cli:local";
+    let outcome = match action {
+        KeysAction::Create {
+            name,
+            org,
+            expires_in_days,
+        } => {
+            let scope = match scope_of(org.as_ref()) {
+                Ok(scope) => scope,
+                Err(message) => return usage(&message),
+            };
+            let expires_at = expires_in_days.map(|days| {
+                time::OffsetDateTime::now_utc() + time::Duration::days(i64::from(days))
+            });
+            match services
+                .keys
+                .create(&name, scope.clone(), expires_at, actor)
+                .await
+            {
+                Ok((record, raw)) => {
+                    let event = AuditEvent::new(AuditEventType::KeyCreated, actor, scope)
+                        .detail("key_id", record.id.to_string())
+                        .detail("key_name", record.name.clone());
+                    if let Err(e) = services.audit.append(event).await {
+                        tracing::error!(error = %e, "could not audit the key creation");
+                    }
+                    eprintln!(
+                        "created key {} ({}) for {}; store it now, it is not shown again",
+                        record.id, record.name, record.scope
+                    );
+                    println!("{}", raw.expose());
+                    Ok(())
+                }
+                Err(e) => Err(e.to_string()),
+            }
+        }
+        KeysAction::List { org } => {
+            let scope = match scope_of(org.as_ref()) {
+                Ok(scope) => scope,
+                Err(message) => return usage(&message),
+            };
+            match services.keys.list(&scope).await {
+                Ok(records) => {
+                    for r in records {
+                        println!(
+                            "{}\t{}\t{}\t{}",
+                            r.id,
+                            r.name,
+                            r.scope,
+                            if r.is_revoked() { "revoked" } else { "active" }
+                        );
+                    }
+                    Ok(())
+                }
+                Err(e) => Err(e.to_string()),
+            }
+        }
+        KeysAction::Revoke { key_id } => match KeyId::parse(&key_id) {
+            Err(e) => return usage(&format!("key id: {e}")),
+            Ok(id) => match services.keys.revoke(&id, actor).await {
+                Ok(record) => {
+                    let event =
+                        AuditEvent::new(AuditEventType::KeyRevoked, actor, record.scope.clone())
+                            .detail("key_id", record.id.to_string());
+                    if let Err(e) = services.audit.append(event).await {
+                        tracing::error!(error = %e, "could not audit the key revocation");
+                    }
+                    eprintln!("revoked key {}", record.id);
+                    Ok(())
+                }
+                Err(e) => Err(e.to_string()),
+            },
+        },
+    };
+    match outcome {
+        Ok(()) => Ok(ExitCode::SUCCESS),
+        Err(message) => {
+            eprintln!("bifrost keys: {message}");
+            Ok(ExitCode::FAILURE)
+        }
+    }
+}
+
+fn usage(message: &str) -> Result<ExitCode, StartupError> {
+    eprintln!("bifrost keys: {message}");
+    Ok(ExitCode::from(2))
 }

@@ -24,6 +24,10 @@ fn main() -> ExitCode {
         Command::Workflows(w) => workspace_overrides(w),
         Command::Validate(v) => workspace_overrides(&v.workspace),
         Command::Run(r) => workspace_overrides(&r.workspace),
+        Command::Keys(k) => Overrides {
+            data_dir: k.data_dir.clone(),
+            ..Overrides::default()
+        },
         Command::Package(_) => Overrides::default(),
     };
     let settings = match RawSettings::load(&cli.settings)
@@ -59,6 +63,7 @@ fn main() -> ExitCode {
                 };
                 commands::run_workflow(&settings, args).await
             }
+            Command::Keys(k) => commands::keys(&settings, k.action).await,
             Command::Package(_) => Ok(ExitCode::SUCCESS),
         }
     });
