@@ -66,4 +66,14 @@ say "cargo clippy --all-targets -- -D warnings"
 cargo clippy --workspace --all-targets -- -D warnings
 
 say "cargo test"
-cargo test --workspace --no-fail-fast
+# Unit and integration tests of every crate (doc examples are not tests here; benches run apart).
+TEST_LOG=$(mktemp)
+set +e
+cargo test --workspace --lib --bins --tests --no-fail-fast 2>&1 | tee "$TEST_LOG"
+status=${PIPESTATUS[0]}
+set -e
+# One closing line for the whole run: the sum over every test binary.
+awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($(i+1) ~ /^passed/) p += $i; if ($(i+1) ~ /^failed/) f += $i } }
+     END { printf "\ntests: %d passed, %d failed\n", p, f; if (p == 0) exit 1 }' "$TEST_LOG" || { rm -f "$TEST_LOG"; die "no test ran"; }
+rm -f "$TEST_LOG"
+exit "$status"
