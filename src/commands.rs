@@ -172,6 +172,16 @@ pub async fn run_workflow(settings: &Settings, args: RunArgs) -> Result<ExitCode
         .create(&scope, &record)
         .await
         .map_err(OpenError::from)?;
+    let started = AuditEvent::new(
+        AuditEventType::ExecutionStarted,
+        record.executed_by.clone(),
+        scope.clone(),
+    )
+    .detail("execution_id", record.execution_id.clone())
+    .detail("workflow", record.workflow_name.clone());
+    if let Err(e) = services.audit.append(started).await {
+        tracing::error!(error = %e, "could not audit the execution start");
+    }
     let request = ExecutionRequest {
         execution_id,
         name: workflow.name.clone(),
@@ -189,6 +199,10 @@ pub async fn run_workflow(settings: &Settings, args: RunArgs) -> Result<ExitCode
     record.complete(&outcome);
     executions
         .update(&scope, &record)
+        .await
+        .map_err(OpenError::from)?;
+    executions
+        .record_outcome(&scope, &outcome)
         .await
         .map_err(OpenError::from)?;
     for log in &outcome.logs {

@@ -6,7 +6,14 @@
 //! without sorting; `id:{id}` points at it for lookups by id. Results larger than
 //! [`INLINE_RESULT_CHARS`] go to blob storage (`execution-data/{scope}/{id}/result.json`).
 //!
+//! A failed run also has an `err:{id}` row (full error detail, incl. traceback), and its log lines
+//! are in table `ExecutionLogs` with the same per-scope partitioning: see `logs.rs`.
+//!
 //! May depend on: `bifrost-store`, `bifrost-engine`'s outcome types. Not on HTTP.
+
+mod logs;
+
+pub use logs::{LOG_BATCH, LOGS_TABLE, LogPage, MAX_LOG_PAGE, MAX_LOG_SEQUENCE};
 
 use std::sync::Arc;
 
@@ -107,6 +114,9 @@ impl Executions {
 
     pub async fn ensure_storage(&self) -> StoreResult<()> {
         self.tables.create_table_if_missing(&table_name()?).await?;
+        self.tables
+            .create_table_if_missing(&logs::logs_table_name()?)
+            .await?;
         self.blobs.create_container(&container()?).await
     }
 
@@ -358,7 +368,12 @@ mod tests {
     use bifrost_store::table::SqliteTables;
     use serde_json::json;
 
-    fn record(id: &str, workflow: &str, by: &str, started: OffsetDateTime) -> ExecutionRecord {
+    pub(super) fn record(
+        id: &str,
+        workflow: &str,
+        by: &str,
+        started: OffsetDateTime,
+    ) -> ExecutionRecord {
         ExecutionRecord {
             execution_id: id.into(),
             workflow_name: workflow.into(),
@@ -379,7 +394,7 @@ mod tests {
         }
     }
 
-    async fn executions(dir: &std::path::Path) -> Executions {
+    pub(super) async fn executions(dir: &std::path::Path) -> Executions {
         let tables = Arc::new(SqliteTables::open(&dir.join("t.sqlite")).unwrap());
         let blobs = Arc::new(LocalBlobs::open(&dir.join("blobs")).unwrap());
         let e = Executions::new(tables, blobs);

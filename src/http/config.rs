@@ -1,18 +1,319 @@
-//! placeholder: being written
+//! `/api/config`: typed settings of the request's scope (GLOBAL, or the organization chosen with
+//! `X-Organization-Id`), for platform administrators.
+//!
+//! Wire shape (camelCase, v1's `Config`): `{key, value, type, scope ("GLOBAL"|"org"), orgId,
+//! description, updatedAt, updatedBy}`; the list is `{config}`. An organization's list includes
+//! the GLOBAL entries it does not override, marked `scope: "GLOBAL"`. Writes take `{key, value?,
+//! secretValue?, type, description?}`: `secretValue` (type `secret_ref` only) is stored in the
+//! secret store through [`ConfigService::set_secret`](crate::domain::ConfigService::set_secret)
+//! and the row points at it.
+//!
+//! Invariants: every value leaves through [`ConfigEntry::masked`], so `secret_ref` rows and keys
+//! that look secret read as `***`; a `secretValue` is never echoed, logged or audited; every
+//! change is audited as `config_changed` with the key, the action and the type, never the value.
 
 use std::sync::Arc;
 
+use bifrost_secrets::{SecretName, SecretValue};
+use bifrost_store::Scope;
+use serde::Serialize;
+use serde_json::Value;
 use warp::Filter;
 use warp::filters::BoxedFilter;
+use warp::http::StatusCode;
 use warp::reply::Response;
 
 use crate::app::AppState;
-use crate::http::access::Route;
+use crate::audit::{AuditEvent, AuditEventType};
+use crate::domain::{ConfigEntry, ConfigType, ConfigWrite, SetOutcome};
+use crate::http::access::{Access, Route};
+use crate::http::body;
+use crate::http::context::{RequestContext, audit, guard};
+use crate::http::error::{ApiError, json_response};
+use crate::http::input::{
+    Fields, existing_scope, no_content, rename_field, respond, scope_fields, timestamp, with_state,
+};
 
-pub const ROUTES: &[Route] = &[];
+pub const ROUTES: &[Route] = &[
+    Route {
+        id: "config.list",
+        method: "GET",
+        path: "/api/config",
+        access: Access::PlatformAdmin,
+        summary: "Settings of the request's scope (with GLOBAL fallbacks), secret values masked",
+    },
+    Route {
+        id: "config.set",
+        method: "POST",
+        path: "/api/config",
+        access: Access::PlatformAdmin,
+        summary: "Create (201) or replace (200) a setting {key, value?, secretValue?, type, description?}",
+    },
+    Route {
+        id: "config.get",
+        method: "GET",
+        path: "/api/config/{key}",
+        access: Access::PlatformAdmin,
+        summary: "One setting (the scope's own, else GLOBAL's), secret values masked",
+    },
+    Route {
+        id: "config.delete",
+        method: "DELETE",
+        path: "/api/config/{key}",
+        access: Access::PlatformAdmin,
+        summary: "Delete a setting of the request's scope",
+    },
+];
 
-pub fn routes(_state: Arc<AppState>) -> BoxedFilter<(Response,)> {
-    warp::any()
-        .and_then(|| async { Err::<Response, _>(warp::reject::not_found()) })
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ConfigDto {
+    pub key: String,
+    /// Masked (`***`) for secret references and keys that look secret.
+    pub value: String,
+    #[serde(rename = "type")]
+    pub value_type: &'static str,
+    pub scope: &'static str,
+    pub org_id: Option<String>,
+    pub description: Option<String>,
+    pub updated_at: String,
+    pub updated_by: Option<String>,
+}
+
+impl From<ConfigEntry> for ConfigDto {
+    fn from(entry: ConfigEntry) -> Self {
+        // The one door out of this module for values: masking cannot be forgotten.
+        let entry = entry.masked();
+        let (scope, org_id) = scope_fields(&entry.scope);
+        Self {
+            key: entry.key,
+            value: entry.value,
+            value_type: entry.value_type.as_str(),
+            scope,
+            org_id,
+            description: entry.description,
+            updated_at: timestamp(entry.updated_at),
+            updated_by: entry.updated_by,
+        }
+    }
+}
+
+#[derive(Serialize)]
+struct ConfigList {
+    config: Vec<ConfigDto>,
+}
+
+pub fn routes(state: Arc<AppState>) -> BoxedFilter<(Response,)> {
+    let limit = state.settings.max_body_bytes;
+    let list = warp::path!("api" / "config")
+        .and(warp::get())
+        .and(guard(state.clone(), "config.list"))
+        .and(with_state(state.clone()))
+        .then(|ctx, state: Arc<AppState>| async move { respond(list(&state, &ctx).await) });
+    let set = warp::path!("api" / "config")
+        .and(warp::post())
+        .and(guard(state.clone(), "config.set"))
+        .and(body::json::<Value>(limit))
+        .and(with_state(state.clone()))
+        .then(
+            |ctx, body, state: Arc<AppState>| async move { respond(set(&state, &ctx, body).await) },
+        );
+    let get = warp::path!("api" / "config" / String)
+        .and(warp::get())
+        .and(guard(state.clone(), "config.get"))
+        .and(with_state(state.clone()))
+        .then(|key: String, ctx, state: Arc<AppState>| async move {
+            respond(get(&state, &ctx, &key).await)
+        });
+    let delete = warp::path!("api" / "config" / String)
+        .and(warp::delete())
+        .and(guard(state.clone(), "config.delete"))
+        .and(with_state(state))
+        .then(|key: String, ctx, state: Arc<AppState>| async move {
+            respond(delete(&state, &ctx, &key).await)
+        });
+    list.or(set)
+        .unify()
+        .or(get)
+        .unify()
+        .or(delete)
+        .unify()
         .boxed()
+}
+
+async fn list(state: &AppState, ctx: &RequestContext) -> Result<Response, ApiError> {
+    let scope = existing_scope(state, ctx).await?;
+    let entries = state.services.config.list_effective(&scope).await?;
+    Ok(json_response(
+        StatusCode::OK,
+        &ConfigList {
+            config: entries.into_iter().map(ConfigDto::from).collect(),
+        },
+    ))
+}
+
+async fn get(state: &AppState, ctx: &RequestContext, key: &str) -> Result<Response, ApiError> {
+    let scope = existing_scope(state, ctx).await?;
+    let config = &state.services.config;
+    let mut entry = config.get_raw(&scope, key).await?;
+    if entry.is_none() && matches!(scope, Scope::Org(_)) {
+        entry = config.get_raw(&Scope::Global, key).await?;
+    }
+    match entry {
+        Some(entry) => Ok(json_response(StatusCode::OK, &ConfigDto::from(entry))),
+        None => Err(ApiError::NotFound(format!("config key '{key}' not found"))),
+    }
+}
+
+/// The value as stored text: strings as they are; for typed settings a JSON number, boolean,
+/// object or array is accepted too and written as its JSON text.
+fn value_text(value: &Value, value_type: ConfigType) -> Result<String, ApiError> {
+    match (value, value_type) {
+        (Value::String(s), _) => Ok(s.clone()),
+        (Value::Number(_) | Value::Bool(_), ConfigType::Int | ConfigType::Bool)
+        | (_, ConfigType::Json) => Ok(value.to_string()),
+        _ => Err(ApiError::bad_request(
+            "value",
+            format!("value must be a string for type {}", value_type.as_str()),
+        )),
+    }
+}
+
+async fn set(state: &AppState, ctx: &RequestContext, body: Value) -> Result<Response, ApiError> {
+    let scope = existing_scope(state, ctx).await?;
+    let fields = Fields::new(
+        body,
+        &["key", "value", "secretValue", "type", "description"],
+    )?;
+    let key = fields.required_str("key")?.to_owned();
+    let value_type = ConfigType::parse(fields.required_str("type")?)?;
+    let description = fields.str("description")?.map(str::to_owned);
+    let secret = fields.str("secretValue")?;
+    let value = fields.value("value");
+    let config = &state.services.config;
+    let outcome = match (secret, value) {
+        (Some(_), Some(_)) => {
+            return Err(ApiError::bad_request(
+                "secretValue",
+                "send either value (a secret name) or secretValue, not both",
+            ));
+        }
+        (Some(_), None) if value_type != ConfigType::SecretRef => {
+            return Err(ApiError::bad_request(
+                "secretValue",
+                "secretValue is only allowed with type secret_ref",
+            ));
+        }
+        (Some(secret), None) => {
+            let outcome = config
+                .set_secret(
+                    &scope,
+                    &key,
+                    &SecretValue::new(secret),
+                    description,
+                    Some(ctx.actor()),
+                )
+                .await
+                .map_err(|e| rename_field(e.into(), "value", "secretValue"))?;
+            let name = SecretName::scoped(&scope, &key)?;
+            audit(
+                state,
+                AuditEvent::new(AuditEventType::SecretWritten, ctx.actor(), scope.clone())
+                    .detail("secret_name", name.as_str())
+                    .detail("config_key", key.as_str())
+                    .detail("action", action(outcome)),
+            )
+            .await;
+            outcome
+        }
+        (None, None) => {
+            return Err(ApiError::bad_request(
+                "value",
+                "value is required (or secretValue for type secret_ref)",
+            ));
+        }
+        (None, Some(value)) => {
+            let write = ConfigWrite {
+                key: key.clone(),
+                value: value_text(value, value_type)?,
+                value_type,
+                description,
+                updated_by: Some(ctx.actor()),
+            };
+            config.set(&scope, write).await?
+        }
+    };
+    audit(
+        state,
+        AuditEvent::new(AuditEventType::ConfigChanged, ctx.actor(), scope.clone())
+            .detail("config_key", key.as_str())
+            .detail("action", action(outcome))
+            .detail("type", value_type.as_str()),
+    )
+    .await;
+    let entry = config
+        .get_raw(&scope, &key)
+        .await?
+        // Only a concurrent delete gets here; say so rather than answer 500.
+        .ok_or_else(|| {
+            ApiError::Conflict(format!("config key '{key}' was deleted concurrently"))
+        })?;
+    let status = match outcome {
+        SetOutcome::Created => StatusCode::CREATED,
+        SetOutcome::Updated => StatusCode::OK,
+    };
+    Ok(json_response(status, &ConfigDto::from(entry)))
+}
+
+fn action(outcome: SetOutcome) -> &'static str {
+    match outcome {
+        SetOutcome::Created => "created",
+        SetOutcome::Updated => "updated",
+    }
+}
+
+async fn delete(state: &AppState, ctx: &RequestContext, key: &str) -> Result<Response, ApiError> {
+    let scope = existing_scope(state, ctx).await?;
+    if !state.services.config.delete(&scope, key).await? {
+        return Err(ApiError::NotFound(format!(
+            "config key '{key}' not found in this scope"
+        )));
+    }
+    audit(
+        state,
+        AuditEvent::new(AuditEventType::ConfigChanged, ctx.actor(), scope)
+            .detail("config_key", key)
+            .detail("action", "deleted"),
+    )
+    .await;
+    Ok(no_content())
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    #[test]
+    fn typed_values_accept_json_literals_and_strings_only_as_strings() {
+        assert_eq!(value_text(&json!("x"), ConfigType::String).unwrap(), "x");
+        assert_eq!(value_text(&json!(3), ConfigType::Int).unwrap(), "3");
+        assert_eq!(value_text(&json!(true), ConfigType::Bool).unwrap(), "true");
+        assert_eq!(
+            value_text(&json!({"a": [1]}), ConfigType::Json).unwrap(),
+            r#"{"a":[1]}"#
+        );
+        for (value, ty) in [
+            (json!(3), ConfigType::String),
+            (json!({"a": 1}), ConfigType::Int),
+            (json!(["n"]), ConfigType::SecretRef),
+        ] {
+            match value_text(&value, ty).unwrap_err() {
+                ApiError::BadRequest { field, .. } => assert_eq!(field.as_deref(), Some("value")),
+                other => panic!("{other:?}"),
+            }
+        }
+    }
 }

@@ -1,18 +1,759 @@
-//! placeholder: being written
+//! `/api/executions`: execution history, results, logs and cancellation, within the request's
+//! scope.
+//!
+//! Visibility rules (v1's, enforced here on top of the route's `Authenticated` access):
+//! - a request sees only its scope's executions (the store partition); another scope's id is 404;
+//! - platform-wide principals see every execution in the scope; an org user sees only the
+//!   executions they started (`executedBy == user id`), and an org-scoped function key only those
+//!   it started (`executedBy == "api_key:{keyId}"`, [`bifrost_engine::Caller::api_key`], the
+//!   identity the execution entry points must record); anybody else's id is 404;
+//! - error detail: the traceback and the error type are admin-only; non-admins see the message
+//!   of a `UserError` and otherwise "An error occurred during execution"; `DEBUG` and
+//!   `TRACEBACK` log lines are admin-only.
+//!
+//! Depends on [`crate::executions::Executions`] and the engine handle (for cancellation only).
 
 use std::sync::Arc;
 
+use bifrost_engine::{Caller, ExecutionError, LogEntry};
+use bifrost_store::StoreError;
+use bifrost_store::table::ContinuationToken;
+use futures::future::join_all;
+use schemars::JsonSchema;
+use serde::Serialize;
+use serde_json::Value;
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
 use warp::Filter;
 use warp::filters::BoxedFilter;
+use warp::http::StatusCode;
 use warp::reply::Response;
 
 use crate::app::AppState;
-use crate::http::access::Route;
+use crate::auth::Principal;
+use crate::executions::{ExecutionQuery, ExecutionRecord, MAX_LOG_PAGE};
+use crate::http::access::{Access, Route};
+use crate::http::context::{RequestContext, guard};
+use crate::http::error::{ApiError, reply};
 
-pub const ROUTES: &[Route] = &[];
+pub const ROUTES: &[Route] = &[
+    Route {
+        id: "executions.list",
+        method: "GET",
+        path: "/api/executions",
+        access: Access::Authenticated,
+        summary: "Executions in the request's scope, newest first (org users: their own only)",
+    },
+    Route {
+        id: "executions.get",
+        method: "GET",
+        path: "/api/executions/{executionId}",
+        access: Access::Authenticated,
+        summary: "One execution's record",
+    },
+    Route {
+        id: "executions.result",
+        method: "GET",
+        path: "/api/executions/{executionId}/result",
+        access: Access::Authenticated,
+        summary: "One execution's result",
+    },
+    Route {
+        id: "executions.logs",
+        method: "GET",
+        path: "/api/executions/{executionId}/logs",
+        access: Access::Authenticated,
+        summary: "One execution's log lines after sequence `since` (DEBUG/TRACEBACK: admins only)",
+    },
+    Route {
+        id: "executions.cancel",
+        method: "POST",
+        path: "/api/executions/{executionId}/cancel",
+        access: Access::Authenticated,
+        summary: "Request cancellation of a pending or running execution",
+    },
+];
 
-pub fn routes(_state: Arc<AppState>) -> BoxedFilter<(Response,)> {
-    warp::any()
-        .and_then(|| async { Err::<Response, _>(warp::reject::not_found()) })
+/// Default and largest page of the listing (v1: 25, ≤ 1000).
+pub const DEFAULT_LIMIT: u16 = 25;
+pub const MAX_LIMIT: u16 = 1000;
+/// What non-admins see instead of a non-`UserError` message (v1's text).
+pub const GENERIC_ERROR: &str = "An error occurred during execution";
+/// Every status an execution record can have (v1 `ExecutionStatus`).
+pub const STATUSES: &[&str] = &[
+    "Pending",
+    "Running",
+    "Success",
+    "Failed",
+    "Timeout",
+    "CompletedWithErrors",
+    "Cancelling",
+    "Cancelled",
+];
+const FINISHED: &[&str] = &[
+    "Success",
+    "Failed",
+    "Timeout",
+    "CompletedWithErrors",
+    "Cancelled",
+];
+const ADMIN_ONLY_LEVELS: &[&str] = &["DEBUG", "TRACEBACK"];
+
+/// One execution (v1 `WorkflowExecution`, without logs).
+#[derive(Serialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ExecutionDto {
+    pub execution_id: String,
+    pub workflow_name: String,
+    pub org_id: Option<String>,
+    pub form_id: Option<String>,
+    pub executed_by: String,
+    pub executed_by_email: String,
+    pub executed_by_name: String,
+    /// `Pending`, `Running`, `Success`, `Failed`, `Timeout`, `CompletedWithErrors`,
+    /// `Cancelling` or `Cancelled`.
+    pub status: String,
+    pub input_data: Value,
+    /// `json`, `html` or `text`.
+    pub result_type: Option<String>,
+    /// The error message (non-admins: only a `UserError`'s, else a generic text).
+    pub error_message: Option<String>,
+    /// Python exception class name; platform administrators only.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error_type: Option<String>,
+    /// Platform administrators only, on single-execution reads.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error_traceback: Option<String>,
+    pub duration_ms: Option<u64>,
+    /// RFC 3339.
+    pub started_at: String,
+    pub completed_at: Option<String>,
+}
+
+#[derive(Serialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ExecutionList {
+    pub executions: Vec<ExecutionDto>,
+    /// Pass back as `continuationToken` for the next page; `null` on the last page.
+    pub continuation_token: Option<String>,
+}
+
+#[derive(Serialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ExecutionResultDto {
+    pub execution_id: String,
+    pub status: String,
+    /// `null` until the execution finished successfully.
+    pub result: Option<Value>,
+    pub result_type: Option<String>,
+}
+
+#[derive(Serialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct LogLineDto {
+    /// 1-based, in capture order.
+    pub sequence: u64,
+    /// RFC 3339.
+    pub timestamp: String,
+    /// `DEBUG`, `INFO`, `WARNING`, `ERROR`, `CRITICAL` or `TRACEBACK`.
+    pub level: String,
+    pub message: String,
+    /// `logging:<logger>`, `stdout`, `stderr`, `context` or `engine`.
+    pub source: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub data: Option<Value>,
+}
+
+#[derive(Serialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ExecutionLogs {
+    pub execution_id: String,
+    pub status: String,
+    pub logs: Vec<LogLineDto>,
+    /// The last sequence read; pass it as `since` to poll for newer lines.
+    pub last_sequence: Option<u64>,
+    /// True when more lines are ready right away.
+    pub more: bool,
+}
+
+#[derive(Serialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct CancelResponse {
+    pub execution_id: String,
+    /// `Cancelling` (the run stops at its next interruption point) or `Cancelled`.
+    pub status: String,
+}
+
+pub fn routes(state: Arc<AppState>) -> BoxedFilter<(Response,)> {
+    let with_state = {
+        let state = state.clone();
+        warp::any().map(move || state.clone())
+    };
+    let raw_query = || warp::query::raw().or(warp::any().map(String::new)).unify();
+
+    let list = warp::path!("api" / "executions")
+        .and(warp::get())
+        .and(guard(state.clone(), "executions.list"))
+        .and(raw_query())
+        .and(with_state.clone())
+        .then(
+            |ctx: RequestContext, query: String, state: Arc<AppState>| async move {
+                reply(StatusCode::OK, list(&state, &ctx, &query).await)
+            },
+        );
+    let get = warp::path!("api" / "executions" / String)
+        .and(warp::get())
+        .and(guard(state.clone(), "executions.get"))
+        .and(raw_query())
+        .and(with_state.clone())
+        .then(
+            |id: String, ctx: RequestContext, query: String, state: Arc<AppState>| async move {
+                reply(StatusCode::OK, get(&state, &ctx, &id, &query).await)
+            },
+        );
+    let result = warp::path!("api" / "executions" / String / "result")
+        .and(warp::get())
+        .and(guard(state.clone(), "executions.result"))
+        .and(raw_query())
+        .and(with_state.clone())
+        .then(
+            |id: String, ctx: RequestContext, query: String, state: Arc<AppState>| async move {
+                reply(StatusCode::OK, result(&state, &ctx, &id, &query).await)
+            },
+        );
+    let logs = warp::path!("api" / "executions" / String / "logs")
+        .and(warp::get())
+        .and(guard(state.clone(), "executions.logs"))
+        .and(raw_query())
+        .and(with_state.clone())
+        .then(
+            |id: String, ctx: RequestContext, query: String, state: Arc<AppState>| async move {
+                reply(StatusCode::OK, logs(&state, &ctx, &id, &query).await)
+            },
+        );
+    let cancel = warp::path!("api" / "executions" / String / "cancel")
+        .and(warp::post())
+        .and(guard(state, "executions.cancel"))
+        .and(with_state)
+        .then(
+            |id: String, ctx: RequestContext, state: Arc<AppState>| async move {
+                match cancel(&state, &ctx, &id).await {
+                    Ok((status, body)) => reply(status, Ok::<_, ApiError>(body)),
+                    Err(e) => e.into_response(),
+                }
+            },
+        );
+    list.or(get)
+        .unify()
+        .or(result)
+        .unify()
+        .or(logs)
+        .unify()
+        .or(cancel)
+        .unify()
         .boxed()
+}
+
+/// The `executedBy` a non-platform-wide caller is limited to; `None` = sees the whole scope.
+fn own_executions_only(principal: &Principal) -> Option<String> {
+    if principal.is_platform_admin() {
+        return None;
+    }
+    Some(match principal {
+        Principal::OrgUser { user_id, .. } => user_id.clone(),
+        Principal::FunctionKey { key_id, .. } => Caller::api_key(&key_id.to_string()).user_id,
+        // Unreachable behind `Authenticated`, but must never widen visibility.
+        other => other.audit_actor(),
+    })
+}
+
+async fn list(
+    state: &AppState,
+    ctx: &RequestContext,
+    raw: &str,
+) -> Result<ExecutionList, ApiError> {
+    let q = QueryParams::parse(
+        raw,
+        &[
+            "workflowName",
+            "status",
+            "startDate",
+            "endDate",
+            "limit",
+            "continuationToken",
+        ],
+    )?;
+    let status = match q.get("status") {
+        Some(s) if STATUSES.contains(&s) => Some(s.to_owned()),
+        Some(_) => {
+            return Err(ApiError::bad_request(
+                "status",
+                format!("must be one of {}", STATUSES.join(", ")),
+            ));
+        }
+        None => None,
+    };
+    let workflow_name = q.get("workflowName").map(str::to_owned);
+    if workflow_name
+        .as_ref()
+        .is_some_and(|n| n.chars().count() > 256)
+    {
+        return Err(ApiError::bad_request(
+            "workflowName",
+            "must be at most 256 characters",
+        ));
+    }
+    let started_after = q.datetime("startDate", false)?;
+    let started_before = q.datetime("endDate", true)?;
+    if let (Some(a), Some(b)) = (started_after, started_before)
+        && a > b
+    {
+        return Err(ApiError::bad_request(
+            "endDate",
+            "must not be before startDate",
+        ));
+    }
+    let query = ExecutionQuery {
+        workflow_name,
+        status,
+        executed_by: own_executions_only(&ctx.principal),
+        started_after,
+        started_before,
+        limit: Some(q.limit("limit", DEFAULT_LIMIT, MAX_LIMIT)?),
+        continuation: q.get("continuationToken").map(ContinuationToken::new),
+    };
+    let (records, next) = state
+        .services
+        .executions
+        .list(&ctx.scope, &query)
+        .await
+        .map_err(|e| continuation_error(e, "continuationToken"))?;
+    let admin = ctx.is_platform_admin();
+    // Non-admins may see a UserError's message: that needs the stored error detail.
+    let details = join_all(records.iter().map(|r| async {
+        if admin || r.error_message.is_none() {
+            return Ok(None);
+        }
+        state
+            .services
+            .executions
+            .error_detail(&ctx.scope, &r.execution_id)
+            .await
+    }))
+    .await
+    .into_iter()
+    .collect::<Result<Vec<_>, _>>()?;
+    Ok(ExecutionList {
+        executions: records
+            .iter()
+            .zip(details)
+            .map(|(r, d)| execution_dto(r, d.as_ref(), admin, false))
+            .collect(),
+        continuation_token: next.map(|t| t.as_str().to_owned()),
+    })
+}
+
+/// The record if it exists in the scope and the caller may see it; 404 otherwise.
+async fn visible(
+    state: &AppState,
+    ctx: &RequestContext,
+    id: &str,
+) -> Result<ExecutionRecord, ApiError> {
+    let record = state.services.executions.get(&ctx.scope, id).await?;
+    let only = own_executions_only(&ctx.principal);
+    record
+        .filter(|r| only.as_ref().is_none_or(|me| *me == r.executed_by))
+        .ok_or_else(|| ApiError::NotFound(format!("execution {id} not found")))
+}
+
+async fn get(
+    state: &AppState,
+    ctx: &RequestContext,
+    id: &str,
+    raw: &str,
+) -> Result<ExecutionDto, ApiError> {
+    QueryParams::parse(raw, &[])?;
+    let record = visible(state, ctx, id).await?;
+    let detail = if record.error_message.is_some() || record.error_type.is_some() {
+        state
+            .services
+            .executions
+            .error_detail(&ctx.scope, id)
+            .await?
+    } else {
+        None
+    };
+    Ok(execution_dto(
+        &record,
+        detail.as_ref(),
+        ctx.is_platform_admin(),
+        true,
+    ))
+}
+
+async fn result(
+    state: &AppState,
+    ctx: &RequestContext,
+    id: &str,
+    raw: &str,
+) -> Result<ExecutionResultDto, ApiError> {
+    QueryParams::parse(raw, &[])?;
+    let record = visible(state, ctx, id).await?;
+    Ok(ExecutionResultDto {
+        execution_id: record.execution_id,
+        status: record.status,
+        result: record.result,
+        result_type: record.result_type,
+    })
+}
+
+async fn logs(
+    state: &AppState,
+    ctx: &RequestContext,
+    id: &str,
+    raw: &str,
+) -> Result<ExecutionLogs, ApiError> {
+    let q = QueryParams::parse(raw, &["since", "limit"])?;
+    let since = match q.get("since") {
+        None => 0,
+        Some(v) => v.parse::<u64>().map_err(|_| {
+            ApiError::bad_request("since", "must be a non-negative integer sequence number")
+        })?,
+    };
+    let limit = q.limit("limit", MAX_LOG_PAGE, MAX_LOG_PAGE)?;
+    let record = visible(state, ctx, id).await?;
+    let page = state
+        .services
+        .executions
+        .logs(&ctx.scope, id, since, limit)
+        .await?;
+    let admin = ctx.is_platform_admin();
+    Ok(ExecutionLogs {
+        execution_id: record.execution_id,
+        status: record.status,
+        logs: page
+            .entries
+            .iter()
+            .filter(|e| admin || !ADMIN_ONLY_LEVELS.contains(&e.level.as_str()))
+            .map(log_dto)
+            .collect(),
+        last_sequence: page.last_sequence,
+        more: page.more,
+    })
+}
+
+async fn cancel(
+    state: &AppState,
+    ctx: &RequestContext,
+    id: &str,
+) -> Result<(StatusCode, CancelResponse), ApiError> {
+    let record = visible(state, ctx, id).await?;
+    let finished = |status: &str| {
+        ApiError::Conflict(format!(
+            "execution {id} has already finished with status {status}"
+        ))
+    };
+    if FINISHED.contains(&record.status.as_str()) {
+        return Err(finished(&record.status));
+    }
+    let executions = &state.services.executions;
+    let running_here = state.engine.cancel(id);
+    // Running here: the engine stops it and its runner records `Cancelled`. Running elsewhere:
+    // `Cancelling` asks that instance's runner. Never started: nothing will run it, so it is
+    // `Cancelled` at once.
+    let target = if !running_here && record.status == "Pending" {
+        "Cancelled"
+    } else {
+        "Cancelling"
+    };
+    let now = executions
+        .transition(&ctx.scope, id, &["Pending", "Running"], target)
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("execution {id} not found")))?;
+    if FINISHED.contains(&now.as_str()) && now != target {
+        return Err(finished(&now));
+    }
+    let status = if now == "Cancelled" {
+        StatusCode::OK
+    } else {
+        StatusCode::ACCEPTED
+    };
+    Ok((
+        status,
+        CancelResponse {
+            execution_id: id.to_owned(),
+            status: now,
+        },
+    ))
+}
+
+fn execution_dto(
+    r: &ExecutionRecord,
+    detail: Option<&ExecutionError>,
+    admin: bool,
+    with_traceback: bool,
+) -> ExecutionDto {
+    let error_message = r.error_message.as_ref().map(|message| {
+        if admin || detail.is_some_and(|d| d.is_user_error) {
+            message.clone()
+        } else {
+            GENERIC_ERROR.to_owned()
+        }
+    });
+    ExecutionDto {
+        execution_id: r.execution_id.clone(),
+        workflow_name: r.workflow_name.clone(),
+        org_id: r.org_id.clone(),
+        form_id: r.form_id.clone(),
+        executed_by: r.executed_by.clone(),
+        executed_by_email: r.executed_by_email.clone(),
+        executed_by_name: r.executed_by_name.clone(),
+        status: r.status.clone(),
+        input_data: r.input_data.clone(),
+        result_type: r.result_type.clone(),
+        error_message,
+        error_type: r.error_type.clone().filter(|_| admin),
+        error_traceback: detail
+            .filter(|_| admin && with_traceback)
+            .map(|d| d.traceback.clone())
+            .filter(|t| !t.is_empty()),
+        duration_ms: r.duration_ms,
+        started_at: rfc3339(r.started_at),
+        completed_at: r.completed_at.map(rfc3339),
+    }
+}
+
+fn log_dto(e: &LogEntry) -> LogLineDto {
+    LogLineDto {
+        sequence: e.sequence,
+        timestamp: rfc3339(e.timestamp),
+        level: e.level.clone(),
+        message: e.message.clone(),
+        source: e.source.clone(),
+        data: e.data.clone(),
+    }
+}
+
+pub(crate) fn rfc3339(t: OffsetDateTime) -> String {
+    t.format(&Rfc3339).unwrap_or_default()
+}
+
+/// A continuation token the store did not issue is the caller's mistake: 400 naming the field.
+pub(crate) fn continuation_error(e: StoreError, field: &str) -> ApiError {
+    match e {
+        StoreError::Invalid { field: f, reason } if f == "continuation" => {
+            ApiError::bad_request(field, reason)
+        }
+        other => ApiError::from(other),
+    }
+}
+
+/// A request's query string, checked against the parameters a route accepts: an unknown or
+/// repeated parameter is a 400 naming it (a typo must not silently widen a listing). `code` (the
+/// function-key query parameter) is always accepted.
+pub(crate) struct QueryParams(Vec<(String, String)>);
+
+impl QueryParams {
+    pub(crate) fn parse(raw: &str, allowed: &[&str]) -> Result<Self, ApiError> {
+        let mut params: Vec<(String, String)> = Vec::new();
+        for (name, value) in url::form_urlencoded::parse(raw.as_bytes()) {
+            if name == "code" {
+                continue;
+            }
+            if !allowed.contains(&name.as_ref()) {
+                return Err(ApiError::bad_request(
+                    name.as_ref(),
+                    if allowed.is_empty() {
+                        "this route takes no query parameters".to_owned()
+                    } else {
+                        format!("unknown query parameter; expected {}", allowed.join(", "))
+                    },
+                ));
+            }
+            if params.iter().any(|(n, _)| *n == name) {
+                return Err(ApiError::bad_request(name.as_ref(), "is given twice"));
+            }
+            params.push((name.into_owned(), value.into_owned()));
+        }
+        Ok(Self(params))
+    }
+
+    /// The value of `name`; an empty value counts as absent.
+    pub(crate) fn get(&self, name: &str) -> Option<&str> {
+        self.0
+            .iter()
+            .find(|(n, v)| n == name && !v.is_empty())
+            .map(|(_, v)| v.as_str())
+    }
+
+    pub(crate) fn limit(&self, name: &str, default: u16, max: u16) -> Result<u16, ApiError> {
+        match self.get(name) {
+            None => Ok(default),
+            Some(v) => v
+                .parse::<u16>()
+                .ok()
+                .filter(|n| (1..=max).contains(n))
+                .ok_or_else(|| {
+                    ApiError::bad_request(name, format!("must be an integer from 1 to {max}"))
+                }),
+        }
+    }
+
+    /// RFC 3339, or a `YYYY-MM-DD` date (UTC): its first instant, or its last when `end_of_day`.
+    pub(crate) fn datetime(
+        &self,
+        name: &str,
+        end_of_day: bool,
+    ) -> Result<Option<OffsetDateTime>, ApiError> {
+        let Some(v) = self.get(name) else {
+            return Ok(None);
+        };
+        if let Ok(t) = OffsetDateTime::parse(v, &Rfc3339) {
+            return Ok(Some(t));
+        }
+        let format = time::macros::format_description!("[year]-[month]-[day]");
+        match time::Date::parse(v, &format) {
+            Ok(date) => {
+                let start = date.midnight().assume_utc();
+                Ok(Some(if end_of_day {
+                    start + time::Duration::days(1) - time::Duration::microseconds(1)
+                } else {
+                    start
+                }))
+            }
+            Err(_) => Err(ApiError::bad_request(
+                name,
+                "must be an RFC 3339 timestamp or a YYYY-MM-DD date",
+            )),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn field_of(e: ApiError) -> Option<String> {
+        match e {
+            ApiError::BadRequest { field, .. } => field,
+            other => panic!("expected 400, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn query_parameters_are_checked_and_name_the_field() {
+        let allowed = ["limit", "startDate", "endDate"];
+        let q = QueryParams::parse("limit=5&code=abc&startDate=2024-01-02", &allowed).unwrap();
+        assert_eq!(q.limit("limit", 25, 1000).unwrap(), 5);
+        assert_eq!(
+            q.datetime("startDate", false)
+                .unwrap()
+                .map(rfc3339)
+                .as_deref(),
+            Some("2024-01-02T00:00:00Z")
+        );
+        let q = QueryParams::parse("endDate=2024-01-02", &allowed).unwrap();
+        assert_eq!(
+            q.datetime("endDate", true).unwrap().map(rfc3339).as_deref(),
+            Some("2024-01-02T23:59:59.999999Z")
+        );
+        for (raw, field) in [
+            ("limit=0", "limit"),
+            ("limit=1001", "limit"),
+            ("limit=x", "limit"),
+            ("startDate=yesterday", "startDate"),
+        ] {
+            let q = QueryParams::parse(raw, &allowed).unwrap();
+            let err = q
+                .limit("limit", 25, 1000)
+                .and_then(|_| q.datetime("startDate", false).map(|_| 0))
+                .unwrap_err();
+            assert_eq!(field_of(err).as_deref(), Some(field), "{raw}");
+        }
+        assert_eq!(
+            field_of(QueryParams::parse("lmit=5", &allowed).err().unwrap()).as_deref(),
+            Some("lmit")
+        );
+        assert_eq!(
+            field_of(
+                QueryParams::parse("limit=1&limit=2", &allowed)
+                    .err()
+                    .unwrap()
+            )
+            .as_deref(),
+            Some("limit")
+        );
+    }
+
+    fn failed(is_user_error: bool) -> (ExecutionRecord, ExecutionError) {
+        let record = ExecutionRecord {
+            execution_id: "e1".into(),
+            workflow_name: "w".into(),
+            org_id: Some("org-a".into()),
+            form_id: None,
+            executed_by: "u1".into(),
+            executed_by_email: "u1@x.com".into(),
+            executed_by_name: "U".into(),
+            status: "Failed".into(),
+            input_data: json!({}),
+            result: None,
+            result_type: None,
+            error_type: Some("ValueError".into()),
+            error_message: Some("db password wrong for host x".into()),
+            duration_ms: Some(1),
+            started_at: OffsetDateTime::UNIX_EPOCH,
+            completed_at: None,
+        };
+        let detail = ExecutionError {
+            error_type: "ValueError".into(),
+            message: "db password wrong for host x".into(),
+            traceback: "Traceback (most recent call last): ...".into(),
+            is_user_error,
+        };
+        (record, detail)
+    }
+
+    #[test]
+    fn error_detail_is_shown_by_role() {
+        let (record, detail) = failed(false);
+        let user = execution_dto(&record, Some(&detail), false, true);
+        assert_eq!(user.error_message.as_deref(), Some(GENERIC_ERROR));
+        assert!(user.error_type.is_none() && user.error_traceback.is_none());
+
+        let admin = execution_dto(&record, Some(&detail), true, true);
+        assert_eq!(
+            admin.error_message.as_deref(),
+            Some("db password wrong for host x")
+        );
+        assert_eq!(admin.error_type.as_deref(), Some("ValueError"));
+        assert!(admin.error_traceback.is_some());
+        assert!(
+            execution_dto(&record, Some(&detail), true, false)
+                .error_traceback
+                .is_none(),
+            "listings carry no tracebacks"
+        );
+
+        let (record, detail) = failed(true);
+        let user = execution_dto(&record, Some(&detail), false, true);
+        assert_eq!(
+            user.error_message.as_deref(),
+            Some("db password wrong for host x"),
+            "a UserError's message is meant for the user"
+        );
+        assert!(user.error_type.is_none());
+    }
+
+    #[test]
+    fn only_platform_wide_principals_see_the_whole_scope() {
+        let user = Principal::OrgUser {
+            user_id: "u7".into(),
+            email: "u@x.com".into(),
+            name: "U".into(),
+            org: bifrost_store::OrgId::parse("org-a").unwrap(),
+        };
+        assert_eq!(own_executions_only(&user).as_deref(), Some("u7"));
+        assert_eq!(own_executions_only(&Principal::LocalDeveloper), None);
+    }
 }

@@ -13,7 +13,9 @@ pub mod context;
 pub mod error;
 pub mod executions;
 pub mod health;
+pub mod input;
 pub mod keys;
+pub mod openapi;
 pub mod organizations;
 pub mod roles;
 pub mod secrets;
@@ -32,6 +34,7 @@ pub const ROUTE_TABLES: &[&[access::Route]] = &[
     workflows::ROUTES,
     executions::ROUTES,
     audit::ROUTES,
+    openapi::ROUTES,
 ];
 
 use std::sync::Arc;
@@ -80,7 +83,9 @@ pub fn routes(state: Arc<AppState>) -> BoxedFilter<(Response,)> {
         .unify()
         .or(executions::routes(state.clone()))
         .unify()
-        .or(audit::routes(state))
+        .or(audit::routes(state.clone()))
+        .unify()
+        .or(openapi::routes(state))
         .unify()
         .recover(error::recover)
         .unify()

@@ -1,8 +1,13 @@
 //! Integration tests: the real `bifrost` binary over real HTTP on loopback.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod api_admin;
+mod api_history;
 mod audit;
 mod cli;
+mod cross_tenant;
 mod foundation;
+mod openapi;
+mod permissions;
 mod storage;
 mod support;

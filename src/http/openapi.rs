@@ -1,0 +1,596 @@
+//! `GET /api/openapi.json`: the API's OpenAPI 3.1 description, generated from the code.
+//!
+//! Paths, methods, operation ids, summaries, path parameters and security come from the one route
+//! table ([`access::all_routes`]), so a declared route cannot be missing from the document and the
+//! document cannot list a route that does not exist (the integration test checks both against the
+//! running binary). What the table does not know (query parameters, the request body, the success
+//! response) comes from [`specs`], a registry keyed by route id whose schemas are derived from the
+//! wire DTOs with `schemars` (JSON Schema 2020-12, the dialect of OpenAPI 3.1). A route without a
+//! registry entry is still documented, with a generic `2XX` response.
+//!
+//! Built once per process (the route table is static). Must not depend on request state.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, OnceLock};
+
+use bytes::Bytes;
+use schemars::generate::{SchemaGenerator, SchemaSettings};
+use schemars::{JsonSchema, Schema};
+use serde_json::{Map, Value, json};
+use warp::Filter;
+use warp::filters::BoxedFilter;
+use warp::http::{HeaderValue, StatusCode};
+use warp::reply::Response;
+
+use crate::app::AppState;
+use crate::audit::AuditEventType;
+use crate::http::access::{self, Access, Route};
+use crate::http::{audit, executions, workflows};
+
+pub const ROUTES: &[Route] = &[Route {
+    id: "openapi.get",
+    method: "GET",
+    path: "/api/openapi.json",
+    access: Access::Public,
+    summary: "This API's OpenAPI 3.1 description",
+}];
+
+/// Served like `/api/health`, without [`guard`](crate::http::context::guard): the document is
+/// public and static, and a caller's stale or invalid key must not hide it (the guard answers
+/// 401 for an invalid key on any route).
+pub fn routes(_state: Arc<AppState>) -> BoxedFilter<(Response,)> {
+    warp::path!("api" / "openapi.json")
+        .and(warp::get())
+        .map(|| {
+            let mut response = Response::new(document_bytes().clone().into());
+            *response.status_mut() = StatusCode::OK;
+            response
+                .headers_mut()
+                .insert("content-type", HeaderValue::from_static("application/json"));
+            response
+        })
+        .boxed()
+}
+
+/// The serialized document, built on first use.
+pub fn document_bytes() -> &'static Bytes {
+    static DOC: OnceLock<Bytes> = OnceLock::new();
+    DOC.get_or_init(|| Bytes::from(document().to_string()))
+}
+
+/// The body of every error answer (`src/http/error.rs`).
+#[derive(JsonSchema)]
+#[allow(dead_code)] // only its schema is used
+struct ApiErrorBody {
+    /// Stable machine-readable code, e.g. `BadRequest`, `NotFound`, `ServiceUnavailable`.
+    error: String,
+    message: String,
+    /// e.g. `{"field": "limit"}` for a 400 naming the offending input.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    details: Option<Map<String, Value>>,
+}
+
+/// `GLOBAL` or an organization id (`bifrost_store::OrgId`'s alphabet and length).
+const SCOPE_PATTERN: &str = "^(GLOBAL|[A-Za-z0-9_-]{1,64})$";
+
+/// A query parameter of one operation.
+pub struct QueryParam {
+    pub name: &'static str,
+    pub description: &'static str,
+    pub schema: Value,
+}
+
+fn param(name: &'static str, description: &'static str, schema: Value) -> QueryParam {
+    QueryParam {
+        name,
+        description,
+        schema,
+    }
+}
+
+type SchemaFn = fn(&mut SchemaGenerator) -> Schema;
+
+/// What the route table does not say about one operation.
+pub struct OperationSpec {
+    pub query: Vec<QueryParam>,
+    /// JSON request body (deserialize contract).
+    pub request: Option<SchemaFn>,
+    /// Success status and body (serialize contract).
+    pub success: Vec<(u16, &'static str, Option<SchemaFn>)>,
+    /// Error statuses beyond the ones every route may answer.
+    pub errors: &'static [u16],
+}
+
+fn date_param(name: &'static str, description: &'static str) -> QueryParam {
+    param(
+        name,
+        description,
+        json!({
+            "type": "string",
+            "anyOf": [{ "format": "date-time" }, { "format": "date" }],
+            "description": "RFC 3339 timestamp or YYYY-MM-DD (UTC)",
+        }),
+    )
+}
+
+fn limit_param(default: u16, max: u16) -> QueryParam {
+    param(
+        "limit",
+        "Page size",
+        json!({ "type": "integer", "minimum": 1, "maximum": max, "default": default }),
+    )
+}
+
+fn continuation_param() -> QueryParam {
+    param(
+        "continuationToken",
+        "The `continuationToken` of the previous page",
+        json!({ "type": "string" }),
+    )
+}
+
+/// The registry: route id → query parameters and schemas. Add an entry when a route's DTOs derive
+/// `JsonSchema`; the unit test below keeps every entry pointing at a declared route.
+pub fn specs() -> Vec<(&'static str, OperationSpec)> {
+    let ok = |schema: SchemaFn| vec![(200, "Success", Some(schema))];
+    vec![
+        (
+            "openapi.get",
+            OperationSpec {
+                query: vec![],
+                request: None,
+                success: vec![(200, "The OpenAPI 3.1 document", None)],
+                errors: &[],
+            },
+        ),
+        (
+            "workflows.list",
+            OperationSpec {
+                query: vec![],
+                request: None,
+                success: ok(|g| g.subschema_for::<workflows::WorkflowList>()),
+                errors: &[],
+            },
+        ),
+        (
+            "workflows.get",
+            OperationSpec {
+                query: vec![],
+                request: None,
+                success: ok(|g| g.subschema_for::<workflows::WorkflowDto>()),
+                errors: &[],
+            },
+        ),
+        (
+            "dataProviders.list",
+            OperationSpec {
+                query: vec![],
+                request: None,
+                success: ok(|g| g.subschema_for::<workflows::DataProviderList>()),
+                errors: &[],
+            },
+        ),
+        (
+            "executions.list",
+            OperationSpec {
+                query: vec![
+                    param(
+                        "workflowName",
+                        "Only this workflow's executions",
+                        json!({ "type": "string", "maxLength": 256 }),
+                    ),
+                    param(
+                        "status",
+                        "Only executions in this status",
+                        json!({ "type": "string", "enum": executions::STATUSES }),
+                    ),
+                    date_param(
+                        "startDate",
+                        "Started at or after (a date: its first instant)",
+                    ),
+                    date_param("endDate", "Started at or before (a date: its last instant)"),
+                    limit_param(executions::DEFAULT_LIMIT, executions::MAX_LIMIT),
+                    continuation_param(),
+                ],
+                request: None,
+                success: ok(|g| g.subschema_for::<executions::ExecutionList>()),
+                errors: &[],
+            },
+        ),
+        (
+            "executions.get",
+            OperationSpec {
+                query: vec![],
+                request: None,
+                success: ok(|g| g.subschema_for::<executions::ExecutionDto>()),
+                errors: &[],
+            },
+        ),
+        (
+            "executions.result",
+            OperationSpec {
+                query: vec![],
+                request: None,
+                success: ok(|g| g.subschema_for::<executions::ExecutionResultDto>()),
+                errors: &[],
+            },
+        ),
+        (
+            "executions.logs",
+            OperationSpec {
+                query: vec![
+                    param(
+                        "since",
+                        "Only lines with a greater sequence number (default 0: from the start)",
+                        json!({
+                            "type": "integer",
+                            "minimum": 0,
+                            "maximum": crate::executions::MAX_LOG_SEQUENCE,
+                            "default": 0,
+                        }),
+                    ),
+                    limit_param(
+                        crate::executions::MAX_LOG_PAGE,
+                        crate::executions::MAX_LOG_PAGE,
+                    ),
+                ],
+                request: None,
+                success: ok(|g| g.subschema_for::<executions::ExecutionLogs>()),
+                errors: &[],
+            },
+        ),
+        (
+            "executions.cancel",
+            OperationSpec {
+                query: vec![],
+                request: None,
+                success: vec![
+                    (
+                        202,
+                        "Cancellation requested; the run stops at its next interruption point",
+                        Some(|g| g.subschema_for::<executions::CancelResponse>()),
+                    ),
+                    (
+                        200,
+                        "The execution had not started and is now Cancelled",
+                        Some(|g| g.subschema_for::<executions::CancelResponse>()),
+                    ),
+                ],
+                errors: &[409],
+            },
+        ),
+        (
+            "audit.list",
+            OperationSpec {
+                query: vec![
+                    date_param("since", "Entries at or after"),
+                    date_param("until", "Entries strictly before"),
+                    param(
+                        "eventType",
+                        "Only entries of this type",
+                        json!({
+                            "type": "string",
+                            "enum": AuditEventType::ALL.iter().map(|t| t.as_str()).collect::<Vec<_>>(),
+                        }),
+                    ),
+                    param(
+                        "orgId",
+                        "Only entries recorded in this scope: `GLOBAL` or an organization id",
+                        json!({ "type": "string", "pattern": SCOPE_PATTERN }),
+                    ),
+                    limit_param(audit::DEFAULT_LIMIT, audit::MAX_LIMIT),
+                    continuation_param(),
+                ],
+                request: None,
+                success: ok(|g| g.subschema_for::<audit::AuditList>()),
+                errors: &[],
+            },
+        ),
+        (
+            "audit.verify",
+            OperationSpec {
+                query: vec![],
+                request: None,
+                success: ok(|g| g.subschema_for::<audit::VerifyResponse>()),
+                errors: &[],
+            },
+        ),
+    ]
+}
+
+/// The `{name}` segments of a path template, in order.
+pub fn path_parameters(template: &str) -> Vec<&str> {
+    template
+        .split('/')
+        .filter_map(|s| s.strip_prefix('{').and_then(|s| s.strip_suffix('}')))
+        .collect()
+}
+
+fn settings() -> SchemaSettings {
+    SchemaSettings::draft2020_12().with(|s| {
+        s.definitions_path = "/components/schemas".into();
+        s.meta_schema = None;
+    })
+}
+
+/// Builds the whole document from the route table and the registry.
+pub fn document() -> Value {
+    let mut responses_gen = settings().for_serialize().into_generator();
+    let mut requests_gen = settings().for_deserialize().into_generator();
+    let error_schema = responses_gen.subschema_for::<ApiErrorBody>();
+    let mut registry: BTreeMap<&str, OperationSpec> = specs().into_iter().collect();
+
+    let mut paths: BTreeMap<&str, Map<String, Value>> = BTreeMap::new();
+    let mut tags: Vec<&str> = Vec::new();
+    for route in access::all_routes() {
+        let tag = route.id.split('.').next().unwrap_or(route.id);
+        if !tags.contains(&tag) {
+            tags.push(tag);
+        }
+        let spec = registry.remove(route.id);
+        let operation = operation(
+            route,
+            tag,
+            spec.as_ref(),
+            &mut responses_gen,
+            &mut requests_gen,
+            &error_schema,
+        );
+        paths
+            .entry(route.path)
+            .or_default()
+            .insert(route.method.to_ascii_lowercase(), operation);
+    }
+
+    let mut schemas = responses_gen.take_definitions(true);
+    for (name, schema) in requests_gen.take_definitions(true) {
+        schemas.entry(name).or_insert(schema);
+    }
+    json!({
+        "openapi": "3.1.0",
+        "info": {
+            "title": "Bifrost API",
+            "version": env!("CARGO_PKG_VERSION"),
+            "description": "Workflow automation for MSPs. Every route declares who may call it \
+                (`x-bifrost-access`: Public, Authenticated or PlatformAdmin). Platform-wide \
+                callers choose the organization a request acts for with `X-Organization-Id`; \
+                org-bound callers always act in their own organization, and another \
+                organization's ids answer 404. Errors are `{error, message, details?}`.",
+            "license": { "name": "AGPL-3.0-or-later", "identifier": "AGPL-3.0-or-later" },
+        },
+        "servers": [{ "url": "/" }],
+        "tags": tags.iter().map(|t| json!({ "name": t })).collect::<Vec<_>>(),
+        "security": [
+            { "functionKey": [] },
+            { "functionKeyQuery": [] },
+            { "easyAuth": [] },
+        ],
+        "paths": paths,
+        "components": {
+            "schemas": schemas,
+            "parameters": {
+                "OrganizationId": {
+                    "name": "X-Organization-Id",
+                    "in": "header",
+                    "required": false,
+                    "description": "Platform-wide callers only: act for this organization \
+                        (`GLOBAL` or an organization id; absent = GLOBAL). Org-bound callers \
+                        naming another organization get 403.",
+                    "schema": { "type": "string", "pattern": SCOPE_PATTERN },
+                },
+            },
+            "securitySchemes": {
+                "functionKey": {
+                    "type": "apiKey",
+                    "in": "header",
+                    "name": "x-functions-key",
+                    "description": "A Bifrost function key (`bifrost keys create` or \
+                        `POST /api/keys`). A GLOBAL key acts platform-wide, an organization key \
+                        in its organization only.",
+                },
+                "functionKeyQuery": {
+                    "type": "apiKey",
+                    "in": "query",
+                    "name": "code",
+                    "description": "The same function key as a `code` query parameter (the \
+                        header wins when both are sent).",
+                },
+                "easyAuth": {
+                    "type": "apiKey",
+                    "in": "header",
+                    "name": "X-MS-CLIENT-PRINCIPAL",
+                    "description": "App Service Authentication (Easy Auth, Microsoft Entra ID). \
+                        Users sign in through `/.auth/login/aad`; the platform front end then \
+                        injects `X-MS-CLIENT-PRINCIPAL` (base64 JSON claims), \
+                        `X-MS-CLIENT-PRINCIPAL-ID` and `X-MS-CLIENT-PRINCIPAL-NAME`. Honoured \
+                        only when `WEBSITE_AUTH_ENABLED=true` (the platform strips client-sent \
+                        copies); otherwise these headers are ignored. The first user to sign in \
+                        becomes platform administrator; later users join the organization whose \
+                        domain matches their email.",
+                },
+            },
+        },
+    })
+}
+
+fn operation(
+    route: &Route,
+    tag: &str,
+    spec: Option<&OperationSpec>,
+    responses_gen: &mut SchemaGenerator,
+    requests_gen: &mut SchemaGenerator,
+    error_schema: &Schema,
+) -> Value {
+    let path_params = path_parameters(route.path);
+    let mut parameters: Vec<Value> = path_params
+        .iter()
+        .map(|name| {
+            json!({
+                "name": name,
+                "in": "path",
+                "required": true,
+                "schema": { "type": "string" },
+            })
+        })
+        .collect();
+    if let Some(spec) = spec {
+        parameters.extend(spec.query.iter().map(|q| {
+            json!({
+                "name": q.name,
+                "in": "query",
+                "required": false,
+                "description": q.description,
+                "schema": q.schema,
+            })
+        }));
+    }
+    if route.access != Access::Public {
+        parameters.push(json!({ "$ref": "#/components/parameters/OrganizationId" }));
+    }
+
+    let mut responses = Map::new();
+    match spec {
+        Some(spec) => {
+            for (status, description, schema) in &spec.success {
+                let mut response = json!({ "description": description });
+                if let Some(schema) = schema {
+                    response["content"] =
+                        json!({ "application/json": { "schema": schema(responses_gen) } });
+                } else if route.id == "openapi.get" {
+                    response["content"] =
+                        json!({ "application/json": { "schema": { "type": "object" } } });
+                }
+                responses.insert(status.to_string(), response);
+            }
+        }
+        None => {
+            responses.insert("2XX".into(), json!({ "description": "Success" }));
+        }
+    }
+    let mut errors: Vec<(u16, &str)> = Vec::new();
+    let has_input = !parameters.is_empty() || spec.is_some_and(|s| s.request.is_some());
+    if has_input {
+        errors.push((400, "Invalid input; `details.field` names it"));
+    }
+    if route.access != Access::Public {
+        errors.push((
+            401,
+            "Authentication required, or the credentials are invalid",
+        ));
+        errors.push((
+            403,
+            "The caller may not use this route or act for that organization",
+        ));
+        errors.push((429, "Rate limit exceeded; see Retry-After"));
+    }
+    if !path_params.is_empty() {
+        errors.push((404, "Not found (also for another organization's ids)"));
+    }
+    for status in spec.map_or(&[][..], |s| s.errors) {
+        errors.push((
+            *status,
+            match status {
+                409 => "Conflict with the current state",
+                412 => "The If-Match precondition failed",
+                _ => "Error",
+            },
+        ));
+    }
+    errors.push((
+        503,
+        "Storage or another dependency is unavailable; see Retry-After",
+    ));
+    for (status, description) in errors {
+        responses.insert(
+            status.to_string(),
+            json!({
+                "description": description,
+                "content": { "application/json": { "schema": error_schema } },
+            }),
+        );
+    }
+
+    let mut op = json!({
+        "operationId": route.id,
+        "summary": route.summary,
+        "tags": [tag],
+        "x-bifrost-access": format!("{:?}", route.access),
+        "parameters": parameters,
+        "responses": responses,
+    });
+    if let Some(request) = spec.and_then(|s| s.request) {
+        op["requestBody"] = json!({
+            "required": true,
+            "content": { "application/json": { "schema": request(requests_gen) } },
+        });
+    }
+    if route.access == Access::Public {
+        op["security"] = json!([]);
+    }
+    op
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_registry_entry_names_a_declared_route() {
+        let declared: Vec<&str> = access::all_routes().iter().map(|r| r.id).collect();
+        let mut seen = std::collections::HashSet::new();
+        for (id, _) in specs() {
+            assert!(declared.contains(&id), "registry entry {id} has no route");
+            assert!(seen.insert(id), "registry entry {id} twice");
+        }
+    }
+
+    #[test]
+    fn path_parameters_come_from_the_template() {
+        assert_eq!(
+            path_parameters("/api/roles/{roleId}/users/{userId}"),
+            ["roleId", "userId"]
+        );
+        assert!(path_parameters("/api/health").is_empty());
+    }
+
+    #[test]
+    fn every_schema_reference_resolves() {
+        let doc = document();
+        let schemas = doc["components"]["schemas"].as_object().unwrap();
+        fn walk(v: &Value, found: &mut Vec<String>) {
+            match v {
+                Value::Object(m) => {
+                    if let Some(Value::String(r)) = m.get("$ref") {
+                        found.push(r.clone());
+                    }
+                    m.values().for_each(|v| walk(v, found));
+                }
+                Value::Array(a) => a.iter().for_each(|v| walk(v, found)),
+                _ => {}
+            }
+        }
+        let mut refs = Vec::new();
+        walk(&doc, &mut refs);
+        assert!(refs.iter().any(|r| r.ends_with("/WorkflowList")));
+        for r in refs {
+            if let Some(name) = r.strip_prefix("#/components/schemas/") {
+                assert!(schemas.contains_key(name), "dangling {r}");
+            } else {
+                assert_eq!(r, "#/components/parameters/OrganizationId");
+            }
+        }
+        let list = &doc["paths"]["/api/executions"]["get"];
+        assert_eq!(list["operationId"], "executions.list");
+        let names: Vec<&str> = list["parameters"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|p| p["name"].as_str())
+            .collect();
+        assert!(names.contains(&"continuationToken") && names.contains(&"status"));
+        assert_eq!(
+            doc["paths"]["/api/openapi.json"]["get"]["security"],
+            json!([])
+        );
+    }
+}
