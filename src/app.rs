@@ -181,6 +181,7 @@ pub async fn start_engine(
     let host = StorageHost::new(
         backends.tables.clone(),
         backends.secrets.clone(),
+        services.audit.clone(),
         services.executions.clone(),
         settings.workspace.clone(),
         settings.data_dir.join("tmp"),

@@ -21,6 +21,7 @@ use bifrost_store::{OrgId, Scope, StoreError};
 use serde_json::{Map, Value, json};
 use time::OffsetDateTime;
 
+use crate::audit::{AuditEvent, AuditEventType, AuditLog};
 use crate::domain::{
     ConfigEntry, ConfigService, ConfigType, ConfigValue, ConfigWrite, DomainError, FormId, MASK,
     NewOrganization, NewRole, OrgService, Organization, OrganizationUpdate, Role, RoleId,
@@ -31,6 +32,7 @@ use crate::executions::{ExecutionQuery, Executions};
 
 pub struct StorageHost {
     secrets: Arc<dyn SecretStore>,
+    audit: Arc<AuditLog>,
     config: ConfigService,
     orgs: OrgService,
     roles: RoleService,
@@ -43,6 +45,7 @@ impl StorageHost {
     pub fn new(
         tables: Arc<dyn TableStore>,
         secrets: Arc<dyn SecretStore>,
+        audit: Arc<AuditLog>,
         executions: Executions,
         workspace: PathBuf,
         temp: PathBuf,
@@ -52,9 +55,25 @@ impl StorageHost {
             orgs: OrgService::new(tables.clone()),
             roles: RoleService::new(tables),
             secrets,
+            audit,
             executions,
             workspace,
             temp,
+        }
+    }
+
+    /// Records a secret access by a workflow: names and ids only, never the value. A failure to
+    /// record is logged as an error (with the same details) rather than failing the workflow.
+    async fn audit_secret(&self, scope: &HostScope, kind: AuditEventType, secret: &str, via: &str) {
+        let Ok(own) = execution_scope(scope) else {
+            return;
+        };
+        let event = AuditEvent::new(kind, scope.caller.user_id.clone(), own)
+            .detail("secret_name", secret)
+            .detail("execution_id", scope.execution_id.clone())
+            .detail("via", via);
+        if let Err(e) = self.audit.append(event).await {
+            tracing::error!(error = %e, ?kind, secret, execution_id = %scope.execution_id, "could not audit a secret access");
         }
     }
 
@@ -306,6 +325,10 @@ impl SdkHost for StorageHost {
             .resolve(&execution_scope(scope)?, key)
             .await
             .map_err(domain_error)?;
+        if matches!(value, Some(ConfigValue::Secret(_))) {
+            self.audit_secret(scope, AuditEventType::SecretRead, key, "config.get")
+                .await;
+        }
         Ok(value.map(|v| {
             let secret = matches!(v, ConfigValue::Secret(_));
             HostConfigValue {
@@ -650,6 +673,13 @@ impl SdkHost for StorageHost {
         for s in scopes {
             let name = SecretName::scoped(&s, key).map_err(secrets_error)?;
             if let Some(value) = self.secrets.get(&name).await.map_err(secrets_error)? {
+                self.audit_secret(
+                    scope,
+                    AuditEventType::SecretRead,
+                    name.as_str(),
+                    "secrets.get",
+                )
+                .await;
                 return Ok(Some(value.into_exposed()));
             }
         }
@@ -661,7 +691,15 @@ impl SdkHost for StorageHost {
         self.secrets
             .set(&name, &SecretValue::new(value))
             .await
-            .map_err(secrets_error)
+            .map_err(secrets_error)?;
+        self.audit_secret(
+            scope,
+            AuditEventType::SecretWritten,
+            name.as_str(),
+            "secrets.set",
+        )
+        .await;
+        Ok(())
     }
 
     async fn secret_list(&self, scope: &HostScope) -> HostResult<Vec<String>> {
@@ -675,7 +713,17 @@ impl SdkHost for StorageHost {
 
     async fn secret_delete(&self, scope: &HostScope, key: &str) -> HostResult<bool> {
         let name = SecretName::scoped(&execution_scope(scope)?, key).map_err(secrets_error)?;
-        self.secrets.delete(&name).await.map_err(secrets_error)
+        let deleted = self.secrets.delete(&name).await.map_err(secrets_error)?;
+        if deleted {
+            self.audit_secret(
+                scope,
+                AuditEventType::SecretDeleted,
+                name.as_str(),
+                "secrets.delete",
+            )
+            .await;
+        }
+        Ok(deleted)
     }
 
     async fn file_read(
@@ -774,9 +822,11 @@ mod tests {
         let blobs = Arc::new(bifrost_store::blob::LocalBlobs::open(&dir.join("blobs")).unwrap());
         let dyn_tables: Arc<dyn TableStore> = tables.clone();
         crate::domain::ensure_tables(&dyn_tables).await.unwrap();
+        let audit = Arc::new(AuditLog::open(dyn_tables.clone()).await.unwrap());
         StorageHost::new(
             tables.clone(),
             Arc::new(secrets),
+            audit,
             Executions::new(tables, blobs),
             dir.join("ws"),
             dir.join("tmp"),

@@ -260,4 +260,34 @@ async def tenant_use(context: ExecutionContext, write: bool = False):
     assert_eq!(r["roles"], serde_json::json!([]));
     assert_eq!(r["runs_seen"], 1);
     assert_eq!(r["halo_url"], "https://halo.example.com");
+
+    // Workflow secret reads and writes are audited by name, never by value.
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    runtime.block_on(async {
+        let tables = std::sync::Arc::new(
+            bifrost_store::table::SqliteTables::open(&data.path().join("tables.sqlite")).unwrap(),
+        );
+        let audit = bifrost::audit::AuditLog::open(tables).await.unwrap();
+        let page = audit
+            .list(&bifrost::audit::AuditQuery::default())
+            .await
+            .unwrap();
+        let kinds: Vec<String> = page
+            .entries
+            .iter()
+            .map(|e| e.event_type.to_string())
+            .collect();
+        assert!(kinds.contains(&"secret_written".to_owned()), "{kinds:?}");
+        assert!(
+            kinds.iter().filter(|k| *k == "secret_read").count() >= 3,
+            "{kinds:?}"
+        );
+        assert!(kinds.contains(&"execution_started".to_owned()), "{kinds:?}");
+        let all = format!("{:?}", page.entries);
+        assert!(
+            !all.contains("s3cr3t-global-key"),
+            "a secret value reached the audit log"
+        );
+        assert!(audit.verify().await.unwrap().ok);
+    });
 }
