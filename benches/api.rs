@@ -2,7 +2,8 @@
 //! p99 < 10 ms with 100,000 stored executions; key authentication adds < 50 µs").
 //!
 //! Seeds the embedded backend with executions directly through the storage layer, creates a
-//! function key with the CLI, starts the release binary and drives it from this process with
+//! platform-wide function key with the CLI (an operator's dashboard view of one organization via
+//! `X-Organization-Id`), starts the release binary and drives it from this process with
 //! `BENCH_CONNECTIONS` keep-alive connections for `BENCH_SECONDS`. Run:
 //! `cargo bench -p bifrost --bench api` (env: BENCH_EXECUTIONS, BENCH_CONNECTIONS, BENCH_SECONDS).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -140,7 +141,7 @@ async fn main() {
                 let mut latencies = Vec::new();
                 while Instant::now() < stop {
                     let t = Instant::now();
-                    let mut req = client.get(&url);
+                    let mut req = client.get(&url).header("x-organization-id", "bench-org");
                     if with_key {
                         req = req.header("x-functions-key", &key);
                     }

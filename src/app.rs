@@ -238,6 +238,12 @@ pub async fn run(settings: Settings) -> Result<(), StartupError> {
     let settings = Arc::new(settings);
     tracing::info!(settings = %settings.summary(), "starting bifrost {}", env!("CARGO_PKG_VERSION"));
     let state = Arc::new(AppState::open(settings.clone()).await?);
+    // Async executions: the queue exists before the first request can enqueue.
+    let worker = crate::executions::worker::Worker::start(
+        crate::executions::Runner::for_app(&state),
+        crate::executions::worker::WorkerConfig::default(),
+    )
+    .await;
 
     let addr = SocketAddr::new(settings.bind, settings.port);
     let listener = TcpListener::bind(addr)
@@ -258,6 +264,7 @@ pub async fn run(settings: Settings) -> Result<(), StartupError> {
     let watcher = tokio::spawn(watch_workspace(state.engine.clone()));
     serve(listener, frontend, shutdown_signal()).await;
     watcher.abort();
+    worker.stop().await;
     state.engine.stop();
     tracing::info!("stopped");
     Ok(())

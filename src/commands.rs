@@ -7,19 +7,18 @@
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::sync::Arc;
 
-use bifrost_engine::{
-    Caller, ExecutionContextInfo, ExecutionRequest, ExecutionStatus, Organization, ParameterInfo,
-    Registry,
-};
+use bifrost_engine::{Caller, ExecutionStatus, ParameterInfo, Registry};
 use serde_json::{Map, Value};
 
 use crate::app::{Services, StartupError, start_engine};
 use crate::audit::{AuditEvent, AuditEventType};
 use crate::auth::KeyId;
-use crate::backends::{Backends, OpenError};
+use crate::backends::Backends;
 use crate::cli::KeysAction;
-use crate::executions::ExecutionRecord;
+use crate::executions::input::Coercion;
+use crate::executions::{RunError, RunRequest, Runner};
 use crate::settings::Settings;
 use bifrost_store::Scope;
 
@@ -118,22 +117,10 @@ pub async fn run_workflow(settings: &Settings, args: RunArgs) -> Result<ExitCode
         engine.stop();
         return Ok(ExitCode::from(2));
     };
-    let input = match parse_params(&args.params, &workflow.parameters) {
-        Ok(input) => input,
-        Err(message) => {
-            eprintln!("bifrost run: {message}");
-            engine.stop();
-            return Ok(ExitCode::from(2));
-        }
-    };
-    let organization = match &args.org {
-        None => None,
+    let scope = match &args.org {
+        None => Scope::Global,
         Some(id) => match bifrost_store::OrgId::parse(id) {
-            Ok(id) => Some(Organization {
-                name: id.to_string(),
-                id: id.to_string(),
-                is_active: true,
-            }),
+            Ok(id) => Scope::Org(id),
             Err(e) => {
                 eprintln!("bifrost run: --org: {e}");
                 engine.stop();
@@ -141,70 +128,44 @@ pub async fn run_workflow(settings: &Settings, args: RunArgs) -> Result<ExitCode
             }
         },
     };
-    let scope = match &organization {
-        Some(org) => bifrost_store::OrgId::parse(&org.id)
-            .map(Scope::Org)
-            .unwrap_or(Scope::Global),
-        None => Scope::Global,
+    let runner = Runner::new(
+        Arc::new(engine.clone()),
+        services.executions.clone(),
+        services.audit.clone(),
+        services.orgs.clone(),
+        backends.queues.clone(),
+    );
+    // `--param` values are typed by the parameters first, then checked like any other input.
+    let input = match parse_params(&args.params, &workflow.parameters).and_then(|input| {
+        runner
+            .prepare(&workflow.name, input, Coercion::Strict)
+            .map_err(|e| match e {
+                RunError::Input(e) => format!("--param {}: {}", e.field, e.message),
+                other => other.to_string(),
+            })
+    }) {
+        Ok((_, input)) => input,
+        Err(message) => {
+            eprintln!("bifrost run: {message}");
+            engine.stop();
+            return Ok(ExitCode::from(2));
+        }
     };
     let caller = Caller::new("cli:local", "cli@localhost", "Local CLI");
-    let executions = services.executions.clone();
-    let execution_id = uuid::Uuid::new_v4().to_string();
-    let mut record = ExecutionRecord {
-        execution_id: execution_id.clone(),
-        workflow_name: workflow.name.clone(),
-        org_id: scope.org_id().map(ToString::to_string),
-        form_id: None,
-        executed_by: caller.user_id.clone(),
-        executed_by_email: caller.email.clone(),
-        executed_by_name: caller.name.clone(),
-        status: "Running".into(),
-        input_data: Value::Object(input.clone()),
-        result: None,
-        result_type: None,
-        error_type: None,
-        error_message: None,
-        duration_ms: None,
-        started_at: time::OffsetDateTime::now_utc(),
-        completed_at: None,
+    let mut request = RunRequest::new(workflow.clone(), input, scope, caller, "cli:local");
+    request.is_platform_admin = true;
+    request.timeout = args.timeout_seconds.map(std::time::Duration::from_secs);
+    let outcome = match runner.run(request, false).await {
+        Ok(finished) => finished.outcome,
+        Err(RunError::Engine(e)) => {
+            engine.stop();
+            return Err(e.into());
+        }
+        Err(e) => {
+            engine.stop();
+            return Err(StartupError::Storage(e.to_string()));
+        }
     };
-    executions
-        .create(&scope, &record)
-        .await
-        .map_err(OpenError::from)?;
-    let started = AuditEvent::new(
-        AuditEventType::ExecutionStarted,
-        record.executed_by.clone(),
-        scope.clone(),
-    )
-    .detail("execution_id", record.execution_id.clone())
-    .detail("workflow", record.workflow_name.clone());
-    if let Err(e) = services.audit.append(started).await {
-        tracing::error!(error = %e, "could not audit the execution start");
-    }
-    let request = ExecutionRequest {
-        execution_id,
-        name: workflow.name.clone(),
-        input,
-        context: ExecutionContextInfo {
-            caller,
-            organization,
-            is_platform_admin: true,
-            is_function_key: false,
-        },
-        timeout: args.timeout_seconds.map(std::time::Duration::from_secs),
-        ..Default::default()
-    };
-    let outcome = engine.execute(request).await?;
-    record.complete(&outcome);
-    executions
-        .update(&scope, &record)
-        .await
-        .map_err(OpenError::from)?;
-    executions
-        .record_outcome(&scope, &outcome)
-        .await
-        .map_err(OpenError::from)?;
     for log in &outcome.logs {
         eprintln!("[{}] {:<8} {}", log.timestamp, log.level, log.message);
     }

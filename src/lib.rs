@@ -14,6 +14,7 @@ pub mod domain;
 pub mod executions;
 pub mod host;
 pub mod http;
+pub mod schedules;
 pub mod sdk_host;
 pub mod server;
 pub mod settings;

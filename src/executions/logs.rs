@@ -224,21 +224,39 @@ impl Executions {
         from: &[&str],
         to: &str,
     ) -> StoreResult<Option<String>> {
+        Ok(
+            match self.try_transition(scope, execution_id, from, to).await? {
+                Transition::Moved => Some(to.to_owned()),
+                Transition::Unchanged(current) => Some(current),
+                Transition::Missing => None,
+            },
+        )
+    }
+
+    /// [`Executions::transition`], telling "moved" apart from "already in the target status"
+    /// (a queue worker must not run an execution another worker already moved to `Running`).
+    pub async fn try_transition(
+        &self,
+        scope: &Scope,
+        execution_id: &str,
+        from: &[&str],
+        to: &str,
+    ) -> StoreResult<Transition> {
         let Ok(id_key) = id_row_key(execution_id) else {
-            return Ok(None);
+            return Ok(Transition::Missing);
         };
         let table = self.scoped(scope)?;
         // A finishing run replaces the record concurrently; re-read and retry when the ETag moved.
         for _ in 0..5 {
             let Some(pointer) = table.get(&id_key).await? else {
-                return Ok(None);
+                return Ok(Transition::Missing);
             };
             let Some(row) = pointer.get("Row").and_then(TableValue::as_str) else {
-                return Ok(None);
+                return Ok(Transition::Missing);
             };
             let row = RowKey::new(row)?;
             let Some(entity) = table.get(&row).await? else {
-                return Ok(None);
+                return Ok(Transition::Missing);
             };
             let current = entity
                 .get("Status")
@@ -246,7 +264,7 @@ impl Executions {
                 .unwrap_or_default()
                 .to_owned();
             if !from.contains(&current.as_str()) {
-                return Ok(Some(current));
+                return Ok(Transition::Unchanged(current));
             }
             let Some(etag) = entity.etag.clone() else {
                 return Err(StoreError::Backend("stored record without an ETag".into()));
@@ -260,7 +278,7 @@ impl Executions {
                 .update(row, change, WriteMode::Merge, &IfMatch::from(etag))
                 .await
             {
-                Ok(_) => return Ok(Some(to.to_owned())),
+                Ok(_) => return Ok(Transition::Moved),
                 Err(StoreError::PreconditionFailed { .. }) => continue,
                 Err(e) => return Err(e),
             }
@@ -269,6 +287,17 @@ impl Executions {
             what: format!("execution {execution_id}"),
         })
     }
+}
+
+/// What [`Executions::try_transition`] did.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Transition {
+    /// The record was in one of the expected statuses and is now in the target one.
+    Moved,
+    /// The record is in this other status; nothing was written.
+    Unchanged(String),
+    /// No such execution in this scope.
+    Missing,
 }
 
 fn log_properties(entry: &LogEntry) -> Properties {

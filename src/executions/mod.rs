@@ -9,11 +9,18 @@
 //! A failed run also has an `err:{id}` row (full error detail, incl. traceback), and its log lines
 //! are in table `ExecutionLogs` with the same per-scope partitioning: see `logs.rs`.
 //!
-//! May depend on: `bifrost-store`, `bifrost-engine`'s outcome types. Not on HTTP.
+//! `runner.rs` is the shared execution service every entry point uses, `worker.rs` the queue
+//! worker of async runs, `input.rs` the parameter checks.
+//!
+//! May depend on: `bifrost-store`, `bifrost-engine`, the audit log and org service. Not on HTTP.
 
+pub mod input;
 mod logs;
+pub mod runner;
+pub mod worker;
 
-pub use logs::{LOG_BATCH, LOGS_TABLE, LogPage, MAX_LOG_PAGE, MAX_LOG_SEQUENCE};
+pub use logs::{LOG_BATCH, LOGS_TABLE, LogPage, MAX_LOG_PAGE, MAX_LOG_SEQUENCE, Transition};
+pub use runner::{Finished, QueuedExecution, RunError, RunRequest, Runner};
 
 use std::sync::Arc;
 

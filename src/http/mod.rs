@@ -18,6 +18,8 @@ pub mod keys;
 pub mod openapi;
 pub mod organizations;
 pub mod roles;
+pub mod run;
+pub mod schedules;
 pub mod secrets;
 pub mod users;
 pub mod workflows;
@@ -33,6 +35,8 @@ pub const ROUTE_TABLES: &[&[access::Route]] = &[
     keys::ROUTES,
     workflows::ROUTES,
     executions::ROUTES,
+    schedules::ROUTES,
+    run::ROUTES,
     audit::ROUTES,
     openapi::ROUTES,
 ];
@@ -82,6 +86,10 @@ pub fn routes(state: Arc<AppState>) -> BoxedFilter<(Response,)> {
         .or(workflows::routes(state.clone()))
         .unify()
         .or(executions::routes(state.clone()))
+        .unify()
+        .or(run::routes(state.clone()))
+        .unify()
+        .or(schedules::routes(state.clone()))
         .unify()
         .or(audit::routes(state.clone()))
         .unify()

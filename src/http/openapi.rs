@@ -25,7 +25,7 @@ use warp::reply::Response;
 use crate::app::AppState;
 use crate::audit::AuditEventType;
 use crate::http::access::{self, Access, Route};
-use crate::http::{audit, executions, workflows};
+use crate::http::{audit, executions, run, schedules, workflows};
 
 pub const ROUTES: &[Route] = &[Route {
     id: "openapi.get",
@@ -162,6 +162,42 @@ pub fn specs() -> Vec<(&'static str, OperationSpec)> {
             },
         ),
         (
+            "schedules.list",
+            OperationSpec {
+                query: vec![],
+                request: None,
+                success: ok(|g| g.subschema_for::<schedules::ScheduleList>()),
+                errors: &[],
+            },
+        ),
+        (
+            "schedules.validate",
+            OperationSpec {
+                query: vec![],
+                request: Some(|g| g.subschema_for::<schedules::ValidateRequest>()),
+                success: ok(|g| g.subschema_for::<schedules::ValidationDto>()),
+                errors: &[],
+            },
+        ),
+        (
+            "schedules.enable",
+            OperationSpec {
+                query: vec![],
+                request: None,
+                success: ok(|g| g.subschema_for::<schedules::ScheduleDto>()),
+                errors: &[404, 409],
+            },
+        ),
+        (
+            "schedules.disable",
+            OperationSpec {
+                query: vec![],
+                request: None,
+                success: ok(|g| g.subschema_for::<schedules::ScheduleDto>()),
+                errors: &[404],
+            },
+        ),
+        (
             "dataProviders.list",
             OperationSpec {
                 query: vec![],
@@ -294,6 +330,51 @@ pub fn specs() -> Vec<(&'static str, OperationSpec)> {
                 success: ok(|g| g.subschema_for::<audit::VerifyResponse>()),
                 errors: &[],
             },
+        ),
+        (
+            "workflows.execute",
+            OperationSpec {
+                query: vec![param(
+                    "maxWaitSeconds",
+                    "How long a sync run is awaited before the answer becomes 202 (it keeps running)",
+                    json!({ "type": "integer", "minimum": 1, "maximum": run::MAX_WAIT_SECONDS, "default": run::MAX_WAIT_SECONDS }),
+                )],
+                request: Some(|g| g.subschema_for::<run::ExecuteRequest>()),
+                success: run_success(),
+                errors: &[404],
+            },
+        ),
+    ]
+    .into_iter()
+    .chain(
+        ["endpoints.get", "endpoints.post", "endpoints.put", "endpoints.delete"].map(|id| {
+            (
+                id,
+                OperationSpec {
+                    // Inputs are the workflow's parameters: query string and JSON object body.
+                    query: vec![],
+                    request: None,
+                    success: run_success(),
+                    errors: &[404, 405],
+                },
+            )
+        }),
+    )
+    .collect()
+}
+
+/// A run entry point's answers: the finished run, or 202 for a queued or still running one.
+fn run_success() -> Vec<(u16, &'static str, Option<SchemaFn>)> {
+    vec![
+        (
+            200,
+            "The run finished",
+            Some(|g| g.subschema_for::<run::RunResult>()),
+        ),
+        (
+            202,
+            "Queued (async workflow) or still running after the wait budget; poll statusUrl",
+            Some(|g| g.subschema_for::<run::RunAccepted>()),
         ),
     ]
 }

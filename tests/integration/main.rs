@@ -9,5 +9,7 @@ mod cross_tenant;
 mod foundation;
 mod openapi;
 mod permissions;
+mod run_workflows;
+mod schedules;
 mod storage;
 mod support;

@@ -1,0 +1,414 @@
+//! The one way a workflow run happens, for every entry point (CLI, `/api/workflows/execute`,
+//! `/api/endpoints/{name}`, the queue worker): check the input, record the execution, audit its
+//! start, run it in the engine, complete the record and store logs and error detail.
+//!
+//! May depend on: storage services (`Executions`, `AuditLog`, `OrgService`), the queue store and
+//! the engine through [`WorkflowEngine`]. Not on HTTP: callers translate [`RunError`].
+//! Invariants: input is validated before a record exists (a rejected request leaves no trace but
+//! the error); a recorded run always ends in a terminal status, also when the engine refuses it;
+//! while a recorded run executes, its record is polled so a `Cancelling` written by any instance
+//! stops it (v1's worker did the same, bifrost-v1.md §5.1).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use bifrost_engine::{
+    Caller, Engine, EngineError, ExecutionContextInfo, ExecutionMode, ExecutionOutcome,
+    ExecutionRequest, Organization, WorkflowInfo,
+};
+use bifrost_store::queue::{QueueName, QueueStore};
+use bifrost_store::{Scope, StoreError};
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+use time::OffsetDateTime;
+
+use super::input::{self, Coercion, InputError};
+use super::{ExecutionRecord, Executions};
+use crate::audit::{AuditEvent, AuditEventType, AuditLog};
+use crate::domain::OrgService;
+
+/// The queue async executions go through.
+pub const QUEUE: &str = "workflow-executions";
+/// How often a running recorded execution checks its record for a cancellation request.
+pub const CANCEL_POLL: Duration = Duration::from_secs(1);
+
+/// What the runner needs from the engine; [`Engine`] is the implementation, tests may use a
+/// stand-in for the queue and record logic (which never needs Python).
+#[async_trait]
+pub trait WorkflowEngine: Send + Sync {
+    /// The workflow's current metadata, if the workspace has it.
+    fn workflow(&self, name: &str) -> Option<WorkflowInfo>;
+    async fn execute(&self, request: ExecutionRequest) -> Result<ExecutionOutcome, EngineError>;
+    /// `true` if the execution was running here and has been asked to stop.
+    fn cancel(&self, execution_id: &str) -> bool;
+}
+
+#[async_trait]
+impl WorkflowEngine for Engine {
+    fn workflow(&self, name: &str) -> Option<WorkflowInfo> {
+        self.registry().workflow(name).cloned()
+    }
+
+    async fn execute(&self, request: ExecutionRequest) -> Result<ExecutionOutcome, EngineError> {
+        Engine::execute(self, request).await
+    }
+
+    fn cancel(&self, execution_id: &str) -> bool {
+        Engine::cancel(self, execution_id)
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    #[error("workflow '{0}' not found")]
+    UnknownWorkflow(String),
+    #[error("invalid input: {0}")]
+    Input(#[from] InputError),
+    #[error("storage: {0}")]
+    Store(#[from] StoreError),
+    #[error("organization lookup failed: {0}")]
+    Organization(String),
+    #[error("workflow engine: {0}")]
+    Engine(#[from] EngineError),
+}
+
+/// One run, input already checked by [`Runner::prepare`].
+#[derive(Clone, Debug)]
+pub struct RunRequest {
+    pub execution_id: String,
+    pub workflow: WorkflowInfo,
+    pub input: Map<String, Value>,
+    pub scope: Scope,
+    pub caller: Caller,
+    /// The audit log's actor string (`user:…`, `key:…`, `cli:local`).
+    pub actor: String,
+    pub is_platform_admin: bool,
+    pub is_function_key: bool,
+    pub form_id: Option<String>,
+    /// Overrides the workflow's `timeout_seconds`.
+    pub timeout: Option<Duration>,
+}
+
+impl RunRequest {
+    /// A request with a fresh execution id, no form and the workflow's own timeout.
+    pub fn new(
+        workflow: WorkflowInfo,
+        input: Map<String, Value>,
+        scope: Scope,
+        caller: Caller,
+        actor: impl Into<String>,
+    ) -> Self {
+        Self {
+            execution_id: uuid::Uuid::new_v4().to_string(),
+            workflow,
+            input,
+            scope,
+            caller,
+            actor: actor.into(),
+            is_platform_admin: false,
+            is_function_key: false,
+            form_id: None,
+            timeout: None,
+        }
+    }
+
+    /// The record this run starts with.
+    pub fn record(&self, status: &str) -> ExecutionRecord {
+        ExecutionRecord {
+            execution_id: self.execution_id.clone(),
+            workflow_name: self.workflow.name.clone(),
+            org_id: self.scope.org_id().map(ToString::to_string),
+            form_id: self.form_id.clone(),
+            executed_by: self.caller.user_id.clone(),
+            executed_by_email: self.caller.email.clone(),
+            executed_by_name: self.caller.name.clone(),
+            status: status.to_owned(),
+            input_data: Value::Object(self.input.clone()),
+            result: None,
+            result_type: None,
+            error_type: None,
+            error_message: None,
+            duration_ms: None,
+            started_at: OffsetDateTime::now_utc(),
+            completed_at: None,
+        }
+    }
+}
+
+/// A finished run: the record as stored (transient runs: as it would have been) and the
+/// engine's outcome with logs and error detail.
+#[derive(Clone, Debug)]
+pub struct Finished {
+    pub record: ExecutionRecord,
+    pub outcome: ExecutionOutcome,
+    pub transient: bool,
+}
+
+/// The message an async execution is queued with. The record holds input and caller; the
+/// message only says which record to run and with which rights.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct QueuedExecution {
+    pub execution_id: String,
+    /// `GLOBAL` or an organization id.
+    pub scope: String,
+    pub workflow_name: String,
+    #[serde(default)]
+    pub is_platform_admin: bool,
+    #[serde(default)]
+    pub is_function_key: bool,
+}
+
+/// The shared execution service. Cheap to clone (handles only).
+#[derive(Clone)]
+pub struct Runner {
+    engine: Arc<dyn WorkflowEngine>,
+    executions: Executions,
+    audit: Arc<AuditLog>,
+    orgs: OrgService,
+    queues: Arc<dyn QueueStore>,
+}
+
+impl Runner {
+    pub fn new(
+        engine: Arc<dyn WorkflowEngine>,
+        executions: Executions,
+        audit: Arc<AuditLog>,
+        orgs: OrgService,
+        queues: Arc<dyn QueueStore>,
+    ) -> Self {
+        Self {
+            engine,
+            executions,
+            audit,
+            orgs,
+            queues,
+        }
+    }
+
+    /// The runner of a started application.
+    pub fn for_app(state: &crate::app::AppState) -> Self {
+        Self::new(
+            Arc::new(state.engine.clone()),
+            state.services.executions.clone(),
+            state.services.audit.clone(),
+            state.services.orgs.clone(),
+            state.backends.queues.clone(),
+        )
+    }
+
+    pub fn executions(&self) -> &Executions {
+        &self.executions
+    }
+
+    pub fn queues(&self) -> &Arc<dyn QueueStore> {
+        &self.queues
+    }
+
+    /// The workflow's current metadata.
+    pub fn workflow(&self, name: &str) -> Option<WorkflowInfo> {
+        self.engine.workflow(name)
+    }
+
+    /// The workflow and its checked input; nothing is written.
+    pub fn prepare(
+        &self,
+        workflow_name: &str,
+        input: Map<String, Value>,
+        coercion: Coercion,
+    ) -> Result<(WorkflowInfo, Map<String, Value>), RunError> {
+        let workflow = self
+            .engine
+            .workflow(workflow_name)
+            .ok_or_else(|| RunError::UnknownWorkflow(workflow_name.to_owned()))?;
+        let input = input::validate(&workflow.parameters, input, coercion)?;
+        Ok((workflow, input))
+    }
+
+    /// Whether the workflow asks to be queued.
+    pub fn is_async(workflow: &WorkflowInfo) -> bool {
+        workflow.execution_mode == ExecutionMode::Async
+    }
+
+    /// Records the execution in `status` (`Running` or `Pending`) and audits its start.
+    pub async fn start(
+        &self,
+        request: &RunRequest,
+        status: &str,
+    ) -> Result<ExecutionRecord, RunError> {
+        let record = request.record(status);
+        self.executions.create(&request.scope, &record).await?;
+        self.audit_start(request, false).await;
+        Ok(record)
+    }
+
+    async fn audit_start(&self, request: &RunRequest, transient: bool) {
+        let mut event = AuditEvent::new(
+            AuditEventType::ExecutionStarted,
+            request.actor.clone(),
+            request.scope.clone(),
+        )
+        .detail("execution_id", request.execution_id.clone())
+        .detail("workflow", request.workflow.name.clone());
+        if transient {
+            event = event.detail("transient", true);
+        }
+        if let Err(e) = self.audit.append(event).await {
+            tracing::error!(error = %e, execution_id = %request.execution_id, "could not audit the execution start");
+        }
+    }
+
+    /// Records, runs and completes one execution inline (or, `transient`, runs it without a
+    /// record, as v1's `transient` flag did).
+    pub async fn run(&self, request: RunRequest, transient: bool) -> Result<Finished, RunError> {
+        if transient {
+            self.audit_start(&request, true).await;
+            let record = request.record("Running");
+            return self.execute(request, record, true).await;
+        }
+        let record = self.start(&request, "Running").await?;
+        self.execute(request, record, false).await
+    }
+
+    /// Runs an execution whose record (`record`, status `Running`) exists already, then completes
+    /// the record. On an engine refusal the record is marked `Failed` before the error returns.
+    pub async fn execute(
+        &self,
+        request: RunRequest,
+        mut record: ExecutionRecord,
+        transient: bool,
+    ) -> Result<Finished, RunError> {
+        let scope = request.scope.clone();
+        let id = request.execution_id.clone();
+        let organization = match scope.org_id() {
+            None => None,
+            Some(org) => match self.orgs.find(org).await {
+                Ok(Some(o)) => Some(Organization {
+                    id: o.id.to_string(),
+                    name: o.name,
+                    is_active: o.is_active,
+                }),
+                Ok(None) => Some(Organization {
+                    id: org.to_string(),
+                    name: org.to_string(),
+                    is_active: false,
+                }),
+                Err(e) => {
+                    let error = RunError::Organization(e.to_string());
+                    if !transient {
+                        self.fail(&scope, &mut record, "StorageError", &error.to_string())
+                            .await;
+                    }
+                    return Err(error);
+                }
+            },
+        };
+        let engine_request = ExecutionRequest {
+            execution_id: id.clone(),
+            name: request.workflow.name.clone(),
+            input: request.input.clone(),
+            context: ExecutionContextInfo {
+                caller: request.caller.clone(),
+                organization,
+                is_platform_admin: request.is_platform_admin,
+                is_function_key: request.is_function_key,
+            },
+            timeout: request.timeout,
+            ..Default::default()
+        };
+        let run = self.engine.execute(engine_request);
+        tokio::pin!(run);
+        let mut poll = tokio::time::interval(CANCEL_POLL);
+        poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        poll.tick().await;
+        let result = loop {
+            tokio::select! {
+                result = &mut run => break result,
+                _ = poll.tick(), if !transient => {
+                    // Another instance (or the cancel route before the engine knew the id) may
+                    // have asked for cancellation; only the record carries that request.
+                    if let Ok(Some(current)) = self.executions.get(&scope, &id).await
+                        && current.status == "Cancelling"
+                    {
+                        self.engine.cancel(&id);
+                    }
+                }
+            }
+        };
+        let outcome = match result {
+            Ok(outcome) => outcome,
+            Err(e) => {
+                if !transient {
+                    self.fail(&scope, &mut record, "EngineError", &e.to_string())
+                        .await;
+                }
+                return Err(RunError::Engine(e));
+            }
+        };
+        record.complete(&outcome);
+        if !transient {
+            self.executions.update(&scope, &record).await?;
+            self.executions.record_outcome(&scope, &outcome).await?;
+        }
+        Ok(Finished {
+            record,
+            outcome,
+            transient,
+        })
+    }
+
+    /// Marks a run that could not run as `Failed` with `reason` (best effort: the caller reports
+    /// the original error either way).
+    pub async fn fail(
+        &self,
+        scope: &Scope,
+        record: &mut ExecutionRecord,
+        error_type: &str,
+        reason: &str,
+    ) {
+        record.status = "Failed".into();
+        record.error_type = Some(error_type.to_owned());
+        record.error_message = Some(reason.to_owned());
+        record.completed_at = Some(OffsetDateTime::now_utc());
+        record.duration_ms = Some(
+            (OffsetDateTime::now_utc() - record.started_at)
+                .whole_milliseconds()
+                .max(0) as u64,
+        );
+        if let Err(e) = self.executions.update(scope, record).await {
+            tracing::error!(error = %e, execution_id = %record.execution_id, "could not mark the execution failed");
+        }
+    }
+
+    /// Records the execution as `Pending` and queues it for a worker. If the queue refuses the
+    /// message the record is marked `Failed` (it would otherwise stay `Pending` forever).
+    pub async fn enqueue(&self, request: &RunRequest) -> Result<ExecutionRecord, RunError> {
+        let mut record = self.start(request, "Pending").await?;
+        let message = QueuedExecution {
+            execution_id: request.execution_id.clone(),
+            scope: request.scope.to_string(),
+            workflow_name: request.workflow.name.clone(),
+            is_platform_admin: request.is_platform_admin,
+            is_function_key: request.is_function_key,
+        };
+        let body = serde_json::to_string(&message)
+            .map_err(|e| StoreError::Backend(format!("queue message: {e}")))?;
+        let sent = async {
+            let queue = QueueName::new(QUEUE)?;
+            self.queues.send(&queue, &body, Duration::ZERO).await
+        }
+        .await;
+        if let Err(e) = sent {
+            self.fail(
+                &request.scope,
+                &mut record,
+                "QueueError",
+                "the execution could not be queued",
+            )
+            .await;
+            return Err(RunError::Store(e));
+        }
+        Ok(record)
+    }
+}

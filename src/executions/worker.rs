@@ -1,0 +1,603 @@
+//! The async execution worker: takes [`QueuedExecution`] messages off the `workflow-executions`
+//! queue and runs them through the shared [`Runner`].
+//!
+//! [`handle_message`] is the whole per-message logic and does not care how the message arrived:
+//! the in-process [`Worker`] (standalone server) polls the queue store, and on Azure a
+//! queue-trigger function can call the same function with the message it was given.
+//! May depend on: the runner, the queue store. Not on HTTP.
+//!
+//! Invariants:
+//! - idempotent under redelivery: an execution runs only if this handler moved its record from
+//!   `Pending` to `Running` (ETag-guarded); a message for a record in any other status (running
+//!   elsewhere, finished, cancelled) or without a record is deleted without running anything;
+//! - a message received more than `max_dequeue_count` times goes to `<queue>-poison` and its
+//!   execution is marked `Failed` with the reason: no queued execution silently vanishes;
+//! - while a workflow runs, its message's lease is extended (heartbeat), so a long run is not
+//!   handed to a second worker.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bifrost_engine::Caller;
+use bifrost_store::queue::{DEFAULT_MAX_DEQUEUE_COUNT, QueueName, ReceivedMessage};
+use bifrost_store::{Scope, StoreError, StoreResult};
+use tokio::sync::{Semaphore, watch};
+use tokio::task::JoinHandle;
+
+use super::runner::{QUEUE, QueuedExecution, RunRequest, Runner};
+use super::{ExecutionRecord, Transition};
+
+/// Worker tuning. `Default` is what the server uses.
+#[derive(Clone, Debug)]
+pub struct WorkerConfig {
+    /// Executions run concurrently by this instance.
+    pub slots: usize,
+    /// Lease taken on a message; renewed every third of it while the workflow runs.
+    pub lease: Duration,
+    /// Wait between polls of an empty queue.
+    pub idle_poll: Duration,
+    /// Deliveries after which a message is poison (the Functions host's default, 5).
+    pub max_dequeue_count: u32,
+}
+
+impl Default for WorkerConfig {
+    fn default() -> Self {
+        Self {
+            slots: 4,
+            lease: Duration::from_secs(60),
+            idle_poll: Duration::from_millis(500),
+            max_dequeue_count: DEFAULT_MAX_DEQUEUE_COUNT,
+        }
+    }
+}
+
+/// What [`handle_message`] did with a message (it is deleted or moved in every case but an
+/// error).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Handled {
+    /// The execution ran and finished with this status.
+    Ran(String),
+    /// The record was not `Pending` (already taken, finished or cancelled): not run again.
+    Skipped(String),
+    /// No such execution (or a body that names none): dropped.
+    Missing,
+    /// Over the delivery limit: moved to the poison queue, execution marked `Failed`.
+    Poisoned,
+}
+
+/// Handles one delivered message. `Err` means storage failed before the outcome was settled;
+/// the message stays on the queue and is delivered again (and eventually poisoned).
+pub async fn handle_message(
+    runner: &Runner,
+    queue: &QueueName,
+    mut message: ReceivedMessage,
+    config: &WorkerConfig,
+) -> StoreResult<Handled> {
+    let queues = runner.queues().clone();
+    if message.dequeue_count > config.max_dequeue_count {
+        let reason = format!(
+            "the execution could not be started after {} attempts",
+            config.max_dequeue_count
+        );
+        mark_poisoned(runner, &message.body, &reason).await?;
+        match queues.move_to_poison(queue, &message).await {
+            Ok(()) | Err(StoreError::PreconditionFailed { .. }) => {}
+            Err(e) => return Err(e),
+        }
+        return Ok(Handled::Poisoned);
+    }
+    let delete = |message: ReceivedMessage| {
+        let queues = queues.clone();
+        async move {
+            match queues
+                .delete(queue, &message.id, &message.pop_receipt)
+                .await
+            {
+                // Our lease ran out and somebody else holds the message; the transition guard
+                // keeps them from running it again.
+                Ok(()) | Err(StoreError::PreconditionFailed { .. }) => Ok(()),
+                Err(e) => Err(e),
+            }
+        }
+    };
+    let Some((job, scope)) = parse(&message.body) else {
+        tracing::error!(message_id = %message.id, "queue message is not an execution; moving it to the poison queue");
+        match queues.move_to_poison(queue, &message).await {
+            Ok(()) | Err(StoreError::PreconditionFailed { .. }) => {}
+            Err(e) => return Err(e),
+        }
+        return Ok(Handled::Missing);
+    };
+    let executions = runner.executions();
+    match executions
+        .try_transition(&scope, &job.execution_id, &["Pending"], "Running")
+        .await?
+    {
+        Transition::Moved => {}
+        Transition::Unchanged(status) => {
+            delete(message).await?;
+            return Ok(Handled::Skipped(status));
+        }
+        Transition::Missing => {
+            delete(message).await?;
+            return Ok(Handled::Missing);
+        }
+    }
+    let Some(mut record) = executions.get(&scope, &job.execution_id).await? else {
+        delete(message).await?;
+        return Ok(Handled::Missing);
+    };
+    let request = match request_of(runner, &job, &scope, &record) {
+        Ok(request) => request,
+        Err(reason) => {
+            runner
+                .fail(&scope, &mut record, "WorkflowNotFound", &reason)
+                .await;
+            delete(message).await?;
+            return Ok(Handled::Ran("Failed".into()));
+        }
+    };
+
+    let run = runner.execute(request, record, false);
+    tokio::pin!(run);
+    let mut heartbeat = tokio::time::interval(config.lease / 3);
+    heartbeat.tick().await;
+    let result = loop {
+        tokio::select! {
+            result = &mut run => break result,
+            _ = heartbeat.tick() => {
+                match queues.update_visibility(queue, &message, config.lease).await {
+                    Ok(receipt) => message.pop_receipt = receipt,
+                    Err(e) => tracing::warn!(error = %e, execution_id = %job.execution_id, "could not extend the message lease"),
+                }
+            }
+        }
+    };
+    let status = match result {
+        Ok(finished) => finished.record.status,
+        Err(e) => {
+            // The runner marked the record failed where it could; retrying would be skipped by
+            // the transition guard, so the message is done either way.
+            tracing::error!(error = %e, execution_id = %job.execution_id, "queued execution failed to run");
+            "Failed".to_owned()
+        }
+    };
+    delete(message).await?;
+    Ok(Handled::Ran(status))
+}
+
+/// Marks the execution a poison message names as `Failed` with `reason`, unless it already
+/// finished. For the Azure poison-queue trigger as well as [`handle_message`].
+pub async fn mark_poisoned(runner: &Runner, body: &str, reason: &str) -> StoreResult<()> {
+    let Some((job, scope)) = parse(body) else {
+        return Ok(());
+    };
+    let Some(mut record) = runner.executions().get(&scope, &job.execution_id).await? else {
+        return Ok(());
+    };
+    if matches!(record.status.as_str(), "Pending" | "Running" | "Cancelling") {
+        runner
+            .fail(&scope, &mut record, "PoisonMessage", reason)
+            .await;
+    }
+    Ok(())
+}
+
+fn parse(body: &str) -> Option<(QueuedExecution, Scope)> {
+    let job: QueuedExecution = serde_json::from_str(body).ok()?;
+    let scope = Scope::parse(&job.scope).ok()?;
+    Some((job, scope))
+}
+
+fn request_of(
+    runner: &Runner,
+    job: &QueuedExecution,
+    scope: &Scope,
+    record: &ExecutionRecord,
+) -> Result<RunRequest, String> {
+    let input = match &record.input_data {
+        serde_json::Value::Object(map) => map.clone(),
+        _ => serde_json::Map::new(),
+    };
+    // The input was checked when the run was queued; the workspace may have changed since.
+    let (workflow, input) = runner
+        .prepare(&job.workflow_name, input, super::input::Coercion::Strict)
+        .map_err(|e| e.to_string())?;
+    Ok(RunRequest {
+        execution_id: job.execution_id.clone(),
+        workflow,
+        input,
+        scope: scope.clone(),
+        caller: Caller::new(
+            &record.executed_by,
+            &record.executed_by_email,
+            &record.executed_by_name,
+        ),
+        actor: record.executed_by.clone(),
+        is_platform_admin: job.is_platform_admin,
+        is_function_key: job.is_function_key,
+        form_id: record.form_id.clone(),
+        timeout: None,
+    })
+}
+
+/// The in-process worker of a standalone server.
+pub struct Worker {
+    stop: watch::Sender<bool>,
+    task: JoinHandle<()>,
+}
+
+impl Worker {
+    /// Creates the queue (before returning, so the first request can enqueue; the poll loop
+    /// retries while storage is down) and starts polling it.
+    pub async fn start(runner: Runner, config: WorkerConfig) -> Self {
+        match QueueName::new(QUEUE) {
+            Ok(queue) => {
+                if let Err(e) = runner.queues().create_queue(&queue).await {
+                    tracing::warn!(error = %e, "cannot create the execution queue yet");
+                }
+            }
+            Err(e) => tracing::error!(error = %e, "invalid execution queue name"),
+        }
+        let (stop, stopped) = watch::channel(false);
+        let task = tokio::spawn(poll(runner, config, stopped));
+        Self { stop, task }
+    }
+
+    /// Stops taking new messages. Runs in progress finish on their own tasks.
+    pub async fn stop(self) {
+        let _ = self.stop.send(true);
+        let _ = self.task.await;
+    }
+}
+
+async fn poll(runner: Runner, config: WorkerConfig, mut stopped: watch::Receiver<bool>) {
+    let queue = match QueueName::new(QUEUE) {
+        Ok(q) => q,
+        Err(e) => {
+            tracing::error!(error = %e, "invalid execution queue name; async executions will not run");
+            return;
+        }
+    };
+    let queues = runner.queues().clone();
+    let config = Arc::new(config);
+    let slots = Arc::new(Semaphore::new(config.slots.max(1)));
+    let mut ready = false;
+    while !*stopped.borrow() {
+        let wait = if !ready {
+            match queues.create_queue(&queue).await {
+                Ok(()) => {
+                    ready = true;
+                    continue;
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot create the execution queue yet");
+                    Duration::from_secs(5)
+                }
+            }
+        } else {
+            // Wait for a free slot before leasing anything: a leased message nobody runs would
+            // only age towards the poison queue.
+            let Ok(permit) = slots.clone().acquire_owned().await else {
+                return;
+            };
+            let free = slots.available_permits() + 1;
+            drop(permit);
+            match queues.receive(&queue, free.min(32), config.lease).await {
+                Ok(messages) if !messages.is_empty() => {
+                    for message in messages {
+                        let Ok(permit) = slots.clone().acquire_owned().await else {
+                            return;
+                        };
+                        let (runner, queue, config) =
+                            (runner.clone(), queue.clone(), config.clone());
+                        tokio::spawn(async move {
+                            let id = message.id.clone();
+                            if let Err(e) = handle_message(&runner, &queue, message, &config).await
+                            {
+                                tracing::warn!(error = %e, message_id = %id, "queued execution left for redelivery");
+                            }
+                            drop(permit);
+                        });
+                    }
+                    continue;
+                }
+                Ok(_) => config.idle_poll,
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot read the execution queue");
+                    Duration::from_secs(5)
+                }
+            }
+        };
+        tokio::select! {
+            _ = tokio::time::sleep(wait) => {}
+            _ = stopped.changed() => {}
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::audit::AuditLog;
+    use crate::domain::OrgService;
+    use crate::executions::Executions;
+    use crate::executions::runner::WorkflowEngine;
+    use async_trait::async_trait;
+    use bifrost_engine::{
+        EngineError, ExecutionMode, ExecutionOutcome, ExecutionRequest, ExecutionStatus,
+        WorkflowInfo,
+    };
+    use bifrost_store::blob::LocalBlobs;
+    use bifrost_store::queue::{QueueStore, SqliteQueues};
+    use bifrost_store::table::SqliteTables;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    /// Runs nothing: returns Success and counts calls (the worker's record and queue logic is
+    /// what is under test; real runs are covered by tests/integration/run_workflows.rs).
+    #[derive(Default)]
+    struct CountingEngine {
+        runs: AtomicUsize,
+        /// How long each run takes.
+        delay: Duration,
+    }
+
+    #[async_trait]
+    impl WorkflowEngine for CountingEngine {
+        fn workflow(&self, name: &str) -> Option<WorkflowInfo> {
+            (name == "known").then(|| WorkflowInfo {
+                name: name.into(),
+                description: String::new(),
+                category: String::new(),
+                tags: vec![],
+                execution_mode: ExecutionMode::Async,
+                timeout_seconds: 60,
+                retry_policy: None,
+                schedule: None,
+                endpoint_enabled: false,
+                allowed_methods: vec![],
+                disable_global_key: false,
+                public_endpoint: false,
+                source: None,
+                source_file_path: Default::default(),
+                parameters: vec![],
+                parameters_inferred: false,
+                module: String::new(),
+                function: String::new(),
+                line: 1,
+                is_async: true,
+            })
+        }
+
+        async fn execute(
+            &self,
+            request: ExecutionRequest,
+        ) -> Result<ExecutionOutcome, EngineError> {
+            self.runs.fetch_add(1, Ordering::SeqCst);
+            tokio::time::sleep(self.delay).await;
+            Ok(ExecutionOutcome {
+                execution_id: request.execution_id,
+                status: ExecutionStatus::Success,
+                result: Some(serde_json::json!({"ok": true})),
+                result_type: None,
+                error: None,
+                logs: vec![],
+                duration: Duration::from_millis(1),
+            })
+        }
+
+        fn cancel(&self, _: &str) -> bool {
+            false
+        }
+    }
+
+    async fn setup(dir: &std::path::Path) -> (Runner, Arc<CountingEngine>, QueueName) {
+        setup_with(dir, Duration::ZERO).await
+    }
+
+    async fn setup_with(
+        dir: &std::path::Path,
+        delay: Duration,
+    ) -> (Runner, Arc<CountingEngine>, QueueName) {
+        let tables = Arc::new(SqliteTables::open(&dir.join("t.sqlite")).unwrap());
+        let blobs = Arc::new(LocalBlobs::open(&dir.join("blobs")).unwrap());
+        let queues: Arc<dyn QueueStore> =
+            Arc::new(SqliteQueues::open(&dir.join("q.sqlite")).unwrap());
+        let executions = Executions::new(tables.clone(), blobs);
+        executions.ensure_storage().await.unwrap();
+        crate::domain::ensure_tables(
+            &(tables.clone() as Arc<dyn bifrost_store::table::TableStore>),
+        )
+        .await
+        .unwrap();
+        let audit = Arc::new(AuditLog::new(tables.clone()).unwrap());
+        audit.ensure_table().await.unwrap();
+        let engine = Arc::new(CountingEngine {
+            runs: AtomicUsize::new(0),
+            delay,
+        });
+        let runner = Runner::new(
+            engine.clone(),
+            executions,
+            audit,
+            OrgService::new(tables),
+            queues.clone(),
+        );
+        let queue = QueueName::new(QUEUE).unwrap();
+        queues.create_queue(&queue).await.unwrap();
+        (runner, engine, queue)
+    }
+
+    async fn enqueue(runner: &Runner) -> String {
+        let (workflow, input) = runner
+            .prepare(
+                "known",
+                serde_json::Map::new(),
+                super::super::input::Coercion::Strict,
+            )
+            .unwrap();
+        let request = RunRequest::new(
+            workflow,
+            input,
+            Scope::Global,
+            Caller::new("u1", "u1@example.com", "U One"),
+            "user:u1",
+        );
+        runner.enqueue(&request).await.unwrap().execution_id
+    }
+
+    async fn receive(runner: &Runner, queue: &QueueName) -> ReceivedMessage {
+        let mut got = runner
+            .queues()
+            .receive(queue, 1, Duration::from_secs(30))
+            .await
+            .unwrap();
+        assert_eq!(got.len(), 1, "one message expected");
+        got.remove(0)
+    }
+
+    #[tokio::test]
+    async fn a_redelivered_message_does_not_run_the_execution_twice() {
+        let dir = tempfile::tempdir().unwrap();
+        let (runner, engine, queue) = setup(dir.path()).await;
+        let id = enqueue(&runner).await;
+        let message = receive(&runner, &queue).await;
+        let duplicate = message.clone();
+        let config = WorkerConfig::default();
+        let first = handle_message(&runner, &queue, message, &config)
+            .await
+            .unwrap();
+        assert_eq!(first, Handled::Ran("Success".into()));
+        let again = handle_message(&runner, &queue, duplicate, &config)
+            .await
+            .unwrap();
+        assert_eq!(again, Handled::Skipped("Success".into()));
+        assert_eq!(engine.runs.load(Ordering::SeqCst), 1);
+        let record = runner
+            .executions()
+            .get(&Scope::Global, &id)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(record.status, "Success");
+        assert_eq!(record.result, Some(serde_json::json!({"ok": true})));
+        assert_eq!(
+            runner.queues().approximate_count(&queue).await.unwrap(),
+            0,
+            "the message is deleted after the run"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_message_over_the_delivery_limit_is_poisoned_and_its_execution_failed() {
+        let dir = tempfile::tempdir().unwrap();
+        let (runner, engine, queue) = setup(dir.path()).await;
+        let id = enqueue(&runner).await;
+        let config = WorkerConfig {
+            max_dequeue_count: 1,
+            ..Default::default()
+        };
+        let first = receive(&runner, &queue).await;
+        // Lost lease: make it visible again without handling it (a crashed worker).
+        runner
+            .queues()
+            .update_visibility(&queue, &first, Duration::ZERO)
+            .await
+            .unwrap();
+        let second = receive(&runner, &queue).await;
+        assert_eq!(second.dequeue_count, 2);
+        let handled = handle_message(&runner, &queue, second, &config)
+            .await
+            .unwrap();
+        assert_eq!(handled, Handled::Poisoned);
+        assert_eq!(engine.runs.load(Ordering::SeqCst), 0);
+        let record = runner
+            .executions()
+            .get(&Scope::Global, &id)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(record.status, "Failed");
+        assert_eq!(record.error_type.as_deref(), Some("PoisonMessage"));
+        assert!(record.error_message.unwrap().contains("attempts"));
+        assert_eq!(runner.queues().approximate_count(&queue).await.unwrap(), 0);
+        assert_eq!(
+            runner
+                .queues()
+                .approximate_count(&queue.poison().unwrap())
+                .await
+                .unwrap(),
+            1
+        );
+    }
+
+    #[tokio::test]
+    async fn a_cancelled_or_unknown_execution_is_dropped_without_running() {
+        let dir = tempfile::tempdir().unwrap();
+        let (runner, engine, queue) = setup(dir.path()).await;
+        let id = enqueue(&runner).await;
+        runner
+            .executions()
+            .transition(&Scope::Global, &id, &["Pending"], "Cancelled")
+            .await
+            .unwrap();
+        let message = receive(&runner, &queue).await;
+        let config = WorkerConfig::default();
+        assert_eq!(
+            handle_message(&runner, &queue, message, &config)
+                .await
+                .unwrap(),
+            Handled::Skipped("Cancelled".into())
+        );
+        let body =
+            serde_json::json!({"executionId": "nope", "scope": "GLOBAL", "workflowName": "known"});
+        runner
+            .queues()
+            .send(&queue, &body.to_string(), Duration::ZERO)
+            .await
+            .unwrap();
+        let message = receive(&runner, &queue).await;
+        assert_eq!(
+            handle_message(&runner, &queue, message, &config)
+                .await
+                .unwrap(),
+            Handled::Missing
+        );
+        assert_eq!(engine.runs.load(Ordering::SeqCst), 0);
+    }
+
+    #[tokio::test]
+    async fn a_long_run_keeps_its_message_leased() {
+        let dir = tempfile::tempdir().unwrap();
+        let (runner, engine, queue) = setup_with(dir.path(), Duration::from_millis(3500)).await;
+        enqueue(&runner).await;
+        let config = WorkerConfig {
+            lease: Duration::from_secs(2),
+            ..Default::default()
+        };
+        let message = runner
+            .queues()
+            .receive(&queue, 1, config.lease)
+            .await
+            .unwrap()
+            .remove(0);
+        let worker = {
+            let (runner, queue, config) = (runner.clone(), queue.clone(), config.clone());
+            tokio::spawn(async move { handle_message(&runner, &queue, message, &config).await })
+        };
+        // Past the first lease: without the heartbeat the message would be visible again.
+        tokio::time::sleep(Duration::from_millis(2800)).await;
+        let stolen = runner
+            .queues()
+            .receive(&queue, 1, Duration::from_secs(30))
+            .await
+            .unwrap();
+        assert!(stolen.is_empty(), "the lease was not extended");
+        assert_eq!(
+            worker.await.unwrap().unwrap(),
+            Handled::Ran("Success".into())
+        );
+        assert_eq!(engine.runs.load(Ordering::SeqCst), 1);
+        assert_eq!(runner.queues().approximate_count(&queue).await.unwrap(), 0);
+    }
+}

@@ -1,0 +1,497 @@
+//! The entry points that run workflows: `POST /api/workflows/execute` (platform administrators)
+//! and `/api/endpoints/{workflowName}` (workflows that opt in with `endpoint_enabled`).
+//!
+//! Both go through [`crate::executions::Runner`]: input is checked against the workflow's
+//! parameters before a record exists, then the run is recorded, audited, executed and completed.
+//! Sync runs are awaited up to a budget ([`SYNC_WAIT`]; admins may lower it per request with
+//! `?maxWaitSeconds=`); a run that outlives it keeps going and the answer is 202 with its status
+//! URL. Async workflows are recorded `Pending` and queued for the worker (`executions::worker`).
+//!
+//! `/api/endpoints/*` is declared [`Access::Public`] because whether it needs a key depends on
+//! the workflow (`public_endpoint`), which the route table cannot know. The handler enforces it:
+//! a non-public endpoint needs a Bifrost function key (401 otherwise; the development identity
+//! does not count, endpoints are for machine callers), and a function-key run is recorded as
+//! `api_key:{keyId}` ([`Caller::api_key`]) so the key sees its own runs in the history. Public
+//! runs act as v1's anonymous webhook caller in GLOBAL. Order of checks: 404 (unknown or not
+//! endpoint-enabled), 401, 405 (with `Allow`), 400 (input).
+//!
+//! Depends on the runner and the HTTP framework; never on the engine directly.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bifrost_engine::{Caller, ExecutionError, WorkflowInfo};
+use bytes::Bytes;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+use warp::Filter;
+use warp::filters::BoxedFilter;
+use warp::http::{HeaderMap, HeaderValue, Method, StatusCode};
+use warp::reply::Response;
+
+use crate::app::AppState;
+use crate::auth::Principal;
+use crate::executions::input::Coercion;
+use crate::executions::{Finished, RunError, RunRequest, Runner};
+use crate::http::access::{Access, Route};
+use crate::http::body;
+use crate::http::context::{RequestContext, authorize, guard};
+use crate::http::error::{ApiError, json_response, reply};
+use crate::http::executions::{GENERIC_ERROR, LogLineDto, rfc3339};
+use crate::http::input::existing_scope;
+
+pub const ROUTES: &[Route] = &[
+    Route {
+        id: "workflows.execute",
+        method: "POST",
+        path: "/api/workflows/execute",
+        access: Access::PlatformAdmin,
+        summary: "Run a workflow: sync workflows answer with the result, async ones are queued",
+    },
+    Route {
+        id: "endpoints.get",
+        method: "GET",
+        path: "/api/endpoints/{workflowName}",
+        access: Access::Public,
+        summary: "Run an endpoint-enabled workflow (key required unless public)",
+    },
+    Route {
+        id: "endpoints.post",
+        method: "POST",
+        path: "/api/endpoints/{workflowName}",
+        access: Access::Public,
+        summary: "Run an endpoint-enabled workflow (key required unless public)",
+    },
+    Route {
+        id: "endpoints.put",
+        method: "PUT",
+        path: "/api/endpoints/{workflowName}",
+        access: Access::Public,
+        summary: "Run an endpoint-enabled workflow (key required unless public)",
+    },
+    Route {
+        id: "endpoints.delete",
+        method: "DELETE",
+        path: "/api/endpoints/{workflowName}",
+        access: Access::Public,
+        summary: "Run an endpoint-enabled workflow (key required unless public)",
+    },
+];
+
+/// How long a sync run is awaited before the answer becomes 202 (the run continues).
+pub const SYNC_WAIT: Duration = Duration::from_secs(200);
+/// `maxWaitSeconds` may only lower the budget.
+pub const MAX_WAIT_SECONDS: u64 = 200;
+
+/// `POST /api/workflows/execute` body (v1's, without scripts: `code`/`scriptName` are not
+/// supported and rejected as unknown fields).
+#[derive(Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ExecuteRequest {
+    pub workflow_name: String,
+    #[serde(default)]
+    pub input_data: Option<Map<String, Value>>,
+    #[serde(default)]
+    pub form_id: Option<String>,
+    /// Run without an execution record (v1 `transient`).
+    #[serde(default)]
+    pub transient: bool,
+}
+
+/// A finished run (v1's sync answer).
+#[derive(Serialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RunResult {
+    pub execution_id: String,
+    /// `Success`, `Failed`, `CompletedWithErrors`, `Timeout` or `Cancelled`.
+    pub status: String,
+    pub result: Option<Value>,
+    /// `json`, `html` or `text`.
+    pub result_type: Option<String>,
+    /// Non-admins: a `UserError`'s message, otherwise a generic text.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// Python exception class name; platform administrators only.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error_type: Option<String>,
+    pub duration_ms: u64,
+    /// RFC 3339.
+    pub started_at: String,
+    pub completed_at: Option<String>,
+    pub is_transient: bool,
+    /// Captured log lines (`/api/workflows/execute` only; DEBUG/TRACEBACK for admins only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub logs: Option<Vec<LogLineDto>>,
+}
+
+/// A queued run, or a sync run still going after the wait budget.
+#[derive(Serialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RunAccepted {
+    pub execution_id: String,
+    /// `Pending` (queued) or `Running`.
+    pub status: String,
+    /// Poll this (`GET /api/executions/{executionId}`) for the outcome.
+    pub status_url: String,
+    pub message: String,
+}
+
+pub fn routes(state: Arc<AppState>) -> BoxedFilter<(Response,)> {
+    let limit = state.settings.max_body_bytes;
+    let with_state = {
+        let state = state.clone();
+        warp::any().map(move || state.clone())
+    };
+    let raw_query = || warp::query::raw().or(warp::any().map(String::new)).unify();
+
+    let execute = warp::path!("api" / "workflows" / "execute")
+        .and(warp::post())
+        .and(guard(state.clone(), "workflows.execute"))
+        .and(raw_query())
+        .and(body::json::<ExecuteRequest>(limit))
+        .and(with_state.clone())
+        .then(
+            |ctx: RequestContext, query: String, body: ExecuteRequest, state: Arc<AppState>| async move {
+                execute(&state, &ctx, &query, body)
+                    .await
+                    .unwrap_or_else(ApiError::into_response)
+            },
+        );
+    let endpoint = warp::path!("api" / "endpoints" / String)
+        .and(warp::method())
+        .and(warp::header::headers_cloned())
+        .and(raw_query())
+        .and(body::bytes_limited(limit))
+        .and(with_state)
+        .then(
+            |name: String,
+             method: Method,
+             headers: HeaderMap,
+             query: String,
+             body: Bytes,
+             state: Arc<AppState>| async move {
+                endpoint(&state, &name, &method, &headers, &query, &body)
+                    .await
+                    .unwrap_or_else(ApiError::into_response)
+            },
+        );
+    execute.or(endpoint).unify().boxed()
+}
+
+async fn execute(
+    state: &AppState,
+    ctx: &RequestContext,
+    query: &str,
+    body: ExecuteRequest,
+) -> Result<Response, ApiError> {
+    let mut wait = SYNC_WAIT;
+    for (name, value) in url::form_urlencoded::parse(query.as_bytes()) {
+        match name.as_ref() {
+            "maxWaitSeconds" => {
+                let seconds = value
+                    .parse::<u64>()
+                    .ok()
+                    .filter(|s| (1..=MAX_WAIT_SECONDS).contains(s))
+                    .ok_or_else(|| {
+                        ApiError::bad_request(
+                            "maxWaitSeconds",
+                            format!("must be an integer from 1 to {MAX_WAIT_SECONDS}"),
+                        )
+                    })?;
+                wait = Duration::from_secs(seconds);
+            }
+            "code" => {}
+            other => {
+                return Err(ApiError::bad_request(
+                    other,
+                    "unknown query parameter (accepted: maxWaitSeconds)",
+                ));
+            }
+        }
+    }
+    if body.workflow_name.trim().is_empty() {
+        return Err(ApiError::bad_request("workflowName", "is required"));
+    }
+    if let Some(form) = &body.form_id
+        && (form.is_empty() || form.len() > 64)
+    {
+        return Err(ApiError::bad_request(
+            "formId",
+            "must be 1 to 64 characters",
+        ));
+    }
+    let runner = Runner::for_app(state);
+    let (workflow, input) = runner
+        .prepare(
+            &body.workflow_name,
+            body.input_data.unwrap_or_default(),
+            Coercion::Strict,
+        )
+        .map_err(|e| run_error(e, "inputData."))?;
+    let scope = existing_scope(state, ctx).await?;
+    let mut request = RunRequest::new(
+        workflow.clone(),
+        input,
+        scope,
+        caller_of(&ctx.principal),
+        ctx.actor(),
+    );
+    request.is_platform_admin = ctx.is_platform_admin();
+    request.is_function_key = matches!(ctx.principal, Principal::FunctionKey { .. });
+    request.form_id = body.form_id;
+    if Runner::is_async(&workflow) && !body.transient {
+        let record = runner
+            .enqueue(&request)
+            .await
+            .map_err(|e| run_error(e, ""))?;
+        return Ok(accepted(&record.execution_id, "Pending", "queued"));
+    }
+    run_sync(&runner, request, body.transient, wait, true, true).await
+}
+
+async fn endpoint(
+    state: &AppState,
+    name: &str,
+    method: &Method,
+    headers: &HeaderMap,
+    query: &str,
+    body: &Bytes,
+) -> Result<Response, ApiError> {
+    let route_id = match *method {
+        Method::GET => "endpoints.get",
+        Method::PUT => "endpoints.put",
+        Method::DELETE => "endpoints.delete",
+        _ => "endpoints.post",
+    };
+    let ctx = authorize(state, route_id, headers, query).await?;
+    let runner = Runner::for_app(state);
+    let not_found = || ApiError::NotFound(format!("endpoint '{name}' not found"));
+    let workflow = runner.workflow(name).ok_or_else(not_found)?;
+    if !workflow.endpoint_enabled {
+        return Err(not_found());
+    }
+    let key = match &ctx.principal {
+        Principal::FunctionKey { .. } => true,
+        _ if workflow.public_endpoint => false,
+        _ => {
+            return Err(ApiError::Unauthorized(
+                "this endpoint requires a function key (x-functions-key header or ?code=)".into(),
+            ));
+        }
+    };
+    let allowed = allowed_methods(&workflow);
+    if !allowed.iter().any(|m| m == method.as_str()) {
+        let mut response = ApiError::MethodNotAllowed(method.as_str().to_owned()).into_response();
+        if let Ok(value) = HeaderValue::from_str(&allowed.join(", ")) {
+            response.headers_mut().insert("allow", value);
+        }
+        return Ok(response);
+    }
+    let input = endpoint_input(query, body)?;
+    let (workflow, input) = runner
+        .prepare(name, input, Coercion::FromStrings)
+        .map_err(|e| run_error(e, ""))?;
+    let (scope, caller, admin) = if key {
+        (
+            existing_scope(state, &ctx).await?,
+            caller_of(&ctx.principal),
+            ctx.is_platform_admin(),
+        )
+    } else {
+        (
+            bifrost_store::Scope::Global,
+            Caller::public_webhook(),
+            false,
+        )
+    };
+    let mut request = RunRequest::new(workflow, input, scope, caller, ctx.actor());
+    request.is_platform_admin = admin;
+    request.is_function_key = key;
+    run_sync(&runner, request, false, SYNC_WAIT, admin, false).await
+}
+
+/// v1's default for an endpoint without `allowed_methods` is POST.
+fn allowed_methods(workflow: &WorkflowInfo) -> Vec<String> {
+    let methods: Vec<String> = workflow
+        .allowed_methods
+        .iter()
+        .map(|m| m.trim().to_ascii_uppercase())
+        .filter(|m| !m.is_empty())
+        .collect();
+    if methods.is_empty() {
+        vec!["POST".into()]
+    } else {
+        methods
+    }
+}
+
+/// Query parameters merged with a JSON object body; the body wins. `code` is the function key,
+/// never input.
+fn endpoint_input(query: &str, body: &Bytes) -> Result<Map<String, Value>, ApiError> {
+    let mut input = Map::new();
+    for (name, value) in url::form_urlencoded::parse(query.as_bytes()) {
+        if name != "code" {
+            input.insert(name.into_owned(), Value::String(value.into_owned()));
+        }
+    }
+    if !body.iter().all(u8::is_ascii_whitespace) {
+        match serde_json::from_slice::<Value>(body) {
+            Ok(Value::Object(fields)) => input.extend(fields),
+            Ok(_) => {
+                return Err(ApiError::bad_request(
+                    "body",
+                    "must be a JSON object of input values",
+                ));
+            }
+            Err(e) => return Err(ApiError::invalid_json(&e)),
+        }
+    }
+    Ok(input)
+}
+
+async fn run_sync(
+    runner: &Runner,
+    request: RunRequest,
+    transient: bool,
+    wait: Duration,
+    admin: bool,
+    with_logs: bool,
+) -> Result<Response, ApiError> {
+    let id = request.execution_id.clone();
+    let record = if transient {
+        None
+    } else {
+        Some(
+            runner
+                .start(&request, "Running")
+                .await
+                .map_err(|e| run_error(e, ""))?,
+        )
+    };
+    let task_runner = runner.clone();
+    // The run is its own task: the answer may come before the run ends (budget), and a client
+    // that disconnects must not cancel a recorded run.
+    let run = tokio::spawn(async move {
+        match record {
+            Some(record) => task_runner.execute(request, record, false).await,
+            None => task_runner.run(request, true).await,
+        }
+    });
+    let joined = if transient {
+        // Without a record there is nothing to poll later: a transient run is awaited.
+        Ok(run.await)
+    } else {
+        tokio::time::timeout(wait, run).await
+    };
+    match joined {
+        Ok(Ok(Ok(finished))) => Ok(json_response(
+            StatusCode::OK,
+            &run_result(&finished, admin, with_logs),
+        )),
+        Ok(Ok(Err(e))) => Err(run_error(e, "")),
+        Ok(Err(e)) => Err(ApiError::Internal(format!("execution task failed: {e}"))),
+        Err(_) => Ok(accepted(
+            &id,
+            "Running",
+            "still running after the wait budget",
+        )),
+    }
+}
+
+fn accepted(id: &str, status: &str, message: &str) -> Response {
+    reply(
+        StatusCode::ACCEPTED,
+        Ok(RunAccepted {
+            execution_id: id.to_owned(),
+            status: status.to_owned(),
+            status_url: format!("/api/executions/{id}"),
+            message: format!("execution {message}; poll statusUrl for the outcome"),
+        }),
+    )
+}
+
+fn run_result(finished: &Finished, admin: bool, with_logs: bool) -> RunResult {
+    let record = &finished.record;
+    let error = finished.outcome.error.as_ref();
+    RunResult {
+        execution_id: record.execution_id.clone(),
+        status: record.status.clone(),
+        result: record.result.clone(),
+        result_type: record.result_type.clone(),
+        error: error.map(|e| visible_error(e, admin)),
+        error_type: error.filter(|_| admin).map(|e| e.error_type.clone()),
+        duration_ms: record.duration_ms.unwrap_or_default(),
+        started_at: rfc3339(record.started_at),
+        completed_at: record.completed_at.map(rfc3339),
+        is_transient: finished.transient,
+        logs: with_logs.then(|| {
+            finished
+                .outcome
+                .logs
+                .iter()
+                .filter(|l| admin || !matches!(l.level.as_str(), "DEBUG" | "TRACEBACK"))
+                .map(|l| LogLineDto {
+                    sequence: l.sequence,
+                    timestamp: rfc3339(l.timestamp),
+                    level: l.level.clone(),
+                    message: l.message.clone(),
+                    source: l.source.clone(),
+                    data: l.data.clone(),
+                })
+                .collect()
+        }),
+    }
+}
+
+fn visible_error(error: &ExecutionError, admin: bool) -> String {
+    if admin || error.is_user_error {
+        error.message.clone()
+    } else {
+        GENERIC_ERROR.to_owned()
+    }
+}
+
+/// The identity a run is recorded with; function keys as `api_key:{keyId}`, which the history
+/// routes use to show a key its own runs.
+fn caller_of(principal: &Principal) -> Caller {
+    match principal {
+        Principal::PlatformAdmin {
+            user_id,
+            email,
+            name,
+        }
+        | Principal::OrgUser {
+            user_id,
+            email,
+            name,
+            ..
+        } => Caller::new(user_id, email, name),
+        Principal::FunctionKey { key_id, .. } => Caller::api_key(&key_id.to_string()),
+        Principal::LocalDeveloper => {
+            Caller::new("local-developer", "developer@localhost", "Local Developer")
+        }
+        Principal::Anonymous => Caller::public_webhook(),
+    }
+}
+
+/// `field_prefix` turns a parameter name into the request field (`inputData.count`).
+fn run_error(error: RunError, field_prefix: &str) -> ApiError {
+    match error {
+        RunError::UnknownWorkflow(name) => {
+            ApiError::NotFound(format!("workflow '{name}' not found"))
+        }
+        RunError::Input(e) => {
+            ApiError::bad_request(format!("{field_prefix}{}", e.field), e.message)
+        }
+        RunError::Store(e) => ApiError::from(e),
+        RunError::Organization(reason) => ApiError::Unavailable {
+            reason,
+            retry_after: Duration::from_secs(5),
+        },
+        RunError::Engine(e) => ApiError::Unavailable {
+            reason: e.to_string(),
+            retry_after: Duration::from_secs(5),
+        },
+    }
+}

@@ -1,0 +1,309 @@
+//! `/api/schedules`: the workspace's cron-scheduled workflows, an expression validator, and
+//! enable/disable switches for platform administrators.
+//!
+//! Wire shapes (camelCase): a schedule is `{workflowName, description, cronExpression,
+//! humanReadable, nextRuns[5], intervalSeconds, enabled, disabledReason, nextRunAt, lastRunAt,
+//! lastExecutionId, executionCount, validationError, warning}`, the list is `{schedules}`;
+//! validation answers `{valid, humanReadable, nextRuns[5], intervalSeconds, warning, error}`.
+//!
+//! The engine registry decides which workflows are scheduled; [`ScheduleStore`] rows add the
+//! run state. Listing is read-only: it shows what the next registry sync will store (a workflow
+//! without a row yet reads as enabled when its expression is valid). Enable/disable sync the
+//! registry first so the row exists, then flip it. Invariants: an invalid expression is a
+//! `valid: false` answer (or a `validationError` in the list), never a 4xx/5xx; timestamps are
+//! UTC RFC 3339. Running a schedule now is not offered here yet (it needs the execution entry
+//! point).
+
+use std::sync::Arc;
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+use warp::Filter;
+use warp::filters::BoxedFilter;
+use warp::http::StatusCode;
+use warp::reply::Response;
+
+use bifrost_engine::WorkflowInfo;
+use bifrost_store::Scope;
+
+use crate::app::AppState;
+use crate::audit::{AuditEvent, AuditEventType};
+use crate::http::access::{Access, Route};
+use crate::http::body;
+use crate::http::context::{RequestContext, audit, guard};
+use crate::http::error::{ApiError, json_response};
+use crate::http::input::{respond, timestamp, with_state};
+use crate::schedules::{
+    Cron, DeclaredSchedule, DisabledReason, INTERVAL_SAMPLES, ScheduleError, ScheduleState,
+    ScheduleStore,
+};
+
+/// How many upcoming runs the API shows.
+pub const NEXT_RUNS: usize = 5;
+
+pub const ROUTES: &[Route] = &[
+    Route {
+        id: "schedules.list",
+        method: "GET",
+        path: "/api/schedules",
+        access: Access::PlatformAdmin,
+        summary: "Every cron-scheduled workflow with its next runs, description and run state",
+    },
+    Route {
+        id: "schedules.validate",
+        method: "POST",
+        path: "/api/schedules/validate",
+        access: Access::Authenticated,
+        summary: "Check a cron expression {expression}: description, next runs, interval, warning",
+    },
+    Route {
+        id: "schedules.enable",
+        method: "POST",
+        path: "/api/schedules/{workflowName}/enable",
+        access: Access::PlatformAdmin,
+        summary: "Enable a workflow's schedule (next run computed from now)",
+    },
+    Route {
+        id: "schedules.disable",
+        method: "POST",
+        path: "/api/schedules/{workflowName}/disable",
+        access: Access::PlatformAdmin,
+        summary: "Disable a workflow's schedule",
+    },
+];
+
+#[derive(Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ValidateRequest {
+    /// Five fields (`min hour day month weekday`) or six with leading seconds.
+    pub expression: String,
+}
+
+#[derive(Serialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ValidationDto {
+    pub valid: bool,
+    pub human_readable: Option<String>,
+    /// The next runs after now, UTC RFC 3339.
+    pub next_runs: Vec<String>,
+    /// The shortest gap between upcoming runs.
+    pub interval_seconds: Option<i64>,
+    pub warning: Option<String>,
+    /// Why the expression is invalid, naming the field and token.
+    pub error: Option<String>,
+}
+
+#[derive(Serialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ScheduleDto {
+    pub workflow_name: String,
+    pub description: String,
+    pub cron_expression: String,
+    pub human_readable: Option<String>,
+    pub next_runs: Vec<String>,
+    pub interval_seconds: Option<i64>,
+    pub enabled: bool,
+    /// `admin`, `removed` or `invalidExpression` when not enabled.
+    pub disabled_reason: Option<&'static str>,
+    pub next_run_at: Option<String>,
+    pub last_run_at: Option<String>,
+    pub last_execution_id: Option<String>,
+    pub execution_count: i64,
+    pub validation_error: Option<String>,
+    pub warning: Option<String>,
+}
+
+#[derive(Serialize, JsonSchema)]
+pub struct ScheduleList {
+    pub schedules: Vec<ScheduleDto>,
+}
+
+pub fn routes(state: Arc<AppState>) -> BoxedFilter<(Response,)> {
+    let limit = state.settings.max_body_bytes;
+    let list = warp::path!("api" / "schedules")
+        .and(warp::get())
+        .and(guard(state.clone(), "schedules.list"))
+        .and(with_state(state.clone()))
+        .then(
+            |_ctx: RequestContext, state: Arc<AppState>| async move { respond(list(&state).await) },
+        );
+    let validate = warp::path!("api" / "schedules" / "validate")
+        .and(warp::post())
+        .and(guard(state.clone(), "schedules.validate"))
+        .and(body::json::<ValidateRequest>(limit))
+        .then(|_ctx: RequestContext, body: ValidateRequest| async move {
+            json_response(
+                StatusCode::OK,
+                &validation(&body.expression, OffsetDateTime::now_utc()),
+            )
+        });
+    let enable = warp::path!("api" / "schedules" / String / "enable")
+        .and(warp::post())
+        .and(guard(state.clone(), "schedules.enable"))
+        .and(with_state(state.clone()))
+        .then(|name: String, ctx, state: Arc<AppState>| async move {
+            respond(set_enabled(&state, &ctx, &name, true).await)
+        });
+    let disable = warp::path!("api" / "schedules" / String / "disable")
+        .and(warp::post())
+        .and(guard(state.clone(), "schedules.disable"))
+        .and(with_state(state))
+        .then(|name: String, ctx, state: Arc<AppState>| async move {
+            respond(set_enabled(&state, &ctx, &name, false).await)
+        });
+    list.or(validate)
+        .unify()
+        .or(enable)
+        .unify()
+        .or(disable)
+        .unify()
+        .boxed()
+}
+
+/// Describes an expression; an invalid one is an answer (`valid: false`), not an error.
+pub fn validation(expression: &str, now: OffsetDateTime) -> ValidationDto {
+    match Cron::parse(expression) {
+        Ok(cron) => ValidationDto {
+            valid: true,
+            human_readable: Some(cron.describe()),
+            next_runs: cron
+                .next_runs(now, NEXT_RUNS)
+                .into_iter()
+                .map(timestamp)
+                .collect(),
+            interval_seconds: cron.min_interval(now, INTERVAL_SAMPLES),
+            warning: cron.warning(now),
+            error: None,
+        },
+        Err(e) => ValidationDto {
+            valid: false,
+            human_readable: None,
+            next_runs: Vec::new(),
+            interval_seconds: None,
+            warning: None,
+            error: Some(e.to_string()),
+        },
+    }
+}
+
+fn store(state: &AppState) -> Result<ScheduleStore, ApiError> {
+    ScheduleStore::new(state.backends.tables.clone()).map_err(schedule_error)
+}
+
+fn schedule_error(e: ScheduleError) -> ApiError {
+    match e {
+        ScheduleError::NotFound(name) => {
+            ApiError::NotFound(format!("no scheduled workflow named '{name}'"))
+        }
+        ScheduleError::InvalidName(reason) => ApiError::bad_request("workflowName", reason),
+        e @ ScheduleError::InvalidExpression { .. } => ApiError::Conflict(e.to_string()),
+        ScheduleError::Store(e) => e.into(),
+    }
+}
+
+fn declared(workflows: &[WorkflowInfo]) -> Vec<DeclaredSchedule> {
+    workflows
+        .iter()
+        .filter_map(|w| {
+            w.schedule.as_ref().map(|expression| DeclaredSchedule {
+                workflow_name: w.name.clone(),
+                expression: expression.clone(),
+            })
+        })
+        .collect()
+}
+
+fn dto(workflow: &WorkflowInfo, expression: &str, row: Option<&ScheduleState>) -> ScheduleDto {
+    let now = OffsetDateTime::now_utc();
+    let parsed = Cron::parse(expression);
+    let check = validation(expression, now);
+    // Mirrors what the next sync stores, so the list does not depend on when sync last ran.
+    let admin_disabled = row.is_some_and(|r| r.disabled_reason == Some(DisabledReason::Admin));
+    let (enabled, disabled_reason) = match (&parsed, admin_disabled) {
+        (_, true) => (false, Some(DisabledReason::Admin)),
+        (Err(_), false) => (false, Some(DisabledReason::InvalidExpression)),
+        (Ok(_), false) => (true, None),
+    };
+    let stored_next = row
+        .filter(|r| r.enabled && r.cron_expression == expression)
+        .and_then(|r| r.next_run_at);
+    let next_run_at = match (&parsed, enabled) {
+        (Ok(cron), true) => stored_next.or_else(|| cron.next_after(now)),
+        _ => None,
+    };
+    ScheduleDto {
+        workflow_name: workflow.name.clone(),
+        description: workflow.description.clone(),
+        cron_expression: expression.to_owned(),
+        human_readable: check.human_readable,
+        next_runs: check.next_runs,
+        interval_seconds: check.interval_seconds,
+        enabled,
+        disabled_reason: disabled_reason.map(DisabledReason::as_str),
+        next_run_at: next_run_at.map(timestamp),
+        last_run_at: row.and_then(|r| r.last_run_at).map(timestamp),
+        last_execution_id: row.and_then(|r| r.last_execution_id.clone()),
+        execution_count: row.map_or(0, |r| r.execution_count),
+        validation_error: check.error,
+        warning: check.warning,
+    }
+}
+
+async fn list(state: &AppState) -> Result<Response, ApiError> {
+    let store = store(state)?;
+    store.ensure_table().await.map_err(schedule_error)?;
+    let rows = store.list().await.map_err(schedule_error)?;
+    let registry = state.engine.registry();
+    let mut schedules: Vec<ScheduleDto> = registry
+        .workflows
+        .iter()
+        .filter_map(|w| {
+            let expression = w.schedule.as_deref()?;
+            let row = rows.iter().find(|r| r.workflow_name == w.name);
+            Some(dto(w, expression, row))
+        })
+        .collect();
+    schedules.sort_by(|a, b| a.workflow_name.cmp(&b.workflow_name));
+    Ok(json_response(StatusCode::OK, &ScheduleList { schedules }))
+}
+
+async fn set_enabled(
+    state: &AppState,
+    ctx: &RequestContext,
+    name: &str,
+    enabled: bool,
+) -> Result<Response, ApiError> {
+    let registry = state.engine.registry();
+    let Some((workflow, expression)) = registry
+        .workflows
+        .iter()
+        .find(|w| w.name == name)
+        .and_then(|w| w.schedule.as_deref().map(|s| (w, s)))
+    else {
+        return Err(schedule_error(ScheduleError::NotFound(name.to_owned())));
+    };
+    let store = store(state)?;
+    store.ensure_table().await.map_err(schedule_error)?;
+    let now = OffsetDateTime::now_utc();
+    store
+        .sync_from_registry(&declared(&registry.workflows), now)
+        .await
+        .map_err(schedule_error)?;
+    let row = store
+        .set_enabled(name, enabled, now)
+        .await
+        .map_err(schedule_error)?;
+    audit(
+        state,
+        AuditEvent::new(AuditEventType::ConfigChanged, ctx.actor(), Scope::Global)
+            .detail("setting", "schedule")
+            .detail("workflowName", name)
+            .detail("action", if enabled { "enable" } else { "disable" }),
+    )
+    .await;
+    Ok(json_response(
+        StatusCode::OK,
+        &dto(workflow, expression, Some(&row)),
+    ))
+}
