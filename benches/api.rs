@@ -76,14 +76,7 @@ async fn main() {
 
     let bin = env!("CARGO_BIN_EXE_bifrost");
     let key = Command::new(bin)
-        .args([
-            "keys",
-            "create",
-            "bench",
-            "--org",
-            org.as_str(),
-            "--data-dir",
-        ])
+        .args(["keys", "create", "bench", "--data-dir"])
         .arg(&data)
         .output()
         .unwrap();
@@ -120,10 +113,14 @@ async fn main() {
         if let Ok(r) = client
             .get(&url)
             .header("x-functions-key", &key)
+            .header("x-organization-id", org.as_str())
             .send()
             .await
         {
-            assert_eq!(r.status(), 200, "{}", r.text().await.unwrap());
+            assert_eq!(r.status(), 200);
+            let body: serde_json::Value = r.json().await.unwrap();
+            let listed = body["executions"].as_array().map_or(0, Vec::len);
+            assert_eq!(listed, 50, "the page must hold 50 executions: {body}");
             break;
         }
         assert!(Instant::now() < deadline, "server did not start");

@@ -40,15 +40,17 @@ pub struct SqliteTablesOptions {
     /// continuation token — the embedded counterpart of Azure's 5-second page limit, so a
     /// selective filter over a huge partition cannot hold a connection for long.
     pub max_scan_per_page: usize,
-    /// Reader connections kept open for reuse.
-    pub max_idle_readers: usize,
+    /// Reader connections: at most this many reads run at once, each on a connection that stays
+    /// open. Opening a connection per read (cold page cache, schema parse, WAL mapping) cost
+    /// milliseconds under concurrency; waiting for a warm one costs microseconds.
+    pub max_readers: usize,
 }
 
 impl Default for SqliteTablesOptions {
     fn default() -> Self {
         Self {
             max_scan_per_page: 10_000,
-            max_idle_readers: 4,
+            max_readers: 4,
         }
     }
 }
@@ -64,6 +66,8 @@ struct Inner {
     options: SqliteTablesOptions,
     writer: Mutex<Connection>,
     readers: Mutex<Vec<Connection>>,
+    /// One permit per reader connection; bounds how many connections can exist.
+    reader_slots: Arc<tokio::sync::Semaphore>,
     /// Folded names of tables known to exist (tables are never dropped through this API).
     tables: RwLock<HashSet<String>>,
     etag_prefix: String,
@@ -166,12 +170,14 @@ impl SqliteTables {
             }
         }
         let etag_prefix = format!("{:08x}", uuid::Uuid::new_v4().as_u128() as u32);
+        let reader_slots = Arc::new(tokio::sync::Semaphore::new(options.max_readers.max(1)));
         Ok(Self {
             inner: Arc::new(Inner {
                 path,
                 options,
                 writer: Mutex::new(writer),
                 readers: Mutex::new(Vec::new()),
+                reader_slots,
                 tables: RwLock::new(tables),
                 etag_prefix,
                 etag_counter: AtomicU64::new(0),
@@ -204,17 +210,23 @@ impl SqliteTables {
         F: FnOnce(&Connection, &Inner) -> StoreResult<T> + Send + 'static,
     {
         let inner = self.inner.clone();
+        let permit = inner
+            .reader_slots
+            .clone()
+            .acquire_owned()
+            .await
+            .map_err(|_| StoreError::Backend("sqlite reader pool closed".into()))?;
         tokio::task::spawn_blocking(move || {
+            // Holding a permit guarantees at most `max_readers` connections exist, so every
+            // connection goes back to the pool.
+            let _permit = permit;
             let pooled = lock(&inner.readers).pop();
             let conn = match pooled {
                 Some(conn) => conn,
                 None => open_connection(&inner.path)?,
             };
             let result = f(&conn, &inner);
-            let mut idle = lock(&inner.readers);
-            if idle.len() < inner.options.max_idle_readers {
-                idle.push(conn);
-            }
+            lock(&inner.readers).push(conn);
             result
         })
         .await
