@@ -15,6 +15,7 @@ use bifrost_store::Scope;
 use crate::audit::{AuditEvent, AuditEventType, AuditLog};
 use crate::auth::{FunctionKeys, FunctionKeysOptions};
 use crate::domain::{ConfigService, OrgService, RoleService, UserService};
+use crate::schedules::ScheduleStore;
 
 use crate::backends::{Backends, OpenError};
 use crate::executions::Executions;
@@ -44,6 +45,7 @@ pub struct Services {
     pub keys: Arc<FunctionKeys>,
     pub audit: Arc<AuditLog>,
     pub executions: Executions,
+    pub schedules: ScheduleStore,
 }
 
 impl Services {
@@ -63,6 +65,8 @@ impl Services {
                 AuditLog::new(tables.clone()).map_err(|e| StartupError::Storage(e.to_string()))?,
             ),
             executions: Executions::new(tables.clone(), backends.blobs.clone()),
+            schedules: ScheduleStore::new(tables.clone())
+                .map_err(|e| StartupError::Storage(e.to_string()))?,
         })
     }
 
@@ -78,6 +82,10 @@ impl Services {
             self.audit.ensure_table().await.map_err(|e| e.to_string()),
             self.executions
                 .ensure_storage()
+                .await
+                .map_err(|e| e.to_string()),
+            self.schedules
+                .ensure_table()
                 .await
                 .map_err(|e| e.to_string()),
         ];

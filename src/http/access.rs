@@ -41,8 +41,14 @@ pub fn all_routes() -> Vec<&'static Route> {
 }
 
 /// The declaration of route `id`. Every id used by a filter is declared (checked by a test).
+/// Called on every request, so the lookup table is built once.
 pub fn route(id: &str) -> Option<&'static Route> {
-    all_routes().into_iter().find(|r| r.id == id)
+    static BY_ID: std::sync::OnceLock<std::collections::HashMap<&'static str, &'static Route>> =
+        std::sync::OnceLock::new();
+    BY_ID
+        .get_or_init(|| all_routes().into_iter().map(|r| (r.id, r)).collect())
+        .get(id)
+        .copied()
 }
 
 #[cfg(test)]

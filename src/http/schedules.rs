@@ -6,7 +6,7 @@
 //! lastExecutionId, executionCount, validationError, warning}`, the list is `{schedules}`;
 //! validation answers `{valid, humanReadable, nextRuns[5], intervalSeconds, warning, error}`.
 //!
-//! The engine registry decides which workflows are scheduled; [`ScheduleStore`] rows add the
+//! The engine registry decides which workflows are scheduled; [`crate::schedules::ScheduleStore`] rows add the
 //! run state. Listing is read-only: it shows what the next registry sync will store (a workflow
 //! without a row yet reads as enabled when its expression is valid). Enable/disable sync the
 //! registry first so the row exists, then flip it. Invariants: an invalid expression is a
@@ -36,7 +36,6 @@ use crate::http::error::{ApiError, json_response};
 use crate::http::input::{respond, timestamp, with_state};
 use crate::schedules::{
     Cron, DeclaredSchedule, DisabledReason, INTERVAL_SAMPLES, ScheduleError, ScheduleState,
-    ScheduleStore,
 };
 
 /// How many upcoming runs the API shows.
@@ -187,10 +186,6 @@ pub fn validation(expression: &str, now: OffsetDateTime) -> ValidationDto {
     }
 }
 
-fn store(state: &AppState) -> Result<ScheduleStore, ApiError> {
-    ScheduleStore::new(state.backends.tables.clone()).map_err(schedule_error)
-}
-
 fn schedule_error(e: ScheduleError) -> ApiError {
     match e {
         ScheduleError::NotFound(name) => {
@@ -251,8 +246,7 @@ fn dto(workflow: &WorkflowInfo, expression: &str, row: Option<&ScheduleState>) -
 }
 
 async fn list(state: &AppState) -> Result<Response, ApiError> {
-    let store = store(state)?;
-    store.ensure_table().await.map_err(schedule_error)?;
+    let store = &state.services.schedules;
     let rows = store.list().await.map_err(schedule_error)?;
     let registry = state.engine.registry();
     let mut schedules: Vec<ScheduleDto> = registry
@@ -283,8 +277,7 @@ async fn set_enabled(
     else {
         return Err(schedule_error(ScheduleError::NotFound(name.to_owned())));
     };
-    let store = store(state)?;
-    store.ensure_table().await.map_err(schedule_error)?;
+    let store = &state.services.schedules;
     let now = OffsetDateTime::now_utc();
     store
         .sync_from_registry(&declared(&registry.workflows), now)
