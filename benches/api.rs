@@ -65,6 +65,8 @@ async fn main() {
                 duration_ms: Some(12),
                 started_at: base + time::Duration::seconds(i as i64),
                 completed_at: Some(base + time::Duration::seconds(i as i64 + 1)),
+                attempt: 1,
+                rights: Default::default(),
             };
             ex.create(&scope, &record).await.unwrap();
         }

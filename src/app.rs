@@ -15,7 +15,11 @@ use bifrost_store::Scope;
 use crate::audit::{AuditEvent, AuditEventType, AuditLog};
 use crate::auth::{FunctionKeys, FunctionKeysOptions};
 use crate::domain::{ConfigService, OrgService, RoleService, UserService};
-use crate::schedules::ScheduleStore;
+use crate::executions::Runner;
+use crate::executions::worker::{Worker, WorkerConfig};
+use crate::jobs::timers::{Scheduler, TimerStore};
+use crate::jobs::{Jobs, TimerJob};
+use crate::schedules::{Cron, ScheduleStore};
 
 use crate::backends::{Backends, OpenError};
 use crate::executions::Executions;
@@ -127,7 +131,8 @@ impl AppState {
             source,
         })?;
         let backends = Backends::open(&settings)?;
-        let services = Services::new(&backends)?;
+        let mut services = Services::new(&backends)?;
+        services.executions = services.executions.with_lease(settings.executions.lease);
         services.prepare_storage(&backends).await;
         let engine = start_engine(&settings, &backends, &services).await?;
         Ok(Self {
@@ -246,12 +251,31 @@ pub async fn run(settings: Settings) -> Result<(), StartupError> {
     let settings = Arc::new(settings);
     tracing::info!(settings = %settings.summary(), "starting bifrost {}", env!("CARGO_PKG_VERSION"));
     let state = Arc::new(AppState::open(settings.clone()).await?);
-    // Async executions: the queue exists before the first request can enqueue.
-    let worker = crate::executions::worker::Worker::start(
-        crate::executions::Runner::for_app(&state),
-        crate::executions::worker::WorkerConfig::default(),
-    )
-    .await;
+    let worker_config = WorkerConfig {
+        slots: settings.executions.worker_slots,
+        lease: settings.executions.lease,
+        max_running_per_org: settings.executions.max_running_per_org,
+        ..WorkerConfig::default()
+    };
+    // Async executions: under the Functions host with Azure Storage, the host's queue trigger
+    // delivers them (and scales out on queue length); otherwise the in-process worker polls. The
+    // queue exists before the first request can enqueue.
+    let host_delivers = settings.under_functions_host
+        && matches!(settings.storage, crate::settings::StorageSettings::Azure(_));
+    let worker = if host_delivers {
+        None
+    } else {
+        Some(Worker::start(Runner::for_app(&state), worker_config.clone()).await)
+    };
+    // Timer jobs: the host fires the timerTrigger functions; standalone, the in-process timer.
+    let jobs = Jobs::for_app(&state);
+    let scheduler = if settings.under_functions_host {
+        None
+    } else {
+        Some(start_timers(&state, jobs.clone())?)
+    };
+    let mut invocations = Invocations::default();
+    crate::jobs::functions::register(&mut invocations, jobs, worker_config);
 
     let addr = SocketAddr::new(settings.bind, settings.port);
     let listener = TcpListener::bind(addr)
@@ -266,16 +290,39 @@ pub async fn run(settings: Settings) -> Result<(), StartupError> {
 
     let frontend = Arc::new(Frontend::new(
         crate::http::routes(state.clone()),
-        Invocations::default(),
+        invocations,
         settings.max_body_bytes,
     ));
     let watcher = tokio::spawn(watch_workspace(state.engine.clone()));
     serve(listener, frontend, shutdown_signal()).await;
     watcher.abort();
-    worker.stop().await;
+    if let Some(scheduler) = scheduler {
+        scheduler.stop().await;
+    }
+    if let Some(worker) = worker {
+        worker.stop().await;
+    }
     state.engine.stop();
     tracing::info!("stopped");
     Ok(())
+}
+
+/// Starts the in-process timer with the configured schedules (validated by the settings).
+fn start_timers(state: &AppState, jobs: Jobs) -> Result<Scheduler, StartupError> {
+    let e = &state.settings.executions;
+    let mut schedules = Vec::new();
+    for (job, expression) in [
+        (TimerJob::ExecutionCleanup, &e.timer_cleanup),
+        (TimerJob::ScheduleProcessor, &e.timer_schedules),
+        (TimerJob::Retention, &e.timer_retention),
+    ] {
+        let cron = Cron::parse(expression)
+            .map_err(|err| StartupError::Storage(format!("timer {job:?}: {err}")))?;
+        schedules.push((job, cron));
+    }
+    let store = TimerStore::new(state.backends.tables.clone())
+        .map_err(|err| StartupError::Storage(err.to_string()))?;
+    Ok(Scheduler::start(jobs, store, schedules))
 }
 
 /// How often the workspace is checked for changed files. A scan that finds nothing costs a few

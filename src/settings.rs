@@ -72,6 +72,20 @@ settings_table! {
         doc: "`admin` makes unauthenticated requests act as a local developer with platform-admin rights. Only for a developer machine; refused under the Functions host.";
     RATE_LIMIT = "BIFROST_RATE_LIMIT", secret: false, default: "100",
         doc: "Requests per second allowed per organization and per key (bursts up to twice that); excess gets 429 with Retry-After. 0 disables.";
+    EXECUTION_LEASE = "BIFROST_EXECUTION_LEASE_SECONDS", secret: false, default: "60",
+        doc: "Lease of a running execution (2-3600 s). The running instance renews it every third of it; a run whose lease passes is an orphan that execution_cleanup re-queues (retry_policy) or marks Failed.";
+    WORKER_SLOTS = "BIFROST_WORKER_SLOTS", secret: false, default: "4",
+        doc: "Async executions one instance runs at once from the queue (1-256).";
+    MAX_RUNNING_PER_ORG = "BIFROST_MAX_RUNNING_PER_ORG", secret: false, default: "0",
+        doc: "Most queued executions of one organization running at once across instances (0 = no limit); the excess waits in the queue without starving other organizations.";
+    RETENTION_DAYS = "BIFROST_RETENTION_DAYS", secret: false, default: "90",
+        doc: "Days finished executions and their logs are kept (1-36500). An organization's config key `execution_retention_days` overrides it.";
+    TIMER_CLEANUP = "BIFROST_TIMER_EXECUTION_CLEANUP", secret: false, default: "0 * * * * *",
+        doc: "Standalone only: NCRONTAB (six fields, UTC) of the execution_cleanup job. Under the Functions host functions/execution_cleanup/function.json decides.";
+    TIMER_SCHEDULES = "BIFROST_TIMER_SCHEDULE_PROCESSOR", secret: false, default: "0 * * * * *",
+        doc: "Standalone only: NCRONTAB of the schedule_processor job (starts due cron-scheduled workflows).";
+    TIMER_RETENTION = "BIFROST_TIMER_RETENTION", secret: false, default: "0 30 3 * * *",
+        doc: "Standalone only: NCRONTAB of the retention job.";
     LOG = "BIFROST_LOG", secret: false, default: "info",
         doc: "Log filter in tracing's EnvFilter syntax, e.g. `info,bifrost=debug`.";
     LOG_FORMAT = "BIFROST_LOG_FORMAT", secret: false, default: "auto",
@@ -217,6 +231,20 @@ pub struct Settings {
     pub rate_limit_per_second: u32,
     pub log_filter: String,
     pub log_format: LogFormat,
+    pub executions: ExecutionSettings,
+}
+
+/// How executions run and are kept (see `executions::recovery` and `jobs`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ExecutionSettings {
+    pub lease: std::time::Duration,
+    pub worker_slots: usize,
+    pub max_running_per_org: usize,
+    pub retention_days: u32,
+    /// NCRONTAB of the in-process timer jobs: execution_cleanup, schedule_processor, retention.
+    pub timer_cleanup: String,
+    pub timer_schedules: String,
+    pub timer_retention: String,
 }
 
 impl fmt::Debug for Settings {
@@ -411,6 +439,44 @@ impl Settings {
             }
         };
 
+        let lease: u64 = parse_or(raw, EXECUTION_LEASE, 60, &mut fail);
+        if !(2..=3600).contains(&lease) {
+            fail(EXECUTION_LEASE, format!("{lease} is outside 2-3600"));
+        }
+        let worker_slots: usize = parse_or(raw, WORKER_SLOTS, 4, &mut fail);
+        if !(1..=256).contains(&worker_slots) {
+            fail(WORKER_SLOTS, format!("{worker_slots} is outside 1-256"));
+        }
+        let max_running_per_org: usize = parse_or(raw, MAX_RUNNING_PER_ORG, 0, &mut fail);
+        let retention_days: u32 = parse_or(raw, RETENTION_DAYS, 90, &mut fail);
+        if !(1..=36_500).contains(&retention_days) {
+            fail(
+                RETENTION_DAYS,
+                format!("{retention_days} is outside 1-36500"),
+            );
+        }
+        let mut timer = |name: &str, default: &str| {
+            let value = raw.get(name).unwrap_or(default).to_owned();
+            match crate::schedules::Cron::parse(&value) {
+                Ok(cron) if cron.has_seconds() => {}
+                Ok(_) => fail(
+                    name,
+                    "must have six fields (NCRONTAB: seconds first)".into(),
+                ),
+                Err(e) => fail(name, format!("is not a valid NCRONTAB expression: {e}")),
+            }
+            value
+        };
+        let executions = ExecutionSettings {
+            lease: std::time::Duration::from_secs(lease),
+            worker_slots,
+            max_running_per_org,
+            retention_days,
+            timer_cleanup: timer(TIMER_CLEANUP, "0 * * * * *"),
+            timer_schedules: timer(TIMER_SCHEDULES, "0 * * * * *"),
+            timer_retention: timer(TIMER_RETENTION, "0 30 3 * * *"),
+        };
+
         if !errors.is_empty() {
             return Err(SettingsErrors(errors));
         }
@@ -429,6 +495,7 @@ impl Settings {
             rate_limit_per_second,
             log_filter,
             log_format,
+            executions,
         })
     }
 

@@ -60,7 +60,7 @@ pub struct LogPage {
 }
 
 impl Executions {
-    fn logs_table(&self, scope: &Scope) -> StoreResult<ScopedTable> {
+    pub(super) fn logs_table(&self, scope: &Scope) -> StoreResult<ScopedTable> {
         Ok(ScopedTable::new(
             self.tables.clone(),
             logs_table_name()?,
@@ -242,6 +242,21 @@ impl Executions {
         from: &[&str],
         to: &str,
     ) -> StoreResult<Transition> {
+        self.try_transition_with(scope, execution_id, from, to, Properties::new())
+            .await
+    }
+
+    /// [`Executions::try_transition`] that also merges `extra` into the record. Moving to
+    /// `Running` takes the run's lease (the `run:` row) in the same atomic batch; moving to a
+    /// finished status or back to `Pending` releases it.
+    pub async fn try_transition_with(
+        &self,
+        scope: &Scope,
+        execution_id: &str,
+        from: &[&str],
+        to: &str,
+        extra: Properties,
+    ) -> StoreResult<Transition> {
         let Ok(id_key) = id_row_key(execution_id) else {
             return Ok(Transition::Missing);
         };
@@ -269,16 +284,42 @@ impl Executions {
             let Some(etag) = entity.etag.clone() else {
                 return Err(StoreError::Backend("stored record without an ETag".into()));
             };
-            let mut change = Properties::new();
+            let mut change = extra.clone();
             change.insert("Status".into(), to.into());
             if matches!(to, "Cancelled") {
                 change.insert("CompletedAt".into(), OffsetDateTime::now_utc().into());
             }
-            match table
-                .update(row, change, WriteMode::Merge, &IfMatch::from(etag))
-                .await
-            {
-                Ok(_) => return Ok(Transition::Moved),
+            let written = if to == "Running" {
+                let lease = self.lease_properties(&row);
+                table
+                    .batch(
+                        ScopedBatch::new()
+                            .update(row, change, WriteMode::Merge, IfMatch::from(etag))
+                            .upsert(
+                                super::recovery::run_row_key(execution_id)?,
+                                lease,
+                                WriteMode::Replace,
+                            ),
+                    )
+                    .await
+                    .map(|_| ())
+                    .map_err(|e| match e {
+                        StoreError::BatchFailed { source, .. } => *source,
+                        other => other,
+                    })
+            } else {
+                table
+                    .update(row, change, WriteMode::Merge, &IfMatch::from(etag))
+                    .await
+                    .map(|_| ())
+            };
+            match written {
+                Ok(()) => {
+                    if super::is_finished(to) || to == "Pending" {
+                        self.release(scope, execution_id).await?;
+                    }
+                    return Ok(Transition::Moved);
+                }
                 Err(StoreError::PreconditionFailed { .. }) => continue,
                 Err(e) => return Err(e),
             }

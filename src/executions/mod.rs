@@ -16,10 +16,14 @@
 
 pub mod input;
 mod logs;
+pub mod metrics;
+pub mod recovery;
+mod retention;
 pub mod runner;
 pub mod worker;
 
 pub use logs::{LOG_BATCH, LOGS_TABLE, LogPage, MAX_LOG_PAGE, MAX_LOG_SEQUENCE, Transition};
+pub use recovery::{CleanupReport, RetryPolicy};
 pub use runner::{Finished, QueuedExecution, RunError, RunRequest, Runner};
 
 use std::sync::Arc;
@@ -65,6 +69,23 @@ pub struct ExecutionRecord {
     pub started_at: OffsetDateTime,
     #[serde(with = "time::serde::rfc3339::option", default)]
     pub completed_at: Option<OffsetDateTime>,
+    /// Which try this is, from 1; a retried async run counts up (see `recovery.rs`).
+    #[serde(default = "first_attempt")]
+    pub attempt: u32,
+    /// The rights the run was started with, for its retries (never shown).
+    #[serde(skip)]
+    pub rights: RunRights,
+}
+
+/// What the caller who started a run was allowed, kept so a retry runs with the same rights.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct RunRights {
+    pub is_platform_admin: bool,
+    pub is_function_key: bool,
+}
+
+fn first_attempt() -> u32 {
+    1
 }
 
 impl ExecutionRecord {
@@ -112,11 +133,27 @@ pub struct ExecutionQuery {
 pub struct Executions {
     tables: Arc<dyn TableStore>,
     blobs: Arc<dyn BlobStore>,
+    /// How long a running execution's lease lasts without a heartbeat (see `recovery.rs`).
+    lease: std::time::Duration,
 }
 
 impl Executions {
     pub fn new(tables: Arc<dyn TableStore>, blobs: Arc<dyn BlobStore>) -> Self {
-        Self { tables, blobs }
+        Self {
+            tables,
+            blobs,
+            lease: recovery::DEFAULT_LEASE,
+        }
+    }
+
+    /// Sets the lease of running executions (`BIFROST_EXECUTION_LEASE_SECONDS`).
+    pub fn with_lease(mut self, lease: std::time::Duration) -> Self {
+        self.lease = lease.max(std::time::Duration::from_secs(1));
+        self
+    }
+
+    pub fn lease(&self) -> std::time::Duration {
+        self.lease
     }
 
     pub async fn ensure_storage(&self) -> StoreResult<()> {
@@ -138,13 +175,16 @@ impl Executions {
         let mut pointer = Properties::new();
         pointer.insert("Row".into(), TableValue::from(row.as_str()));
         let props = self.properties_of(scope, record).await?;
-        table
-            .batch(
-                ScopedBatch::new()
-                    .insert(row, props)
-                    .insert(id_row_key(&record.execution_id)?, pointer),
-            )
-            .await?;
+        let mut batch = ScopedBatch::new()
+            .insert(row.clone(), props)
+            .insert(id_row_key(&record.execution_id)?, pointer);
+        if record.status == "Running" {
+            batch = batch.insert(
+                recovery::run_row_key(&record.execution_id)?,
+                self.lease_properties(&row),
+            );
+        }
+        table.batch(batch).await?;
         Ok(())
     }
 
@@ -160,6 +200,9 @@ impl Executions {
                 &IfMatch::Any,
             )
             .await?;
+        if is_finished(&record.status) || record.status == "Pending" {
+            self.release(scope, &record.execution_id).await?;
+        }
         Ok(())
     }
 
@@ -170,6 +213,18 @@ impl Executions {
         scope: &Scope,
         execution_id: &str,
     ) -> StoreResult<Option<ExecutionRecord>> {
+        match self.record_entity(scope, execution_id).await? {
+            Some((_, entity)) => self.record_from(scope, &entity.properties).await.map(Some),
+            None => Ok(None),
+        }
+    }
+
+    /// The record row (key and stored entity, with its ETag) of an execution in this scope.
+    async fn record_entity(
+        &self,
+        scope: &Scope,
+        execution_id: &str,
+    ) -> StoreResult<Option<(RowKey, bifrost_store::table::Entity)>> {
         let Ok(id_key) = id_row_key(execution_id) else {
             return Ok(None);
         };
@@ -182,10 +237,8 @@ impl Executions {
                 "execution {execution_id}: index row without target"
             )));
         };
-        match table.get(&RowKey::new(row)?).await? {
-            Some(entity) => self.record_from(scope, &entity.properties).await.map(Some),
-            None => Ok(None),
-        }
+        let row = RowKey::new(row)?;
+        Ok(table.get(&row).await?.map(|entity| (row, entity)))
     }
 
     /// Newest first, filtered, one page at a time.
@@ -260,6 +313,18 @@ impl Executions {
         if let Some(v) = r.completed_at {
             put("CompletedAt", v.into());
         }
+        if r.rights.is_platform_admin {
+            put("RunAsAdmin", true.into());
+        }
+        if r.rights.is_function_key {
+            put("RunAsFunctionKey", true.into());
+        }
+        if r.attempt > 1 {
+            put(
+                "Attempt",
+                TableValue::Int32(r.attempt.min(i32::MAX as u32) as i32),
+            );
+        }
         if let Some(result) = &r.result {
             let text = result.to_string();
             if text.chars().count() <= INLINE_RESULT_CHARS {
@@ -316,8 +381,30 @@ impl Executions {
                 .and_then(TableValue::as_datetime)
                 .unwrap_or(OffsetDateTime::UNIX_EPOCH),
             completed_at: p.get("CompletedAt").and_then(TableValue::as_datetime),
+            attempt: p
+                .get("Attempt")
+                .and_then(TableValue::as_i32)
+                .map_or(1, |v| v.max(1) as u32),
+            rights: RunRights {
+                is_platform_admin: p.get("RunAsAdmin").and_then(TableValue::as_bool) == Some(true),
+                is_function_key: p.get("RunAsFunctionKey").and_then(TableValue::as_bool)
+                    == Some(true),
+            },
         })
     }
+}
+
+/// Statuses a run never leaves.
+pub const FINISHED: &[&str] = &[
+    "Success",
+    "Failed",
+    "Timeout",
+    "CompletedWithErrors",
+    "Cancelled",
+];
+
+pub fn is_finished(status: &str) -> bool {
+    FINISHED.contains(&status)
 }
 
 fn table_name() -> StoreResult<TableName> {
@@ -398,6 +485,8 @@ mod tests {
             duration_ms: None,
             started_at: started,
             completed_at: None,
+            attempt: 1,
+            rights: Default::default(),
         }
     }
 

@@ -15,7 +15,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use bifrost_engine::{
     Caller, Engine, EngineError, ExecutionContextInfo, ExecutionMode, ExecutionOutcome,
-    ExecutionRequest, Organization, WorkflowInfo,
+    ExecutionRequest, LogEntry, Organization, WorkflowInfo,
 };
 use bifrost_store::queue::{QueueName, QueueStore};
 use bifrost_store::{Scope, StoreError};
@@ -24,6 +24,7 @@ use serde_json::{Map, Value};
 use time::OffsetDateTime;
 
 use super::input::{self, Coercion, InputError};
+use super::recovery::{ATTEMPT_LOG_SPAN, CleanupReport, RetryPolicy};
 use super::{ExecutionRecord, Executions};
 use crate::audit::{AuditEvent, AuditEventType, AuditLog};
 use crate::domain::OrgService;
@@ -39,6 +40,10 @@ pub const CANCEL_POLL: Duration = Duration::from_secs(1);
 pub trait WorkflowEngine: Send + Sync {
     /// The workflow's current metadata, if the workspace has it.
     fn workflow(&self, name: &str) -> Option<WorkflowInfo>;
+    /// Every workflow of the workspace (the scheduler reads their `schedule`).
+    fn workflows(&self) -> Vec<WorkflowInfo> {
+        Vec::new()
+    }
     async fn execute(&self, request: ExecutionRequest) -> Result<ExecutionOutcome, EngineError>;
     /// `true` if the execution was running here and has been asked to stop.
     fn cancel(&self, execution_id: &str) -> bool;
@@ -48,6 +53,10 @@ pub trait WorkflowEngine: Send + Sync {
 impl WorkflowEngine for Engine {
     fn workflow(&self, name: &str) -> Option<WorkflowInfo> {
         self.registry().workflow(name).cloned()
+    }
+
+    fn workflows(&self) -> Vec<WorkflowInfo> {
+        self.registry().workflows.clone()
     }
 
     async fn execute(&self, request: ExecutionRequest) -> Result<ExecutionOutcome, EngineError> {
@@ -71,6 +80,10 @@ pub enum RunError {
     Organization(String),
     #[error("workflow engine: {0}")]
     Engine(#[from] EngineError),
+    /// The run's lease was taken over (this instance looked dead to a cleaner); the run was
+    /// stopped and its record belongs to the recovery now.
+    #[error("execution {0} lost its lease and was stopped here")]
+    LeaseLost(String),
 }
 
 /// One run, input already checked by [`Runner::prepare`].
@@ -132,6 +145,11 @@ impl RunRequest {
             duration_ms: None,
             started_at: OffsetDateTime::now_utc(),
             completed_at: None,
+            attempt: 1,
+            rights: super::RunRights {
+                is_platform_admin: self.is_platform_admin,
+                is_function_key: self.is_function_key,
+            },
         }
     }
 }
@@ -209,6 +227,11 @@ impl Runner {
     /// The workflow's current metadata.
     pub fn workflow(&self, name: &str) -> Option<WorkflowInfo> {
         self.engine.workflow(name)
+    }
+
+    /// Every workflow of the workspace.
+    pub fn workflows(&self) -> Vec<WorkflowInfo> {
+        self.engine.workflows()
     }
 
     /// The workflow and its checked input; nothing is written.
@@ -322,6 +345,10 @@ impl Runner {
         let mut poll = tokio::time::interval(CANCEL_POLL);
         poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         poll.tick().await;
+        let mut heartbeat = tokio::time::interval(self.executions.lease() / 3);
+        heartbeat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        heartbeat.tick().await;
+        let mut lease_lost = false;
         let result = loop {
             tokio::select! {
                 result = &mut run => break result,
@@ -334,8 +361,23 @@ impl Runner {
                         self.engine.cancel(&id);
                     }
                 }
+                _ = heartbeat.tick(), if !transient && !lease_lost => {
+                    match self.executions.renew_lease(&scope, &id).await {
+                        Ok(true) => {}
+                        Ok(false) => {
+                            tracing::warn!(execution_id = %id, "lease taken over by a cleaner; stopping the run here");
+                            lease_lost = true;
+                            self.engine.cancel(&id);
+                        }
+                        // Storage hiccup: the lease has two more renewals before it runs out.
+                        Err(e) => tracing::warn!(error = %e, execution_id = %id, "could not renew the execution lease"),
+                    }
+                }
             }
         };
+        if lease_lost {
+            return Err(RunError::LeaseLost(id));
+        }
         let outcome = match result {
             Ok(outcome) => outcome,
             Err(e) => {
@@ -346,6 +388,14 @@ impl Runner {
                 return Err(RunError::Engine(e));
             }
         };
+        let mut outcome = outcome;
+        if record.attempt > 1 {
+            // Each attempt numbers its lines in its own range (see `recovery.rs`).
+            let offset = u64::from(record.attempt - 1) * ATTEMPT_LOG_SPAN;
+            for line in &mut outcome.logs {
+                line.sequence += offset;
+            }
+        }
         record.complete(&outcome);
         if !transient {
             self.executions.update(&scope, &record).await?;
@@ -392,14 +442,7 @@ impl Runner {
             is_platform_admin: request.is_platform_admin,
             is_function_key: request.is_function_key,
         };
-        let body = serde_json::to_string(&message)
-            .map_err(|e| StoreError::Backend(format!("queue message: {e}")))?;
-        let sent = async {
-            let queue = QueueName::new(QUEUE)?;
-            self.queues.send(&queue, &body, Duration::ZERO).await
-        }
-        .await;
-        if let Err(e) = sent {
+        if let Err(e) = self.send(&message, Duration::ZERO).await {
             self.fail(
                 &request.scope,
                 &mut record,
@@ -410,5 +453,129 @@ impl Runner {
             return Err(RunError::Store(e));
         }
         Ok(record)
+    }
+
+    /// Queues another attempt of a run that ended in one of `from` (a failure, or an orphaned
+    /// `Running`), if its workflow is async and its retry policy allows it. Returns the delay of
+    /// the new attempt, or `None` when no retry is due (the record is left as it is).
+    pub async fn retry(
+        &self,
+        scope: &Scope,
+        record: &ExecutionRecord,
+        from: &[&str],
+        reason: &str,
+    ) -> Result<Option<Duration>, RunError> {
+        let Some(workflow) = self.engine.workflow(&record.workflow_name) else {
+            return Ok(None);
+        };
+        let policy = RetryPolicy::of(&workflow);
+        let next = record.attempt + 1;
+        if !Self::is_async(&workflow) || !policy.allows(next) {
+            return Ok(None);
+        }
+        let id = &record.execution_id;
+        if !self
+            .executions
+            .reset_for_retry(scope, id, from, next)
+            .await?
+        {
+            return Ok(None);
+        }
+        let delay = policy.delay_before(next);
+        let note = LogEntry {
+            sequence: u64::from(next - 1) * ATTEMPT_LOG_SPAN,
+            timestamp: OffsetDateTime::now_utc(),
+            level: "WARNING".into(),
+            message: format!(
+                "Attempt {} of {} will start in {:.1} s: attempt {} {reason}",
+                next,
+                policy.max_attempts,
+                delay.as_secs_f64(),
+                record.attempt
+            ),
+            source: "bifrost".into(),
+            data: None,
+        };
+        if let Err(e) = self.executions.append_logs(scope, id, &[note]).await {
+            tracing::warn!(error = %e, execution_id = %id, "could not log the retry");
+        }
+        let message = QueuedExecution {
+            execution_id: id.clone(),
+            scope: scope.to_string(),
+            workflow_name: record.workflow_name.clone(),
+            is_platform_admin: record.rights.is_platform_admin,
+            is_function_key: record.rights.is_function_key,
+        };
+        if let Err(e) = self.send(&message, delay).await {
+            let mut current = self
+                .executions
+                .get(scope, id)
+                .await?
+                .unwrap_or_else(|| record.clone());
+            self.fail(
+                scope,
+                &mut current,
+                "QueueError",
+                "the retry could not be queued",
+            )
+            .await;
+            return Err(RunError::Store(e));
+        }
+        Ok(Some(delay))
+    }
+
+    async fn send(&self, message: &QueuedExecution, delay: Duration) -> Result<(), StoreError> {
+        let body = serde_json::to_string(message)
+            .map_err(|e| StoreError::Backend(format!("queue message: {e}")))?;
+        let queue = QueueName::new(QUEUE)?;
+        self.queues.send(&queue, &body, delay).await.map(|_| ())
+    }
+
+    /// One `execution_cleanup` pass: recovers every run whose lease ran out (see `recovery.rs`).
+    pub async fn recover_orphans(&self, now: OffsetDateTime) -> Result<CleanupReport, RunError> {
+        let mut report = CleanupReport::default();
+        for lease in self.executions.expired_leases(now).await? {
+            if !self.executions.claim_expired(&lease).await? {
+                report.skipped += 1;
+                continue;
+            }
+            let scope = &lease.scope;
+            let Some(mut record) = self.executions.get(scope, &lease.execution_id).await? else {
+                report.stale += 1;
+                continue;
+            };
+            let since = lease
+                .lease_until
+                .map(|t| t.to_string())
+                .unwrap_or_else(|| "its start".into());
+            match record.status.as_str() {
+                "Cancelling" => {
+                    self.executions
+                        .transition(scope, &record.execution_id, &["Cancelling"], "Cancelled")
+                        .await?;
+                    report.cancelled += 1;
+                }
+                "Running" => {
+                    let reason = format!(
+                        "was abandoned: the instance running it stopped renewing its lease (expired {since})"
+                    );
+                    match self.retry(scope, &record, &["Running"], &reason).await {
+                        Ok(Some(_)) => report.requeued += 1,
+                        Ok(None) | Err(RunError::Store(_)) => {
+                            let message = format!(
+                                "The instance running this execution stopped (no heartbeat since {since}); no attempts left"
+                            );
+                            if record.status == "Running" {
+                                self.fail(scope, &mut record, "Abandoned", &message).await;
+                            }
+                            report.failed += 1;
+                        }
+                        Err(e) => return Err(e),
+                    }
+                }
+                _ => report.stale += 1,
+            }
+        }
+        Ok(report)
     }
 }

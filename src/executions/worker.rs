@@ -38,6 +38,28 @@ pub struct WorkerConfig {
     pub idle_poll: Duration,
     /// Deliveries after which a message is poison (the Functions host's default, 5).
     pub max_dequeue_count: u32,
+    /// Most executions of one organization running at once (0 = no limit). Excess messages
+    /// go back to the end of the queue, so one busy organization cannot starve another.
+    pub max_running_per_org: usize,
+    /// Serializes "count, then start" per organization within this instance.
+    pub org_gates: OrgGates,
+}
+
+/// One async lock per organization: two workers of this instance cannot both see room for
+/// the last slot of the same organization.
+#[derive(Clone, Debug, Default)]
+pub struct OrgGates(
+    Arc<std::sync::Mutex<std::collections::HashMap<String, Arc<tokio::sync::Mutex<()>>>>>,
+);
+
+impl OrgGates {
+    fn gate(&self, scope: &Scope) -> Arc<tokio::sync::Mutex<()>> {
+        let mut gates = self
+            .0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        gates.entry(scope.to_string()).or_default().clone()
+    }
 }
 
 impl Default for WorkerConfig {
@@ -47,6 +69,8 @@ impl Default for WorkerConfig {
             lease: Duration::from_secs(60),
             idle_poll: Duration::from_millis(500),
             max_dequeue_count: DEFAULT_MAX_DEQUEUE_COUNT,
+            max_running_per_org: 0,
+            org_gates: OrgGates::default(),
         }
     }
 }
@@ -63,14 +87,20 @@ pub enum Handled {
     Missing,
     /// Over the delivery limit: moved to the poison queue, execution marked `Failed`.
     Poisoned,
+    /// The organization is at its concurrency limit: queued again behind the others.
+    Deferred,
 }
 
-/// Handles one delivered message. `Err` means storage failed before the outcome was settled;
-/// the message stays on the queue and is delivered again (and eventually poisoned).
+/// How long a deferred message waits before it is visible again.
+const DEFER_DELAY: Duration = Duration::from_secs(1);
+
+/// Handles one message the in-process worker leased. `Err` means storage failed before the
+/// outcome was settled; the message stays on the queue and is delivered again (and eventually
+/// poisoned).
 pub async fn handle_message(
     runner: &Runner,
     queue: &QueueName,
-    mut message: ReceivedMessage,
+    message: ReceivedMessage,
     config: &WorkerConfig,
 ) -> StoreResult<Handled> {
     let queues = runner.queues().clone();
@@ -86,45 +116,82 @@ pub async fn handle_message(
         }
         return Ok(Handled::Poisoned);
     }
-    let delete = |message: ReceivedMessage| {
-        let queues = queues.clone();
-        async move {
-            match queues
-                .delete(queue, &message.id, &message.pop_receipt)
-                .await
-            {
-                // Our lease ran out and somebody else holds the message; the transition guard
-                // keeps them from running it again.
-                Ok(()) | Err(StoreError::PreconditionFailed { .. }) => Ok(()),
-                Err(e) => Err(e),
-            }
-        }
-    };
-    let Some((job, scope)) = parse(&message.body) else {
+    if parse(&message.body).is_none() {
         tracing::error!(message_id = %message.id, "queue message is not an execution; moving it to the poison queue");
         match queues.move_to_poison(queue, &message).await {
             Ok(()) | Err(StoreError::PreconditionFailed { .. }) => {}
             Err(e) => return Err(e),
         }
         return Ok(Handled::Missing);
+    }
+    let body = message.body.clone();
+    let mut leased = message;
+    let handled = process(runner, queue, &body, config, Some(&mut leased)).await?;
+    match queues.delete(queue, &leased.id, &leased.pop_receipt).await {
+        // Our lease ran out and somebody else holds the message; the transition guard keeps
+        // them from running it again.
+        Ok(()) | Err(StoreError::PreconditionFailed { .. }) => Ok(handled),
+        Err(e) => Err(e),
+    }
+}
+
+/// Handles one message the Functions host delivered through the queue trigger. The host owns
+/// the message: it deletes it when this returns `Ok`, redelivers it on `Err`, and moves it to
+/// `<queue>-poison` after `maxDequeueCount` failures (where [`mark_poisoned`] settles it).
+pub async fn handle_delivered(
+    runner: &Runner,
+    body: &str,
+    config: &WorkerConfig,
+) -> StoreResult<Handled> {
+    if parse(body).is_none() {
+        tracing::error!("queue message is not an execution; dropped");
+        return Ok(Handled::Missing);
+    }
+    let queue = QueueName::new(QUEUE)?;
+    process(runner, &queue, body, config, None).await
+}
+
+/// The per-message logic shared by both deliveries. `leased`: the in-process worker's message,
+/// whose visibility is extended while the workflow runs (the host does that for its own).
+async fn process(
+    runner: &Runner,
+    queue: &QueueName,
+    body: &str,
+    config: &WorkerConfig,
+    mut leased: Option<&mut ReceivedMessage>,
+) -> StoreResult<Handled> {
+    let queues = runner.queues().clone();
+    let Some((job, scope)) = parse(body) else {
+        return Ok(Handled::Missing);
     };
     let executions = runner.executions();
-    match executions
-        .try_transition(&scope, &job.execution_id, &["Pending"], "Running")
-        .await?
+    let gate = (config.max_running_per_org > 0 && scope.org_id().is_some())
+        .then(|| config.org_gates.gate(&scope));
+    let held = match &gate {
+        Some(gate) => Some(gate.lock().await),
+        None => None,
+    };
+    if held.is_some()
+        && executions
+            .running_count(&scope, time::OffsetDateTime::now_utc())
+            .await?
+            >= config.max_running_per_org
     {
+        // A fresh copy at the back of the queue (a fresh delivery count too: waiting for a
+        // slot is not a failed delivery); the caller removes the original.
+        queues.send(queue, body, DEFER_DELAY).await?;
+        return Ok(Handled::Deferred);
+    }
+    let moved = executions
+        .try_transition(&scope, &job.execution_id, &["Pending"], "Running")
+        .await?;
+    drop(held);
+    match moved {
         Transition::Moved => {}
-        Transition::Unchanged(status) => {
-            delete(message).await?;
-            return Ok(Handled::Skipped(status));
-        }
-        Transition::Missing => {
-            delete(message).await?;
-            return Ok(Handled::Missing);
-        }
+        Transition::Unchanged(status) => return Ok(Handled::Skipped(status)),
+        Transition::Missing => return Ok(Handled::Missing),
     }
     let Some(mut record) = executions.get(&scope, &job.execution_id).await? else {
-        delete(message).await?;
         return Ok(Handled::Missing);
     };
     let request = match request_of(runner, &job, &scope, &record) {
@@ -133,7 +200,6 @@ pub async fn handle_message(
             runner
                 .fail(&scope, &mut record, "WorkflowNotFound", &reason)
                 .await;
-            delete(message).await?;
             return Ok(Handled::Ran("Failed".into()));
         }
     };
@@ -145,24 +211,42 @@ pub async fn handle_message(
     let result = loop {
         tokio::select! {
             result = &mut run => break result,
-            _ = heartbeat.tick() => {
-                match queues.update_visibility(queue, &message, config.lease).await {
-                    Ok(receipt) => message.pop_receipt = receipt,
-                    Err(e) => tracing::warn!(error = %e, execution_id = %job.execution_id, "could not extend the message lease"),
+            _ = heartbeat.tick(), if leased.is_some() => {
+                if let Some(message) = leased.as_deref_mut() {
+                    match queues.update_visibility(queue, message, config.lease).await {
+                        Ok(receipt) => message.pop_receipt = receipt,
+                        Err(e) => tracing::warn!(error = %e, execution_id = %job.execution_id, "could not extend the message lease"),
+                    }
                 }
             }
         }
     };
     let status = match result {
+        Ok(finished) if matches!(finished.record.status.as_str(), "Failed" | "Timeout") => {
+            let why = match &finished.record.error_message {
+                Some(m) => format!("ended {}: {m}", finished.record.status),
+                None => format!("ended {}", finished.record.status),
+            };
+            match runner
+                .retry(&scope, &finished.record, &["Failed", "Timeout"], &why)
+                .await
+            {
+                Ok(Some(_)) => "Pending".to_owned(),
+                Ok(None) => finished.record.status,
+                Err(e) => {
+                    tracing::error!(error = %e, execution_id = %job.execution_id, "could not queue a retry");
+                    finished.record.status
+                }
+            }
+        }
         Ok(finished) => finished.record.status,
         Err(e) => {
-            // The runner marked the record failed where it could; retrying would be skipped by
-            // the transition guard, so the message is done either way.
+            // The runner marked the record failed where it could (or, lease lost, the recovery
+            // owns it); retrying would be skipped by the transition guard, so the message is done.
             tracing::error!(error = %e, execution_id = %job.execution_id, "queued execution failed to run");
             "Failed".to_owned()
         }
     };
-    delete(message).await?;
     Ok(Handled::Ran(status))
 }
 
@@ -335,24 +419,28 @@ mod tests {
 
     /// Runs nothing: returns Success and counts calls (the worker's record and queue logic is
     /// what is under test; real runs are covered by tests/integration/run_workflows.rs).
+    /// Workflows: `known` (no retry policy), `flaky` (async, 3 attempts, no backoff; its runs
+    /// fail while `failures_left` > 0).
     #[derive(Default)]
     struct CountingEngine {
         runs: AtomicUsize,
         /// How long each run takes.
         delay: Duration,
+        failures_left: AtomicUsize,
     }
 
     #[async_trait]
     impl WorkflowEngine for CountingEngine {
         fn workflow(&self, name: &str) -> Option<WorkflowInfo> {
-            (name == "known").then(|| WorkflowInfo {
+            matches!(name, "known" | "flaky").then(|| WorkflowInfo {
                 name: name.into(),
                 description: String::new(),
                 category: String::new(),
                 tags: vec![],
                 execution_mode: ExecutionMode::Async,
                 timeout_seconds: 60,
-                retry_policy: None,
+                retry_policy: (name == "flaky")
+                    .then(|| serde_json::json!({"max_attempts": 3, "backoff_seconds": 0})),
                 schedule: None,
                 endpoint_enabled: false,
                 allowed_methods: vec![],
@@ -375,9 +463,18 @@ mod tests {
         ) -> Result<ExecutionOutcome, EngineError> {
             self.runs.fetch_add(1, Ordering::SeqCst);
             tokio::time::sleep(self.delay).await;
+            let fail = request.name == "flaky"
+                && self
+                    .failures_left
+                    .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+                    .is_ok();
             Ok(ExecutionOutcome {
                 execution_id: request.execution_id,
-                status: ExecutionStatus::Success,
+                status: if fail {
+                    ExecutionStatus::Failed
+                } else {
+                    ExecutionStatus::Success
+                },
                 result: Some(serde_json::json!({"ok": true})),
                 result_type: None,
                 error: None,
@@ -403,7 +500,7 @@ mod tests {
         let blobs = Arc::new(LocalBlobs::open(&dir.join("blobs")).unwrap());
         let queues: Arc<dyn QueueStore> =
             Arc::new(SqliteQueues::open(&dir.join("q.sqlite")).unwrap());
-        let executions = Executions::new(tables.clone(), blobs);
+        let executions = Executions::new(tables.clone(), blobs).with_lease(Duration::from_secs(1));
         executions.ensure_storage().await.unwrap();
         crate::domain::ensure_tables(
             &(tables.clone() as Arc<dyn bifrost_store::table::TableStore>),
@@ -415,6 +512,7 @@ mod tests {
         let engine = Arc::new(CountingEngine {
             runs: AtomicUsize::new(0),
             delay,
+            failures_left: AtomicUsize::new(0),
         });
         let runner = Runner::new(
             engine.clone(),
@@ -429,9 +527,13 @@ mod tests {
     }
 
     async fn enqueue(runner: &Runner) -> String {
+        enqueue_as(runner, "known", Scope::Global).await
+    }
+
+    async fn enqueue_as(runner: &Runner, workflow: &str, scope: Scope) -> String {
         let (workflow, input) = runner
             .prepare(
-                "known",
+                workflow,
                 serde_json::Map::new(),
                 super::super::input::Coercion::Strict,
             )
@@ -439,11 +541,205 @@ mod tests {
         let request = RunRequest::new(
             workflow,
             input,
-            Scope::Global,
+            scope,
             Caller::new("u1", "u1@example.com", "U One"),
             "user:u1",
         );
         runner.enqueue(&request).await.unwrap().execution_id
+    }
+
+    /// Handles every message that becomes visible within `for_at_most`, one at a time.
+    async fn drain(runner: &Runner, queue: &QueueName, for_at_most: Duration) -> Vec<Handled> {
+        let deadline = std::time::Instant::now() + for_at_most;
+        let mut handled = Vec::new();
+        while std::time::Instant::now() < deadline {
+            let got = runner
+                .queues()
+                .receive(queue, 1, Duration::from_secs(30))
+                .await
+                .unwrap();
+            match got.into_iter().next() {
+                Some(m) => handled.push(
+                    handle_message(runner, queue, m, &WorkerConfig::default())
+                        .await
+                        .unwrap(),
+                ),
+                None if runner.queues().approximate_count(queue).await.unwrap() == 0 => break,
+                None => tokio::time::sleep(Duration::from_millis(50)).await,
+            }
+        }
+        handled
+    }
+
+    #[tokio::test]
+    async fn a_failed_run_is_retried_per_its_policy_with_logs_per_attempt() {
+        let dir = tempfile::tempdir().unwrap();
+        let (runner, engine, queue) = setup(dir.path()).await;
+        engine.failures_left.store(2, Ordering::SeqCst);
+        let id = enqueue_as(&runner, "flaky", Scope::Global).await;
+        let handled = drain(&runner, &queue, Duration::from_secs(10)).await;
+        assert_eq!(
+            handled,
+            [
+                Handled::Ran("Pending".into()),
+                Handled::Ran("Pending".into()),
+                Handled::Ran("Success".into())
+            ]
+        );
+        let record = runner
+            .executions()
+            .get(&Scope::Global, &id)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!((record.status.as_str(), record.attempt), ("Success", 3));
+        assert_eq!(
+            record.error_message, None,
+            "a retry clears the last attempt's outcome"
+        );
+        let logs = runner
+            .executions()
+            .logs(&Scope::Global, &id, 0, 100)
+            .await
+            .unwrap();
+        let notes: Vec<_> = logs.entries.iter().map(|l| l.sequence).collect();
+        assert_eq!(
+            notes,
+            [
+                super::super::recovery::ATTEMPT_LOG_SPAN,
+                2 * super::super::recovery::ATTEMPT_LOG_SPAN
+            ]
+        );
+        assert!(
+            logs.entries[0].message.contains("Attempt 2 of 3"),
+            "{:?}",
+            logs.entries[0]
+        );
+
+        // Out of attempts: the last failure stands.
+        engine.failures_left.store(5, Ordering::SeqCst);
+        let id = enqueue_as(&runner, "flaky", Scope::Global).await;
+        drain(&runner, &queue, Duration::from_secs(10)).await;
+        let record = runner
+            .executions()
+            .get(&Scope::Global, &id)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!((record.status.as_str(), record.attempt), ("Failed", 3));
+        assert_eq!(engine.runs.load(Ordering::SeqCst), 6);
+    }
+
+    #[tokio::test]
+    async fn an_orphaned_run_is_requeued_or_failed_once_by_one_cleaner() {
+        let dir = tempfile::tempdir().unwrap();
+        let (runner, engine, queue) = setup(dir.path()).await;
+        let retried = enqueue_as(&runner, "flaky", Scope::Global).await;
+        let abandoned = enqueue_as(&runner, "known", Scope::Global).await;
+        // A worker takes both and dies: records Running, leases never renewed.
+        for id in [&retried, &abandoned] {
+            runner
+                .executions()
+                .try_transition(&Scope::Global, id, &["Pending"], "Running")
+                .await
+                .unwrap();
+        }
+        let now = time::OffsetDateTime::now_utc();
+        let early = runner.recover_orphans(now).await.unwrap();
+        assert_eq!(
+            early,
+            Default::default(),
+            "leases still valid: nothing to recover"
+        );
+
+        let later = now + time::Duration::seconds(2);
+        let (a, b) = tokio::join!(runner.recover_orphans(later), runner.recover_orphans(later));
+        let (a, b) = (a.unwrap(), b.unwrap());
+        assert_eq!(a.requeued + b.requeued, 1, "{a:?} {b:?}");
+        assert_eq!(a.failed + b.failed, 1, "{a:?} {b:?}");
+        let failed = runner
+            .executions()
+            .get(&Scope::Global, &abandoned)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(failed.status, "Failed");
+        assert_eq!(failed.error_type.as_deref(), Some("Abandoned"));
+        let pending = runner
+            .executions()
+            .get(&Scope::Global, &retried)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!((pending.status.as_str(), pending.attempt), ("Pending", 2));
+
+        // The original messages (never taken by the dead worker here) and the retry's: the
+        // retried run runs once, the failed one not at all.
+        let handled = drain(&runner, &queue, Duration::from_secs(5)).await;
+        assert!(
+            handled.contains(&Handled::Ran("Success".into())),
+            "{handled:?}"
+        );
+        assert_eq!(engine.runs.load(Ordering::SeqCst), 1);
+        assert!(
+            runner
+                .recover_orphans(later + time::Duration::seconds(5))
+                .await
+                .unwrap()
+                == Default::default()
+        );
+    }
+
+    #[tokio::test]
+    async fn a_busy_organization_waits_in_the_queue_without_blocking_others() {
+        let dir = tempfile::tempdir().unwrap();
+        let (runner, engine, queue) = setup_with(dir.path(), Duration::from_millis(600)).await;
+        let busy = Scope::parse("org-busy").unwrap();
+        let other = Scope::parse("org-other").unwrap();
+        enqueue_as(&runner, "known", busy.clone()).await;
+        enqueue_as(&runner, "known", busy.clone()).await;
+        let calm = enqueue_as(&runner, "known", other.clone()).await;
+        let config = WorkerConfig {
+            max_running_per_org: 1,
+            ..Default::default()
+        };
+        let messages = runner
+            .queues()
+            .receive(&queue, 3, Duration::from_secs(30))
+            .await
+            .unwrap();
+        assert_eq!(messages.len(), 3);
+        let mut tasks = Vec::new();
+        for m in messages {
+            let (runner, queue, config) = (runner.clone(), queue.clone(), config.clone());
+            tasks.push(tokio::spawn(async move {
+                handle_message(&runner, &queue, m, &config).await.unwrap()
+            }));
+        }
+        let mut outcomes = Vec::new();
+        for t in tasks {
+            outcomes.push(t.await.unwrap());
+        }
+        assert_eq!(
+            outcomes.iter().filter(|h| **h == Handled::Deferred).count(),
+            1,
+            "{outcomes:?}"
+        );
+        assert_eq!(
+            engine.runs.load(Ordering::SeqCst),
+            2,
+            "one per organization"
+        );
+        let record = runner
+            .executions()
+            .get(&other, &calm)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(record.status, "Success");
+        // The deferred one is back on the queue and runs once a slot is free.
+        let later = drain(&runner, &queue, Duration::from_secs(5)).await;
+        assert_eq!(later, [Handled::Ran("Success".into())]);
     }
 
     async fn receive(runner: &Runner, queue: &QueueName) -> ReceivedMessage {

@@ -31,6 +31,7 @@ use warp::reply::Response;
 
 use crate::app::AppState;
 use crate::auth::Principal;
+use crate::executions::FINISHED;
 use crate::executions::{ExecutionQuery, ExecutionRecord, MAX_LOG_PAGE};
 use crate::http::access::{Access, Route};
 use crate::http::context::{RequestContext, guard};
@@ -90,13 +91,6 @@ pub const STATUSES: &[&str] = &[
     "Cancelling",
     "Cancelled",
 ];
-const FINISHED: &[&str] = &[
-    "Success",
-    "Failed",
-    "Timeout",
-    "CompletedWithErrors",
-    "Cancelled",
-];
 const ADMIN_ONLY_LEVELS: &[&str] = &["DEBUG", "TRACEBACK"];
 
 /// One execution (v1 `WorkflowExecution`, without logs).
@@ -128,6 +122,8 @@ pub struct ExecutionDto {
     /// RFC 3339.
     pub started_at: String,
     pub completed_at: Option<String>,
+    /// 1 for the first try; retries of an async run count up.
+    pub attempt: u32,
 }
 
 #[derive(Serialize, JsonSchema)]
@@ -470,7 +466,10 @@ async fn cancel(
         .transition(&ctx.scope, id, &["Pending", "Running"], target)
         .await?
         .ok_or_else(|| ApiError::NotFound(format!("execution {id} not found")))?;
-    if FINISHED.contains(&now.as_str()) && now != target {
+    // The engine may stop the run and its runner record `Cancelled` before this transition:
+    // that is this request's own cancellation succeeding, not a conflict.
+    let cancelled_by_us = running_here && now == "Cancelled";
+    if FINISHED.contains(&now.as_str()) && now != target && !cancelled_by_us {
         return Err(finished(&now));
     }
     let status = if now == "Cancelled" {
@@ -520,6 +519,7 @@ fn execution_dto(
         duration_ms: r.duration_ms,
         started_at: rfc3339(r.started_at),
         completed_at: r.completed_at.map(rfc3339),
+        attempt: r.attempt,
     }
 }
 
@@ -704,6 +704,8 @@ mod tests {
             duration_ms: Some(1),
             started_at: OffsetDateTime::UNIX_EPOCH,
             completed_at: None,
+            attempt: 1,
+            rights: Default::default(),
         };
         let detail = ExecutionError {
             error_type: "ValueError".into(),

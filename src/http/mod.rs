@@ -15,6 +15,7 @@ pub mod executions;
 pub mod health;
 pub mod input;
 pub mod keys;
+pub mod metrics;
 pub mod openapi;
 pub mod organizations;
 pub mod roles;
@@ -38,6 +39,7 @@ pub const ROUTE_TABLES: &[&[access::Route]] = &[
     schedules::ROUTES,
     run::ROUTES,
     audit::ROUTES,
+    metrics::ROUTES,
     openapi::ROUTES,
 ];
 
@@ -92,6 +94,8 @@ pub fn routes(state: Arc<AppState>) -> BoxedFilter<(Response,)> {
         .or(schedules::routes(state.clone()))
         .unify()
         .or(audit::routes(state.clone()))
+        .unify()
+        .or(metrics::routes(state.clone()))
         .unify()
         .or(openapi::routes(state))
         .unify()

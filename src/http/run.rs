@@ -493,5 +493,8 @@ fn run_error(error: RunError, field_prefix: &str) -> ApiError {
             reason: e.to_string(),
             retry_after: Duration::from_secs(5),
         },
+        RunError::LeaseLost(id) => ApiError::Conflict(format!(
+            "execution {id} was taken over by another instance; see its record"
+        )),
     }
 }

@@ -34,9 +34,7 @@ use crate::http::body;
 use crate::http::context::{RequestContext, audit, guard};
 use crate::http::error::{ApiError, json_response};
 use crate::http::input::{respond, timestamp, with_state};
-use crate::schedules::{
-    Cron, DeclaredSchedule, DisabledReason, INTERVAL_SAMPLES, ScheduleError, ScheduleState,
-};
+use crate::schedules::{Cron, DisabledReason, INTERVAL_SAMPLES, ScheduleError, ScheduleState};
 
 /// How many upcoming runs the API shows.
 pub const NEXT_RUNS: usize = 5;
@@ -70,7 +68,24 @@ pub const ROUTES: &[Route] = &[
         access: Access::PlatformAdmin,
         summary: "Disable a workflow's schedule",
     },
+    Route {
+        id: "schedules.trigger",
+        method: "POST",
+        path: "/api/schedules/{workflowName}/trigger",
+        access: Access::PlatformAdmin,
+        summary: "Run a scheduled workflow now, as the scheduler would (queued; 202 with its status URL)",
+    },
 ];
+
+/// A run started by trigger-now.
+#[derive(Serialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct TriggeredDto {
+    pub workflow_name: String,
+    pub execution_id: String,
+    pub status: &'static str,
+    pub status_url: String,
+}
 
 #[derive(Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
@@ -147,15 +162,24 @@ pub fn routes(state: Arc<AppState>) -> BoxedFilter<(Response,)> {
     let disable = warp::path!("api" / "schedules" / String / "disable")
         .and(warp::post())
         .and(guard(state.clone(), "schedules.disable"))
-        .and(with_state(state))
+        .and(with_state(state.clone()))
         .then(|name: String, ctx, state: Arc<AppState>| async move {
             respond(set_enabled(&state, &ctx, &name, false).await)
+        });
+    let trigger = warp::path!("api" / "schedules" / String / "trigger")
+        .and(warp::post())
+        .and(guard(state.clone(), "schedules.trigger"))
+        .and(with_state(state))
+        .then(|name: String, ctx, state: Arc<AppState>| async move {
+            respond(trigger(&state, &ctx, &name).await)
         });
     list.or(validate)
         .unify()
         .or(enable)
         .unify()
         .or(disable)
+        .unify()
+        .or(trigger)
         .unify()
         .boxed()
 }
@@ -195,18 +219,6 @@ fn schedule_error(e: ScheduleError) -> ApiError {
         e @ ScheduleError::InvalidExpression { .. } => ApiError::Conflict(e.to_string()),
         ScheduleError::Store(e) => e.into(),
     }
-}
-
-fn declared(workflows: &[WorkflowInfo]) -> Vec<DeclaredSchedule> {
-    workflows
-        .iter()
-        .filter_map(|w| {
-            w.schedule.as_ref().map(|expression| DeclaredSchedule {
-                workflow_name: w.name.clone(),
-                expression: expression.clone(),
-            })
-        })
-        .collect()
 }
 
 fn dto(workflow: &WorkflowInfo, expression: &str, row: Option<&ScheduleState>) -> ScheduleDto {
@@ -280,7 +292,7 @@ async fn set_enabled(
     let store = &state.services.schedules;
     let now = OffsetDateTime::now_utc();
     store
-        .sync_from_registry(&declared(&registry.workflows), now)
+        .sync_from_registry(&crate::schedules::declared(&registry.workflows), now)
         .await
         .map_err(schedule_error)?;
     let row = store
@@ -298,5 +310,47 @@ async fn set_enabled(
     Ok(json_response(
         StatusCode::OK,
         &dto(workflow, expression, Some(&row)),
+    ))
+}
+
+/// Trigger-now: the scheduler's own path (queued, GLOBAL, run by `system:scheduler`), recorded
+/// on the schedule row like a timed run; the audit log says which administrator asked.
+async fn trigger(state: &AppState, ctx: &RequestContext, name: &str) -> Result<Response, ApiError> {
+    let registry = state.engine.registry();
+    let Some(workflow) = registry.workflow(name) else {
+        return Err(ApiError::NotFound(format!("workflow '{name}' not found")));
+    };
+    if workflow.schedule.is_none() {
+        return Err(ApiError::NotFound(format!(
+            "workflow '{name}' has no schedule"
+        )));
+    }
+    let run = crate::jobs::Jobs::for_app(state)
+        .start_scheduled(name)
+        .await;
+    let Some(execution_id) = run.execution_id else {
+        return Err(ApiError::Unavailable {
+            reason: run
+                .error
+                .unwrap_or_else(|| "the run could not be queued".into()),
+            retry_after: std::time::Duration::from_secs(5),
+        });
+    };
+    audit(
+        state,
+        AuditEvent::new(AuditEventType::ExecutionStarted, ctx.actor(), Scope::Global)
+            .detail("execution_id", execution_id.clone())
+            .detail("workflow", name)
+            .detail("trigger", "schedule"),
+    )
+    .await;
+    Ok(json_response(
+        StatusCode::ACCEPTED,
+        &TriggeredDto {
+            workflow_name: name.to_owned(),
+            status_url: format!("/api/executions/{execution_id}"),
+            execution_id,
+            status: "Pending",
+        },
     ))
 }

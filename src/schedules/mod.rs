@@ -9,6 +9,19 @@ pub mod cron;
 pub mod state;
 
 pub use cron::{Cron, CronError, INTERVAL_SAMPLES, SHORT_INTERVAL_SECONDS};
+/// The schedules the workspace declares (`@workflow(schedule=...)`).
+pub fn declared(workflows: &[bifrost_engine::WorkflowInfo]) -> Vec<DeclaredSchedule> {
+    workflows
+        .iter()
+        .filter_map(|w| {
+            w.schedule.as_ref().map(|expression| DeclaredSchedule {
+                workflow_name: w.name.clone(),
+                expression: expression.clone(),
+            })
+        })
+        .collect()
+}
+
 pub use state::{
     Claim, DeclaredSchedule, DisabledReason, SCHEDULES_TABLE, ScheduleError, ScheduleState,
     ScheduleStore, SyncReport,

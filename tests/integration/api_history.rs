@@ -194,6 +194,8 @@ fn record(id: &str, workflow: &str, by: &str, status: &str, org: &str) -> Execut
         duration_ms: None,
         started_at: OffsetDateTime::now_utc(),
         completed_at: None,
+        attempt: 1,
+        rights: Default::default(),
     }
 }
 
