@@ -340,6 +340,22 @@ impl Runner {
             timeout: request.timeout,
             ..Default::default()
         };
+        let mut engine_request = engine_request;
+        // Lines are stored while the run goes (readable with `?since=` and streamed over SSE);
+        // the complete set is written again at the end, idempotently, so a line the writer had
+        // not flushed yet is never lost.
+        let live_writer = (!transient).then(|| {
+            let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+            engine_request.live_logs = Some(tx);
+            let offset = u64::from(record.attempt.saturating_sub(1)) * ATTEMPT_LOG_SPAN;
+            tokio::spawn(write_live_logs(
+                self.executions.clone(),
+                scope.clone(),
+                id.clone(),
+                offset,
+                rx,
+            ))
+        });
         let run = self.engine.execute(engine_request);
         tokio::pin!(run);
         let mut poll = tokio::time::interval(CANCEL_POLL);
@@ -375,6 +391,9 @@ impl Runner {
                 }
             }
         };
+        if let Some(writer) = live_writer {
+            writer.abort();
+        }
         if lease_lost {
             return Err(RunError::LeaseLost(id));
         }
@@ -577,5 +596,37 @@ impl Runner {
             }
         }
         Ok(report)
+    }
+}
+
+/// How often lines of a running execution are flushed to storage.
+pub const LIVE_LOG_FLUSH: Duration = Duration::from_millis(250);
+
+/// Stores the live lines of one run in batches until aborted (the run's end).
+async fn write_live_logs(
+    executions: Executions,
+    scope: Scope,
+    execution_id: String,
+    offset: u64,
+    mut lines: tokio::sync::mpsc::UnboundedReceiver<LogEntry>,
+) {
+    let mut batch = Vec::new();
+    loop {
+        match lines.recv().await {
+            Some(line) => batch.push(line),
+            None => return,
+        }
+        // Gather what arrives within the flush interval into one write.
+        let flush_at = tokio::time::Instant::now() + LIVE_LOG_FLUSH;
+        while let Ok(Some(line)) = tokio::time::timeout_at(flush_at, lines.recv()).await {
+            batch.push(line);
+        }
+        for line in &mut batch {
+            line.sequence += offset;
+        }
+        if let Err(e) = executions.append_logs(&scope, &execution_id, &batch).await {
+            tracing::warn!(error = %e, execution_id = %execution_id, "could not store live log lines; they are written at the end");
+        }
+        batch.clear();
     }
 }

@@ -18,6 +18,7 @@ use std::sync::Arc;
 use bifrost_engine::{Caller, ExecutionError, LogEntry};
 use bifrost_store::StoreError;
 use bifrost_store::table::ContinuationToken;
+use futures::StreamExt;
 use futures::future::join_all;
 use schemars::JsonSchema;
 use serde::Serialize;
@@ -65,6 +66,13 @@ pub const ROUTES: &[Route] = &[
         path: "/api/executions/{executionId}/logs",
         access: Access::Authenticated,
         summary: "One execution's log lines after sequence `since` (DEBUG/TRACEBACK: admins only)",
+    },
+    Route {
+        id: "executions.logs.stream",
+        method: "GET",
+        path: "/api/executions/{executionId}/logs/stream",
+        access: Access::Authenticated,
+        summary: "Live log lines as Server-Sent Events (`log` events, then one `status` event when the run ends); resumes after `Last-Event-ID` or `?since=`",
     },
     Route {
         id: "executions.cancel",
@@ -227,6 +235,24 @@ pub fn routes(state: Arc<AppState>) -> BoxedFilter<(Response,)> {
                 reply(StatusCode::OK, logs(&state, &ctx, &id, &query).await)
             },
         );
+    let stream = warp::path!("api" / "executions" / String / "logs" / "stream")
+        .and(warp::get())
+        .and(guard(state.clone(), "executions.logs.stream"))
+        .and(raw_query())
+        .and(warp::sse::last_event_id::<u64>())
+        .and(with_state.clone())
+        .then(
+            |id: String,
+             ctx: RequestContext,
+             query: String,
+             last: Option<u64>,
+             state: Arc<AppState>| async move {
+                match stream_logs(state, ctx, id, &query, last).await {
+                    Ok(response) => response,
+                    Err(e) => e.into_response(),
+                }
+            },
+        );
     let cancel = warp::path!("api" / "executions" / String / "cancel")
         .and(warp::post())
         .and(guard(state, "executions.cancel"))
@@ -244,6 +270,8 @@ pub fn routes(state: Arc<AppState>) -> BoxedFilter<(Response,)> {
         .or(result)
         .unify()
         .or(logs)
+        .unify()
+        .or(stream)
         .unify()
         .or(cancel)
         .unify()
@@ -627,6 +655,118 @@ impl QueryParams {
             )),
         }
     }
+}
+
+/// How often a live stream looks for new lines and the run's status.
+const STREAM_POLL: std::time::Duration = std::time::Duration::from_millis(300);
+
+/// `GET .../logs/stream`: Server-Sent Events read from storage, so a stream works on every
+/// instance whichever one runs the workflow. Events: `log` (a line, `id` = its sequence, so a
+/// reconnecting client resumes with `Last-Event-ID`) and a final `status` (`{status}`) once the
+/// run has finished and every line was sent. Same visibility rules as `GET .../logs`.
+async fn stream_logs(
+    state: Arc<AppState>,
+    ctx: RequestContext,
+    id: String,
+    raw: &str,
+    last_event_id: Option<u64>,
+) -> Result<Response, ApiError> {
+    let q = QueryParams::parse(raw, &["since"])?;
+    let since = match q.get("since") {
+        None => 0,
+        Some(v) => v.parse::<u64>().map_err(|_| {
+            ApiError::bad_request("since", "must be a non-negative integer sequence number")
+        })?,
+    };
+    visible(&state, &ctx, &id).await?;
+    let admin = ctx.is_platform_admin();
+    let start = last_event_id.unwrap_or(since);
+    struct Cursor {
+        state: Arc<AppState>,
+        ctx: RequestContext,
+        id: String,
+        since: u64,
+        done: bool,
+        ticks: u32,
+    }
+    let cursor = Cursor {
+        state,
+        ctx,
+        id,
+        since: start,
+        done: false,
+        ticks: 0,
+    };
+    let events = futures::stream::unfold(cursor, move |mut c| async move {
+        if c.done {
+            return None;
+        }
+        loop {
+            if c.ticks > 0 {
+                tokio::time::sleep(STREAM_POLL).await;
+            }
+            c.ticks += 1;
+            let executions = &c.state.services.executions;
+            // Status first: a run that finished before this read has all its lines stored.
+            let status = match executions.get(&c.ctx.scope, &c.id).await {
+                Ok(Some(r)) => r.status,
+                Ok(None) => {
+                    c.done = true;
+                    return Some((vec![status_event("NotFound")], c));
+                }
+                Err(_) => continue,
+            };
+            let Ok(page) = executions
+                .logs(&c.ctx.scope, &c.id, c.since, MAX_LOG_PAGE)
+                .await
+            else {
+                continue;
+            };
+            if let Some(last) = page.last_sequence {
+                c.since = last;
+            }
+            let mut out: Vec<warp::sse::Event> = page
+                .entries
+                .iter()
+                .filter(|e| admin || !ADMIN_ONLY_LEVELS.contains(&e.level.as_str()))
+                .filter_map(|e| {
+                    warp::sse::Event::default()
+                        .event("log")
+                        .id(e.sequence.to_string())
+                        .json_data(log_dto(e))
+                        .ok()
+                })
+                .collect();
+            if !page.more && FINISHED.contains(&status.as_str()) {
+                out.push(status_event(&status));
+                c.done = true;
+            }
+            if !out.is_empty() {
+                return Some((out, c));
+            }
+        }
+    })
+    .flat_map(futures::stream::iter);
+    // The storage futures are not `Sync`, which warp's SSE body needs: poll on a task and hand
+    // the events over a channel. The task ends when the run does or the client goes away.
+    let (tx, rx) = futures::channel::mpsc::unbounded();
+    tokio::spawn(async move {
+        futures::pin_mut!(events);
+        while let Some(event) = events.next().await {
+            if tx.unbounded_send(event).is_err() {
+                return;
+            }
+        }
+    });
+    Ok(warp::reply::Reply::into_response(warp::sse::reply(
+        warp::sse::keep_alive().stream(rx.map(Ok::<_, std::convert::Infallible>)),
+    )))
+}
+
+fn status_event(status: &str) -> warp::sse::Event {
+    warp::sse::Event::default()
+        .event("status")
+        .data(serde_json::json!({ "status": status }).to_string())
 }
 
 #[cfg(test)]

@@ -6,6 +6,7 @@ mod api_history;
 mod audit;
 mod cli;
 mod cross_tenant;
+mod durability;
 mod foundation;
 mod openapi;
 mod permissions;

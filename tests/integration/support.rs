@@ -78,6 +78,12 @@ impl ServerBuilder {
         self.data.path()
     }
 
+    /// Runs on the data folder of an earlier server (a restart).
+    pub fn reuse_data(mut self, data: tempfile::TempDir) -> Self {
+        self.data = data;
+        self
+    }
+
     fn command(&self) -> Command {
         let mut cmd = Command::new(bin());
         cmd.args(&self.args)
@@ -183,6 +189,13 @@ impl Server {
 
     pub fn stderr(&self) -> String {
         self.stderr.lock().unwrap().clone()
+    }
+
+    /// `kill -9`: no shutdown, no draining. Returns the data folder for a restart.
+    pub fn kill9(mut self) -> tempfile::TempDir {
+        signal(&self.child, "KILL");
+        let _ = self.child.wait();
+        std::mem::replace(&mut self.data, tempfile::tempdir().unwrap())
     }
 
     /// Sends SIGTERM and waits for the exit status.

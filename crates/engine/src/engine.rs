@@ -438,6 +438,7 @@ impl Engine {
             org_name: org.map(|o| o.name.clone()),
             org_active: org.is_none_or(|o| o.is_active),
             mask: request.mask.clone(),
+            live: request.live_logs.clone(),
             shared,
             done: tx,
         })));
@@ -743,6 +744,19 @@ fn failed(execution_id: String, error_type: &str, message: String) -> ExecutionO
     }
 }
 
+pub(crate) fn log_entry(
+    (sequence, ts, level, message, source, data): crate::native::RawLog,
+) -> LogEntry {
+    LogEntry {
+        sequence,
+        timestamp: timestamp(ts),
+        level,
+        message,
+        source,
+        data: data.and_then(|d| serde_json::from_str(&d).ok()),
+    }
+}
+
 fn convert(execution_id: String, raw: Option<RawOutcome>) -> ExecutionOutcome {
     let Some(raw) = raw else {
         return failed(
@@ -751,18 +765,7 @@ fn convert(execution_id: String, raw: Option<RawOutcome>) -> ExecutionOutcome {
             "the engine stopped before the execution finished".into(),
         );
     };
-    let logs = raw
-        .logs
-        .into_iter()
-        .map(|(sequence, ts, level, message, source, data)| LogEntry {
-            sequence,
-            timestamp: timestamp(ts),
-            level,
-            message,
-            source,
-            data: data.and_then(|d| serde_json::from_str(&d).ok()),
-        })
-        .collect();
+    let logs = raw.logs.into_iter().map(log_entry).collect();
     let duration = Duration::from_secs_f64((raw.duration_ms / 1000.0).max(0.0));
     let mut status = ExecutionStatus::parse(&raw.status).unwrap_or(ExecutionStatus::Failed);
     let mut error =

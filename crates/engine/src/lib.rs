@@ -27,9 +27,9 @@ pub use host::{
 };
 pub use types::{
     Caller, DataProviderInfo, DataProviderOption, ExecutionContextInfo, ExecutionError,
-    ExecutionMode, ExecutionOutcome, ExecutionRequest, ExecutionStatus, ImportViolation, LogEntry,
-    Organization, ParameterInfo, ParameterOption, Registry, ReloadReport, ResultType, WorkflowInfo,
-    WorkspaceError,
+    ExecutionMode, ExecutionOutcome, ExecutionRequest, ExecutionStatus, ImportViolation, LiveLogs,
+    LogEntry, Organization, ParameterInfo, ParameterOption, Registry, ReloadReport, ResultType,
+    WorkflowInfo, WorkspaceError,
 };
 
 /// IDE stubs for workspace authors (`bifrost.pyi`); serve it for download or copy it into a workspace.

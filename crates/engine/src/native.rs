@@ -66,6 +66,7 @@ pub(crate) struct JobData {
     pub org_name: Option<String>,
     pub org_active: bool,
     pub mask: Vec<String>,
+    pub live: Option<crate::types::LiveLogs>,
     pub shared: Arc<JobShared>,
     pub done: oneshot::Sender<RawOutcome>,
 }
@@ -180,6 +181,9 @@ pub(crate) struct Job {
     #[pyo3(get)]
     has_mask: bool,
     mask: Vec<String>,
+    #[pyo3(get)]
+    has_live: bool,
+    live: Option<crate::types::LiveLogs>,
     shared: Arc<JobShared>,
     done: Mutex<Option<oneshot::Sender<RawOutcome>>>,
 }
@@ -214,6 +218,24 @@ impl Job {
     /// Values to mask from the start (e.g. secrets resolved into the legacy config).
     fn mask(&self) -> Vec<String> {
         self.mask.clone()
+    }
+
+    /// One log line as it is written (masked by the caller); dropped if nobody listens.
+    #[allow(clippy::too_many_arguments)]
+    fn emit_log(
+        &self,
+        sequence: u64,
+        ts: f64,
+        level: String,
+        message: String,
+        source: String,
+        data: Option<String>,
+    ) {
+        if let Some(live) = &self.live {
+            let _ = live.send(crate::engine::log_entry((
+                sequence, ts, level, message, source, data,
+            )));
+        }
     }
 
     /// 0 = none, 1 = timeout, 2 = cancelled.
@@ -263,6 +285,8 @@ impl Job {
             org_active: d.org_active,
             has_mask: !d.mask.is_empty(),
             mask: d.mask,
+            has_live: d.live.is_some(),
+            live: d.live,
             shared: d.shared,
             done: Mutex::new(Some(d.done)),
         }

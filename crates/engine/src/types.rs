@@ -93,7 +93,13 @@ pub struct ExecutionRequest {
     /// Values masked as `***` in this execution's logs, result and error from the start
     /// (e.g. secret values resolved into `config`). `secrets.get` values are added automatically.
     pub mask: Vec<String>,
+    /// Receives each log line as it is written (already masked), for live views and progressive
+    /// storage. The outcome still carries every line.
+    pub live_logs: Option<LiveLogs>,
 }
+
+/// Where live log lines of one execution go.
+pub type LiveLogs = tokio::sync::mpsc::UnboundedSender<LogEntry>;
 
 /// Final state of an execution (v1 `ExecutionStatus` terminal values).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

@@ -95,7 +95,13 @@ class Run:
 
     def add(self, level, message, source, data=None):
         self.seq += 1
-        self.logs.append((self.seq, time.time(), level, message, source, data))
+        line = (self.seq, time.time(), level, message, source, data)
+        self.logs.append(line)
+        if self.job.has_live:
+            # Live lines leave the engine now, so they are masked with the secrets known now;
+            # the final lines are masked again with every secret read by the end.
+            secrets = sorted(self.secrets, key=len, reverse=True) if self.secrets else None
+            self.job.emit_log(line[0], line[1], level, _mask(message, secrets), source, _mask(data, secrets))
 
 
 def current_run():
