@@ -13,7 +13,7 @@ use bifrost_engine::{Engine, EngineConfig, EngineError, ImportViolation};
 use bifrost_store::Scope;
 
 use crate::audit::{AuditEvent, AuditEventType, AuditLog};
-use crate::auth::{FunctionKeys, FunctionKeysOptions};
+use crate::auth::{FunctionKeys, FunctionKeysOptions, WorkflowKeys, WorkflowKeysOptions};
 use crate::domain::{ConfigService, OrgService, RoleService, UserService};
 use crate::executions::Runner;
 use crate::executions::worker::{Worker, WorkerConfig};
@@ -47,9 +47,17 @@ pub struct Services {
     pub roles: RoleService,
     pub config: ConfigService,
     pub keys: Arc<FunctionKeys>,
+    /// `Authorization: Bearer wk_...` keys of `/api/endpoints/*`.
+    pub workflow_keys: Arc<WorkflowKeys>,
     pub audit: Arc<AuditLog>,
     pub executions: Executions,
     pub schedules: ScheduleStore,
+    /// Forms per scope (`Forms` table, with `*.form.json` files imported from the workspace).
+    pub forms: crate::forms::store::FormStore,
+    /// Data-provider options shared by every instance (`DataProviderCache` table).
+    pub provider_cache: crate::forms::providers::ProviderCache,
+    /// Files uploaded for `file` form fields (`form-uploads` container).
+    pub uploads: crate::forms::files::Uploads,
 }
 
 impl Services {
@@ -65,11 +73,21 @@ impl Services {
                 FunctionKeys::new(tables.clone(), FunctionKeysOptions::default())
                     .map_err(|e| StartupError::Storage(e.to_string()))?,
             ),
+            workflow_keys: Arc::new(
+                WorkflowKeys::new(tables.clone(), WorkflowKeysOptions::default())
+                    .map_err(|e| StartupError::Storage(e.to_string()))?,
+            ),
             audit: Arc::new(
                 AuditLog::new(tables.clone()).map_err(|e| StartupError::Storage(e.to_string()))?,
             ),
             executions: Executions::new(tables.clone(), backends.blobs.clone()),
             schedules: ScheduleStore::new(tables.clone())
+                .map_err(|e| StartupError::Storage(e.to_string()))?,
+            forms: crate::forms::store::FormStore::new(tables.clone())
+                .map_err(|e| StartupError::Storage(e.to_string()))?,
+            provider_cache: crate::forms::providers::ProviderCache::new(tables.clone())
+                .map_err(|e| StartupError::Storage(e.to_string()))?,
+            uploads: crate::forms::files::Uploads::new(backends.blobs.clone())
                 .map_err(|e| StartupError::Storage(e.to_string()))?,
         })
     }
@@ -83,6 +101,10 @@ impl Services {
                 .await
                 .map_err(|e| e.to_string()),
             self.keys.ensure_table().await.map_err(|e| e.to_string()),
+            self.workflow_keys
+                .ensure_table()
+                .await
+                .map_err(|e| e.to_string()),
             self.audit.ensure_table().await.map_err(|e| e.to_string()),
             self.executions
                 .ensure_storage()
@@ -90,6 +112,15 @@ impl Services {
                 .map_err(|e| e.to_string()),
             self.schedules
                 .ensure_table()
+                .await
+                .map_err(|e| e.to_string()),
+            self.forms.ensure_tables().await.map_err(|e| e.to_string()),
+            self.provider_cache
+                .ensure_table()
+                .await
+                .map_err(|e| e.to_string()),
+            self.uploads
+                .ensure_container()
                 .await
                 .map_err(|e| e.to_string()),
         ];
@@ -135,6 +166,7 @@ impl AppState {
         services.executions = services.executions.with_lease(settings.executions.lease);
         services.prepare_storage(&backends).await;
         let engine = start_engine(&settings, &backends, &services).await?;
+        crate::http::forms::import_forms(&services.forms, &settings.workspace).await;
         Ok(Self {
             settings,
             backends,
@@ -294,8 +326,10 @@ pub async fn run(settings: Settings) -> Result<(), StartupError> {
         settings.max_body_bytes,
     ));
     let watcher = tokio::spawn(watch_workspace(state.engine.clone()));
+    let form_watcher = tokio::spawn(crate::http::forms::watch_workspace_forms(state.clone()));
     serve(listener, frontend, shutdown_signal()).await;
     watcher.abort();
+    form_watcher.abort();
     if let Some(scheduler) = scheduler {
         scheduler.stop().await;
     }

@@ -38,6 +38,11 @@ const SECRET_QUERY_KEYS: &[&str] = &[
     "password",
     "secret",
     "state",
+    // Never expected in a query, but a client that puts a bearer token or API key there
+    // (workflow keys belong in the `Authorization` header) must not get it logged.
+    "authorization",
+    "api_key",
+    "apikey",
 ];
 
 /// The query string with credential values replaced by `***` (parameter names are kept).
@@ -74,6 +79,10 @@ mod tests {
         assert_eq!(
             redact_query("x=1&client_secret=s&empty="),
             "x=1&client_secret=***&empty="
+        );
+        assert_eq!(
+            redact_query("Authorization=Bearer%20wk_x&api_key=wk_y"),
+            "Authorization=***&api_key=***"
         );
     }
 }

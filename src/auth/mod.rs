@@ -1,6 +1,7 @@
 //! Who is calling: Bifrost's own function keys ([`keys`]), App Service / Static Web Apps Easy
 //! Auth headers ([`easy_auth`]), and the one [`Principal`] type every request resolves to, with
-//! its scope-selection rule ([`principal`]).
+//! its scope-selection rule ([`principal`]); and the workflow API keys that open
+//! `/api/endpoints/*` ([`workflow_keys`], checked per workflow, not a principal).
 //!
 //! Must not depend on warp, `http/` or the domain layer: the HTTP layer hands in header and
 //! query values and gets plain results back. Invariants:
@@ -10,10 +11,13 @@
 //! - the local developer identity exists only when explicitly enabled;
 //! - caller-facing key errors never say *why* a key was refused; the typed reason is kept for
 //!   the audit log.
+//!   Workflow keys say why (revoked, expired, not for this workflow) only to a caller that
+//!   proved the key's secret.
 
 pub mod easy_auth;
 pub mod keys;
 pub mod principal;
+pub mod workflow_keys;
 
 use std::fmt;
 use std::sync::Arc;
@@ -29,6 +33,11 @@ pub use keys::{
     KeyRejection, RawKey, extract_function_key,
 };
 pub use principal::{LocalDevIdentity, Principal};
+pub use workflow_keys::{
+    NewWorkflowKey, RawWorkflowKey, WorkflowKeyAuthError, WorkflowKeyError, WorkflowKeyId,
+    WorkflowKeyPrincipal, WorkflowKeyRecord, WorkflowKeyRejectReason, WorkflowKeyRejection,
+    WorkflowKeys, WorkflowKeysOptions, bearer_token,
+};
 
 /// Why a request could not be given an identity or a scope.
 ///

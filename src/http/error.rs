@@ -23,6 +23,13 @@ pub enum ApiError {
         field: Option<String>,
         message: String,
     },
+    /// Several request fields are invalid (a form submission): 400 listing every field with
+    /// its message in `details.fields`; `details.field` names the first, as for `BadRequest`.
+    #[error("{message}")]
+    InvalidFields {
+        message: String,
+        fields: Vec<FieldMessage>,
+    },
     #[error("request body is not valid JSON: {message} at line {line}, column {column}")]
     InvalidJson {
         message: String,
@@ -56,6 +63,17 @@ pub enum ApiError {
     /// A fault on our side; the detail is logged, never sent.
     #[error("an internal error occurred")]
     Internal(String),
+    /// Workspace code the request depends on (a data provider, a form's launch workflow)
+    /// failed: 502 with a message fit for this caller (never a traceback).
+    #[error("{0}")]
+    WorkflowFailed(String),
+}
+
+/// One invalid field of an [`ApiError::InvalidFields`].
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct FieldMessage {
+    pub field: String,
+    pub message: String,
 }
 
 impl ApiError {
@@ -64,6 +82,26 @@ impl ApiError {
             field: Some(field.into()),
             message: message.into(),
         }
+    }
+
+    /// A 400 listing every invalid field (`(field, message)` pairs, in order). One field is
+    /// the same answer as [`ApiError::bad_request`] plus `details.fields`.
+    pub fn invalid_fields(fields: impl IntoIterator<Item = (String, String)>) -> Self {
+        let fields: Vec<FieldMessage> = fields
+            .into_iter()
+            .map(|(field, message)| FieldMessage { field, message })
+            .collect();
+        let listed = fields
+            .iter()
+            .map(|f| format!("{}: {}", f.field, f.message))
+            .collect::<Vec<_>>()
+            .join("; ");
+        let message = match fields.len() {
+            0 => "invalid input".to_owned(),
+            1 => listed,
+            n => format!("{n} fields are invalid: {listed}"),
+        };
+        ApiError::InvalidFields { message, fields }
     }
 
     pub fn invalid_json(err: &serde_json::Error) -> Self {
@@ -82,7 +120,9 @@ impl ApiError {
 
     pub fn status(&self) -> StatusCode {
         match self {
-            ApiError::BadRequest { .. } | ApiError::InvalidJson { .. } => StatusCode::BAD_REQUEST,
+            ApiError::BadRequest { .. }
+            | ApiError::InvalidFields { .. }
+            | ApiError::InvalidJson { .. } => StatusCode::BAD_REQUEST,
             ApiError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
             ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
@@ -94,13 +134,14 @@ impl ApiError {
             ApiError::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
             ApiError::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            ApiError::WorkflowFailed(_) => StatusCode::BAD_GATEWAY,
         }
     }
 
     /// The stable machine-readable code in the body's `error` field.
     pub fn code(&self) -> &'static str {
         match self {
-            ApiError::BadRequest { .. } => "BadRequest",
+            ApiError::BadRequest { .. } | ApiError::InvalidFields { .. } => "BadRequest",
             ApiError::InvalidJson { .. } => "InvalidJson",
             ApiError::Unauthorized(_) => "Unauthorized",
             ApiError::Forbidden(_) => "Forbidden",
@@ -113,12 +154,17 @@ impl ApiError {
             ApiError::TooManyRequests { .. } => "TooManyRequests",
             ApiError::Unavailable { .. } => "ServiceUnavailable",
             ApiError::Internal(_) => "InternalServerError",
+            ApiError::WorkflowFailed(_) => "WorkflowFailed",
         }
     }
 
     fn details(&self) -> Option<Value> {
         match self {
             ApiError::BadRequest { field: Some(f), .. } => Some(json!({ "field": f })),
+            ApiError::InvalidFields { fields, .. } => Some(json!({
+                "field": fields.first().map(|f| f.field.as_str()),
+                "fields": fields,
+            })),
             ApiError::InvalidJson { line, column, .. } => {
                 Some(json!({ "line": line, "column": column }))
             }
@@ -317,6 +363,24 @@ mod tests {
             ApiError::from(StoreError::unavailable("connection refused")).into_response();
         assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
         assert_eq!(response.headers()["retry-after"], "5");
+    }
+
+    #[test]
+    fn invalid_fields_list_every_field_and_keep_the_single_field_shape() {
+        let error = ApiError::invalid_fields([
+            ("formData.a".to_owned(), "is required".to_owned()),
+            ("formData.b".to_owned(), "must be a number".to_owned()),
+        ]);
+        assert_eq!(error.status(), StatusCode::BAD_REQUEST);
+        assert_eq!(error.code(), "BadRequest");
+        let details = error.details().unwrap();
+        assert_eq!(details["field"], "formData.a");
+        assert_eq!(details["fields"][1]["message"], "must be a number");
+        assert!(error.to_string().starts_with("2 fields are invalid"));
+        assert_eq!(
+            ApiError::WorkflowFailed("x".into()).status(),
+            StatusCode::BAD_GATEWAY
+        );
     }
 
     #[test]

@@ -12,6 +12,7 @@ pub mod config;
 pub mod context;
 pub mod error;
 pub mod executions;
+pub mod forms;
 pub mod health;
 pub mod input;
 pub mod keys;
@@ -23,6 +24,7 @@ pub mod run;
 pub mod schedules;
 pub mod secrets;
 pub mod users;
+pub mod workflow_keys;
 pub mod workflows;
 
 /// Every module's declared routes; [`access::all_routes`] flattens them.
@@ -34,9 +36,11 @@ pub const ROUTE_TABLES: &[&[access::Route]] = &[
     config::ROUTES,
     secrets::ROUTES,
     keys::ROUTES,
+    workflow_keys::ROUTES,
     workflows::ROUTES,
     executions::ROUTES,
     schedules::ROUTES,
+    forms::ROUTES,
     run::ROUTES,
     audit::ROUTES,
     metrics::ROUTES,
@@ -85,6 +89,8 @@ pub fn routes(state: Arc<AppState>) -> BoxedFilter<(Response,)> {
         .unify()
         .or(keys::routes(state.clone()))
         .unify()
+        .or(workflow_keys::routes(state.clone()))
+        .unify()
         .or(workflows::routes(state.clone()))
         .unify()
         .or(executions::routes(state.clone()))
@@ -92,6 +98,8 @@ pub fn routes(state: Arc<AppState>) -> BoxedFilter<(Response,)> {
         .or(run::routes(state.clone()))
         .unify()
         .or(schedules::routes(state.clone()))
+        .unify()
+        .or(forms::routes(state.clone()))
         .unify()
         .or(audit::routes(state.clone()))
         .unify()

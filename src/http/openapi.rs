@@ -25,7 +25,7 @@ use warp::reply::Response;
 use crate::app::AppState;
 use crate::audit::AuditEventType;
 use crate::http::access::{self, Access, Route};
-use crate::http::{audit, executions, run, schedules, workflows};
+use crate::http::{audit, executions, run, schedules, workflow_keys, workflows};
 
 pub const ROUTES: &[Route] = &[Route {
     id: "openapi.get",
@@ -344,6 +344,41 @@ pub fn specs() -> Vec<(&'static str, OperationSpec)> {
                 errors: &[404],
             },
         ),
+        (
+            "workflowKeys.list",
+            OperationSpec {
+                query: vec![param(
+                    "workflowName",
+                    "Only this workflow's keys",
+                    json!({ "type": "string", "maxLength": 256 }),
+                )],
+                request: None,
+                success: ok(|g| g.subschema_for::<workflow_keys::WorkflowKeyList>()),
+                errors: &[],
+            },
+        ),
+        (
+            "workflowKeys.create",
+            OperationSpec {
+                query: vec![],
+                request: Some(|g| g.subschema_for::<workflow_keys::CreateWorkflowKeyRequest>()),
+                success: vec![(
+                    201,
+                    "Created; rawKey is shown this once",
+                    Some(|g| g.subschema_for::<workflow_keys::CreatedWorkflowKey>()),
+                )],
+                errors: &[],
+            },
+        ),
+        (
+            "workflowKeys.revoke",
+            OperationSpec {
+                query: vec![],
+                request: None,
+                success: vec![(204, "Revoked", None)],
+                errors: &[409],
+            },
+        ),
     ]
     .into_iter()
     .chain(
@@ -355,11 +390,13 @@ pub fn specs() -> Vec<(&'static str, OperationSpec)> {
                     query: vec![],
                     request: None,
                     success: run_success(),
-                    errors: &[404, 405],
+                    // 401/403: no valid key, or a workflow key that does not cover this workflow.
+                    errors: &[401, 403, 404, 405],
                 },
             )
         }),
     )
+    .chain(crate::http::forms::openapi_specs())
     .collect()
 }
 
@@ -461,6 +498,14 @@ pub fn document() -> Value {
                 },
             },
             "securitySchemes": {
+                "workflowKey": {
+                    "type": "http",
+                    "scheme": "bearer",
+                    "description": "A workflow API key (`POST /api/workflow-keys`, `wk_...`) as \
+                        `Authorization: Bearer <key>`, accepted by `/api/endpoints/{workflowName}` \
+                        only: a key for that workflow, or a global key unless the workflow refuses \
+                        global keys. Public endpoints need no key.",
+                },
                 "functionKey": {
                     "type": "apiKey",
                     "in": "header",

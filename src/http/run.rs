@@ -9,11 +9,15 @@
 //!
 //! `/api/endpoints/*` is declared [`Access::Public`] because whether it needs a key depends on
 //! the workflow (`public_endpoint`), which the route table cannot know. The handler enforces it:
-//! a non-public endpoint needs a Bifrost function key (401 otherwise; the development identity
-//! does not count, endpoints are for machine callers), and a function-key run is recorded as
-//! `api_key:{keyId}` ([`Caller::api_key`]) so the key sees its own runs in the history. Public
-//! runs act as v1's anonymous webhook caller in GLOBAL. Order of checks: 404 (unknown or not
-//! endpoint-enabled), 401, 405 (with `Allow`), 400 (input).
+//! a non-public endpoint needs a Bifrost function key or a workflow API key
+//! (`Authorization: Bearer wk_...`, [`crate::http::workflow_keys::authenticate_endpoint`]: 401
+//! without a valid one, 403 for a valid key of another workflow or a global key the workflow
+//! refuses); the development identity does not count, endpoints are for machine callers. A
+//! function-key run is recorded as `api_key:{keyId}` ([`Caller::api_key`]) so the key sees its
+//! own runs in the history; a workflow-key run as `api_key:wk_{keyId}`, in GLOBAL with v1's
+//! API-key rights (admin, function key). Public runs act as v1's anonymous webhook caller in
+//! GLOBAL, whatever `Authorization` says. Order of checks: 404 (unknown or not
+//! endpoint-enabled), 401/403, 405 (with `Allow`), 400 (input).
 //!
 //! Depends on the runner and the HTTP framework; never on the engine directly.
 
@@ -40,6 +44,7 @@ use crate::http::context::{RequestContext, authorize, guard};
 use crate::http::error::{ApiError, json_response, reply};
 use crate::http::executions::{GENERIC_ERROR, LogLineDto, rfc3339};
 use crate::http::input::existing_scope;
+use crate::http::workflow_keys;
 
 pub const ROUTES: &[Route] = &[
     Route {
@@ -271,15 +276,14 @@ async fn endpoint(
     if !workflow.endpoint_enabled {
         return Err(not_found());
     }
-    let key = match &ctx.principal {
-        Principal::FunctionKey { .. } => true,
-        _ if workflow.public_endpoint => false,
-        _ => {
-            return Err(ApiError::Unauthorized(
-                "this endpoint requires a function key (x-functions-key header or ?code=)".into(),
-            ));
-        }
+    // A function key wins (the guard already checked it); a public endpoint ignores any
+    // `Authorization` header (third-party webhooks send their own); otherwise a workflow key.
+    let workflow_key = match &ctx.principal {
+        Principal::FunctionKey { .. } => None,
+        _ if workflow.public_endpoint => None,
+        _ => Some(workflow_keys::authenticate_endpoint(state, &workflow, headers).await?),
     };
+    let key = matches!(ctx.principal, Principal::FunctionKey { .. });
     let allowed = allowed_methods(&workflow);
     if !allowed.iter().any(|m| m == method.as_str()) {
         let mut response = ApiError::MethodNotAllowed(method.as_str().to_owned()).into_response();
@@ -292,6 +296,20 @@ async fn endpoint(
     let (workflow, input) = runner
         .prepare(name, input, Coercion::FromStrings)
         .map_err(|e| run_error(e, ""))?;
+    if let Some(wk) = workflow_key {
+        // v1's API-key context: GLOBAL, platform admin, function key; the caller names the key.
+        // The answer still hides internal error details (UserError messages are shown).
+        let mut request = RunRequest::new(
+            workflow,
+            input,
+            bifrost_store::Scope::Global,
+            Caller::api_key(&wk.key_id.caller_id()),
+            format!("workflow_key:{}", wk.key_id),
+        );
+        request.is_platform_admin = true;
+        request.is_function_key = true;
+        return run_sync(&runner, request, false, SYNC_WAIT, false, false).await;
+    }
     let (scope, caller, admin) = if key {
         (
             existing_scope(state, &ctx).await?,
@@ -348,6 +366,24 @@ fn endpoint_input(query: &str, body: &Bytes) -> Result<Map<String, Value>, ApiEr
         }
     }
     Ok(input)
+}
+
+/// Starts a prepared, recorded run the way its workflow asks: async workflows are queued (202
+/// with the status URL), sync ones awaited up to [`SYNC_WAIT`] (200 with the result, or 202).
+/// For entry points other than `/api/workflows/execute` (forms).
+pub async fn start_run(
+    runner: &Runner,
+    request: RunRequest,
+    admin: bool,
+) -> Result<Response, ApiError> {
+    if Runner::is_async(&request.workflow) {
+        let record = runner
+            .enqueue(&request)
+            .await
+            .map_err(|e| run_error(e, ""))?;
+        return Ok(accepted(&record.execution_id, "Pending", "queued"));
+    }
+    run_sync(runner, request, false, SYNC_WAIT, admin, false).await
 }
 
 async fn run_sync(
@@ -454,7 +490,8 @@ fn visible_error(error: &ExecutionError, admin: bool) -> String {
 
 /// The identity a run is recorded with; function keys as `api_key:{keyId}`, which the history
 /// routes use to show a key its own runs.
-fn caller_of(principal: &Principal) -> Caller {
+/// The workflow's `context.user_id`/email/name for this principal.
+pub fn caller_of(principal: &Principal) -> Caller {
     match principal {
         Principal::PlatformAdmin {
             user_id,
@@ -476,7 +513,7 @@ fn caller_of(principal: &Principal) -> Caller {
 }
 
 /// `field_prefix` turns a parameter name into the request field (`inputData.count`).
-fn run_error(error: RunError, field_prefix: &str) -> ApiError {
+pub fn run_error(error: RunError, field_prefix: &str) -> ApiError {
     match error {
         RunError::UnknownWorkflow(name) => {
             ApiError::NotFound(format!("workflow '{name}' not found"))

@@ -326,7 +326,7 @@ async fn trigger(state: &AppState, ctx: &RequestContext, name: &str) -> Result<R
         )));
     }
     let run = crate::jobs::Jobs::for_app(state)
-        .start_scheduled(name)
+        .trigger_now(name, OffsetDateTime::now_utc())
         .await;
     let Some(execution_id) = run.execution_id else {
         return Err(ApiError::Unavailable {

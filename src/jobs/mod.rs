@@ -163,6 +163,20 @@ impl Jobs {
         Ok(started)
     }
 
+    /// Trigger-now: brings the schedule rows in line with the workspace first, so the run is
+    /// recorded on the workflow's row even before the schedule processor has ever run.
+    pub async fn trigger_now(&self, workflow_name: &str, now: OffsetDateTime) -> ScheduledRun {
+        let workflows = self.runner.workflows();
+        if let Err(e) = self
+            .schedules
+            .sync_from_registry(&crate::schedules::declared(&workflows), now)
+            .await
+        {
+            tracing::warn!(error = %e, "could not sync the schedule rows before trigger-now");
+        }
+        self.start_scheduled(workflow_name).await
+    }
+
     /// Starts a scheduled workflow now, as the scheduler: queued, GLOBAL scope, no input
     /// (v1's scheduler passed none), recorded on the schedule row.
     pub async fn start_scheduled(&self, workflow_name: &str) -> ScheduledRun {

@@ -20,7 +20,7 @@ from bifrost import workflow, param
 logger = logging.getLogger(__name__)
 
 
-@workflow(name="durable", execution_mode="async", retry_policy={"max_attempts": 3, "backoff_seconds": 0.2})
+@workflow(name="durable", execution_mode="async", retry_policy={"max_attempts": 3, "backoff_seconds": 0})
 @param("log_path", "string", required=True)
 async def durable(context, log_path: str):
     with open(log_path, "a") as f:

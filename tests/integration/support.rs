@@ -79,7 +79,6 @@ impl ServerBuilder {
     }
 
     /// Runs on the data folder of an earlier server (a restart).
-    #[allow(dead_code)] // for durability.rs, out of the suite until its failures are diagnosed
     pub fn reuse_data(mut self, data: tempfile::TempDir) -> Self {
         self.data = data;
         self
@@ -193,7 +192,6 @@ impl Server {
     }
 
     /// `kill -9`: no shutdown, no draining. Returns the data folder for a restart.
-    #[allow(dead_code)] // for durability.rs, out of the suite until its failures are diagnosed
     pub fn kill9(mut self) -> tempfile::TempDir {
         signal(&self.child, "KILL");
         let _ = self.child.wait();

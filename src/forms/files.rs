@@ -1,0 +1,390 @@
+//! Files for `file` fields: uploaded to blob storage before the form is submitted, referenced
+//! from the submission by [`FileRef`], checked again when the form is submitted, and handed to
+//! the workflow's sandbox.
+//!
+//! May depend on: the blob contract, `model` and `validate` (the field's own type and size rules
+//! decide what an upload may be). No HTTP.
+//!
+//! Layout: container `form-uploads`, blob `{scope}/{formId}/{fileId}/{name}` (scope = the
+//! organization the form runs for, or `GLOBAL`), the upload's `Content-Type` recorded on the
+//! blob. `fileId` is a fresh UUID: knowing it is what lets a submission reference the file, and
+//! the scope and form in the path keep one form's or organization's files out of another's
+//! submissions.
+//!
+//! Workflows read the bytes through the SDK's sandboxed files: before a submission runs, each of
+//! its files is copied to the organization's `temp` location as `form-uploads/{fileId}/{name}`,
+//! so `files.read_bytes(f"form-uploads/{f['fileId']}/{f['name']}", location="temp")` works. The
+//! copy is local to the instance that accepted the submission: sync runs and the in-process
+//! worker run there, but an async run picked up by another instance (Functions host scaled out)
+//! does not find it. A blob-backed SDK location would lift that limit.
+//!
+//! Invariants: an upload is at most [`MAX_UPLOAD_BYTES`] and within its field's `maxSizeMB`
+//! and `allowedTypes`; stored names are single path segments (no `/`, `\`, control characters,
+//! `.` or `..`).
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use bifrost_store::blob::{BlobPath, BlobStore, ContainerName};
+use bifrost_store::{Scope, StoreError};
+use bytes::Bytes;
+use serde_json::{Map, Value};
+
+use super::model::{FieldType, FormField};
+use super::validate::{FileRef, Validator};
+
+pub const UPLOADS_CONTAINER: &str = "form-uploads";
+/// The largest upload, whatever the field allows.
+pub const MAX_UPLOAD_BYTES: u64 = 25 * 1024 * 1024;
+/// The folder of the `temp` location that submissions' files are copied to.
+pub const TEMP_FOLDER: &str = "form-uploads";
+const MIB: u64 = 1024 * 1024;
+const MAX_NAME_BYTES: usize = 200;
+
+#[derive(Debug, thiserror::Error)]
+pub enum UploadError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The field's type or size rules refuse the file; the message names the file.
+    #[error("{0}")]
+    Rejected(String),
+    #[error("the file is larger than the limit of {limit} bytes")]
+    TooLarge { limit: u64 },
+    #[error("'{0}' is not a file field of this form")]
+    NotAFileField(String),
+}
+
+/// The uploads of every form. Cheap to clone.
+#[derive(Clone)]
+pub struct Uploads {
+    blobs: Arc<dyn BlobStore>,
+    container: ContainerName,
+}
+
+impl std::fmt::Debug for Uploads {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Uploads")
+            .field("container", &self.container)
+            .finish()
+    }
+}
+
+impl Uploads {
+    pub fn new(blobs: Arc<dyn BlobStore>) -> Result<Self, StoreError> {
+        Ok(Self {
+            blobs,
+            container: ContainerName::new(UPLOADS_CONTAINER)?,
+        })
+    }
+
+    pub async fn ensure_container(&self) -> Result<(), StoreError> {
+        self.blobs.create_container(&self.container).await
+    }
+
+    /// The largest file `field` accepts: its `maxSizeMB`, capped at [`MAX_UPLOAD_BYTES`].
+    pub fn limit(field: &FormField) -> u64 {
+        field.max_size_mb.map_or(MAX_UPLOAD_BYTES, |mb| {
+            (u64::from(mb) * MIB).min(MAX_UPLOAD_BYTES)
+        })
+    }
+
+    /// Checks the file against `field`'s rules and stores it; returns the reference a
+    /// submission carries.
+    pub async fn save(
+        &self,
+        scope: &Scope,
+        form_id: &str,
+        field: &FormField,
+        file_name: &str,
+        content_type: &str,
+        bytes: Bytes,
+    ) -> Result<FileRef, UploadError> {
+        if field.field_type != FieldType::File {
+            return Err(UploadError::NotAFileField(field.name.clone()));
+        }
+        let limit = Self::limit(field);
+        if bytes.len() as u64 > limit {
+            return Err(UploadError::TooLarge { limit });
+        }
+        let content_type = match content_type.trim() {
+            "" => bifrost_store::blob::DEFAULT_CONTENT_TYPE,
+            t => t,
+        };
+        let file = FileRef {
+            file_id: uuid::Uuid::new_v4().to_string(),
+            name: safe_name(file_name),
+            content_type: content_type.to_owned(),
+            size: bytes.len() as u64,
+        };
+        check_against(field, &file).map_err(UploadError::Rejected)?;
+        let path = blob_path(scope, form_id, &file.file_id, &file.name)?;
+        self.blobs
+            .put(&self.container, &path, bytes, &file.content_type)
+            .await?;
+        Ok(file)
+    }
+
+    /// The stored file `file_id` of `form_id` in `scope`, with its blob path.
+    pub async fn find(
+        &self,
+        scope: &Scope,
+        form_id: &str,
+        file_id: &str,
+    ) -> Result<Option<(FileRef, BlobPath)>, StoreError> {
+        if !is_file_id(file_id) {
+            return Ok(None);
+        }
+        let prefix = format!("{scope}/{form_id}/{file_id}/");
+        let blobs = match self.blobs.list(&self.container, &prefix).await {
+            Ok(blobs) => blobs,
+            Err(StoreError::NotFound { .. }) => return Ok(None),
+            Err(e) => return Err(e),
+        };
+        Ok(blobs.into_iter().next().and_then(|info| {
+            let name = info.name.segments().last()?.to_owned();
+            Some((
+                FileRef {
+                    file_id: file_id.to_owned(),
+                    name,
+                    content_type: info.content_type.clone(),
+                    size: info.size,
+                },
+                info.name,
+            ))
+        }))
+    }
+
+    /// Checks that `submitted` is a file uploaded for this form in this scope, exactly as
+    /// described. `Err` carries the message for the field.
+    pub async fn verify(
+        &self,
+        scope: &Scope,
+        form_id: &str,
+        submitted: &FileRef,
+    ) -> Result<Result<BlobPath, String>, StoreError> {
+        let Some((stored, path)) = self.find(scope, form_id, &submitted.file_id).await? else {
+            return Ok(Err(format!(
+                "{}: no such upload for this form (upload it with POST /api/forms/{form_id}/files)",
+                submitted.name
+            )));
+        };
+        if stored != *submitted {
+            return Ok(Err(format!(
+                "{}: does not match the uploaded file (name, contentType and size must be as \
+                 the upload answered)",
+                submitted.name
+            )));
+        }
+        Ok(Ok(path))
+    }
+
+    /// Copies an uploaded file into `temp_root/{scope}/form-uploads/{fileId}/{name}`, the SDK's
+    /// `temp` location of that scope (nothing is done when the copy exists).
+    pub async fn materialize(
+        &self,
+        temp_root: &Path,
+        scope: &Scope,
+        file: &FileRef,
+        path: &BlobPath,
+    ) -> Result<PathBuf, UploadError> {
+        let target = temp_root
+            .join(scope.to_string())
+            .join(TEMP_FOLDER)
+            .join(&file.file_id)
+            .join(safe_name(&file.name));
+        if tokio::fs::try_exists(&target).await.unwrap_or(false) {
+            return Ok(target);
+        }
+        let (bytes, _) = self.blobs.get(&self.container, path).await?;
+        let io = |e: std::io::Error| {
+            UploadError::Store(StoreError::Backend(format!("copying an upload: {e}")))
+        };
+        if let Some(parent) = target.parent() {
+            tokio::fs::create_dir_all(parent).await.map_err(io)?;
+        }
+        tokio::fs::write(&target, &bytes).await.map_err(io)?;
+        Ok(target)
+    }
+}
+
+/// The value's files, as a list (a `multiple` field's array, or the one file).
+pub fn file_refs(value: &Value) -> Vec<FileRef> {
+    match value {
+        Value::Array(items) => items
+            .iter()
+            .filter_map(|v| serde_json::from_value(v.clone()).ok())
+            .collect(),
+        other => serde_json::from_value(other.clone()).into_iter().collect(),
+    }
+}
+
+/// The field's own rules (`allowedTypes`, `maxSizeMB`) applied to one file, with the messages
+/// a submission would get.
+fn check_against(field: &FormField, file: &FileRef) -> Result<(), String> {
+    let mut single = field.clone();
+    single.required = false;
+    single.multiple = None;
+    single.visibility_expression = None;
+    single.default_value = None;
+    let validator = Validator::new([&single]).map_err(|e| e.to_string())?;
+    let mut values = Map::new();
+    values.insert(
+        single.name.clone(),
+        serde_json::to_value(file).map_err(|e| e.to_string())?,
+    );
+    validator
+        .validate(&values, &Value::Null, &Map::new())
+        .map(|_| ())
+        .map_err(|errors| {
+            errors
+                .into_iter()
+                .map(|e| e.message)
+                .collect::<Vec<_>>()
+                .join("; ")
+        })
+}
+
+fn blob_path(
+    scope: &Scope,
+    form_id: &str,
+    file_id: &str,
+    name: &str,
+) -> Result<BlobPath, StoreError> {
+    BlobPath::new(format!("{scope}/{form_id}/{file_id}/{name}"))
+}
+
+fn is_file_id(id: &str) -> bool {
+    !id.is_empty() && id.len() <= 64 && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+}
+
+/// A file name usable as one path segment: separators and control characters become `_`,
+/// at most [`MAX_NAME_BYTES`] bytes, never empty, `.` or `..`.
+pub fn safe_name(name: &str) -> String {
+    let base = name.rsplit(['/', '\\']).next().unwrap_or_default().trim();
+    let mut out = String::new();
+    for c in base.chars() {
+        let c = if c.is_control() { '_' } else { c };
+        if out.len() + c.len_utf8() > MAX_NAME_BYTES {
+            break;
+        }
+        out.push(c);
+    }
+    match out.trim() {
+        "" | "." | ".." => "file".to_owned(),
+        trimmed => trimmed.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bifrost_store::OrgId;
+    use bifrost_store::blob::LocalBlobs;
+
+    fn file_field(types: &[&str], max_mb: Option<u32>) -> FormField {
+        let mut f = FormField::new("doc", FieldType::File);
+        f.label = Some("Doc".into());
+        f.allowed_types = Some(types.iter().map(|t| (*t).to_owned()).collect());
+        f.max_size_mb = max_mb;
+        f
+    }
+
+    async fn uploads() -> (Uploads, tempfile::TempDir) {
+        let dir = tempfile::tempdir().unwrap();
+        let blobs: Arc<dyn BlobStore> = Arc::new(LocalBlobs::open(dir.path()).unwrap());
+        let uploads = Uploads::new(blobs).unwrap();
+        uploads.ensure_container().await.unwrap();
+        (uploads, dir)
+    }
+
+    #[test]
+    fn names_are_single_safe_segments() {
+        assert_eq!(safe_name("../../etc/passwd"), "passwd");
+        assert_eq!(safe_name("C:\\x\\report.pdf"), "report.pdf");
+        assert_eq!(safe_name(".."), "file");
+        assert_eq!(safe_name(" a\u{7}b.txt "), "a_b.txt");
+        assert_eq!(safe_name(&"é".repeat(300)).len(), 200);
+    }
+
+    #[tokio::test]
+    async fn uploads_follow_the_field_rules_and_verify() {
+        let (uploads, dir) = uploads().await;
+        let scope = Scope::Org(OrgId::parse("o1").unwrap());
+        let field = file_field(&["application/pdf", ".txt"], Some(1));
+        let saved = uploads
+            .save(
+                &scope,
+                "f1",
+                &field,
+                "notes.txt",
+                "text/plain",
+                Bytes::from_static(b"hi"),
+            )
+            .await
+            .unwrap();
+        assert_eq!((saved.name.as_str(), saved.size), ("notes.txt", 2));
+        let refused = uploads
+            .save(
+                &scope,
+                "f1",
+                &field,
+                "x.png",
+                "image/png",
+                Bytes::from_static(b"x"),
+            )
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(&refused, UploadError::Rejected(m) if m.contains("image/png")),
+            "{refused}"
+        );
+        let big = Bytes::from(vec![0u8; (MIB + 1) as usize]);
+        assert!(matches!(
+            uploads.save(&scope, "f1", &field, "a.pdf", "application/pdf", big).await,
+            Err(UploadError::TooLarge { limit }) if limit == MIB
+        ));
+
+        let path = uploads.verify(&scope, "f1", &saved).await.unwrap().unwrap();
+        assert!(
+            uploads
+                .verify(&Scope::Global, "f1", &saved)
+                .await
+                .unwrap()
+                .is_err()
+        );
+        assert!(uploads.verify(&scope, "f2", &saved).await.unwrap().is_err());
+        let mut lying = saved.clone();
+        lying.size = 1;
+        assert!(uploads.verify(&scope, "f1", &lying).await.unwrap().is_err());
+        let mut sneaky = saved.clone();
+        sneaky.file_id = String::new();
+        assert!(
+            uploads
+                .verify(&scope, "f1", &sneaky)
+                .await
+                .unwrap()
+                .is_err()
+        );
+
+        let temp = dir.path().join("tmp");
+        let copy = uploads
+            .materialize(&temp, &scope, &saved, &path)
+            .await
+            .unwrap();
+        assert_eq!(
+            copy,
+            temp.join("o1/form-uploads")
+                .join(&saved.file_id)
+                .join("notes.txt")
+        );
+        assert_eq!(std::fs::read(copy).unwrap(), b"hi");
+    }
+
+    #[test]
+    fn file_refs_reads_one_or_many() {
+        let one = serde_json::json!({"fileId": "a", "name": "n", "contentType": "t", "size": 1});
+        assert_eq!(file_refs(&one).len(), 1);
+        assert_eq!(file_refs(&Value::Array(vec![one.clone(), one])).len(), 2);
+        assert!(file_refs(&Value::Null).is_empty());
+    }
+}

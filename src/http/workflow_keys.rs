@@ -1,0 +1,474 @@
+//! `/api/workflow-keys`: the API keys that open `/api/endpoints/{workflowName}` (v1's
+//! `/workflow-keys`, bifrost-v1.md §3), for platform administrators; and
+//! [`authenticate_endpoint`], the `Authorization: Bearer` check the endpoint handler
+//! (`run.rs`) calls.
+//!
+//! Wire shape (camelCase): a key is `{id, workflowName (null = global key), workflowId (v1's
+//! name, same value), global, description, disableGlobalKey, createdAt, createdBy, expiresAt,
+//! expired, revoked, revokedAt, revokedBy, lastUsedAt}`; the list is `{keys}`, oldest first,
+//! optionally `?workflowName=` only. `POST {workflowName? (alias workflowId), expiresInDays?
+//! (1..3650), description?, disableGlobalKey?}` answers 201 with the key plus `rawKey`
+//! (`wk_...`), the only time it is ever shown. `DELETE /{keyId}` revokes (204; 404 unknown, 409
+//! already revoked). Keys act in GLOBAL, whatever `X-Organization-Id` says.
+//!
+//! Endpoint calls: a missing or malformed key, an unknown one, a wrong secret, a revoked or an
+//! expired key answer 401 (the last two say so); a valid key that does not cover the workflow
+//! (another workflow's key, or a global key where the workflow refuses global keys) answers
+//! 403. Uses are audited as `key_used` (at most once a minute per key, when `LastUsedAt` is
+//! written), refusals as `key_rejected`, both with `kind: workflow_key`.
+//!
+//! Depends on [`WorkflowKeys`](crate::auth::WorkflowKeys), the engine's registry (a key must
+//! name an existing workflow) and the audit log. Invariants: the raw key (after creation) and
+//! its hash are never sent, logged or audited; the `Authorization` header is never logged.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bifrost_engine::WorkflowInfo;
+use bifrost_store::Scope;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use time::OffsetDateTime;
+use warp::Filter;
+use warp::filters::BoxedFilter;
+use warp::http::{HeaderMap, StatusCode};
+use warp::reply::Response;
+
+use crate::app::AppState;
+use crate::audit::{AuditEvent, AuditEventType};
+use crate::auth::workflow_keys::MAX_EXPIRES_IN_DAYS;
+use crate::auth::{
+    NewWorkflowKey, WorkflowKeyAuthError, WorkflowKeyError, WorkflowKeyId, WorkflowKeyPrincipal,
+    WorkflowKeyRecord, bearer_token,
+};
+use crate::http::access::{Access, Route};
+use crate::http::body;
+use crate::http::context::{RequestContext, audit, guard};
+use crate::http::error::{ApiError, json_response};
+use crate::http::executions::QueryParams;
+use crate::http::input::{Fields, no_content, respond, timestamp, with_state};
+
+pub const ROUTES: &[Route] = &[
+    Route {
+        id: "workflowKeys.list",
+        method: "GET",
+        path: "/api/workflow-keys",
+        access: Access::PlatformAdmin,
+        summary: "Workflow API keys (never their values or hashes); ?workflowName= filters",
+    },
+    Route {
+        id: "workflowKeys.create",
+        method: "POST",
+        path: "/api/workflow-keys",
+        access: Access::PlatformAdmin,
+        summary: "Create a workflow API key for one workflow or all (global); rawKey is shown once",
+    },
+    Route {
+        id: "workflowKeys.revoke",
+        method: "DELETE",
+        path: "/api/workflow-keys/{keyId}",
+        access: Access::PlatformAdmin,
+        summary: "Revoke a workflow API key",
+    },
+];
+
+/// `POST /api/workflow-keys` body (documentation; the handler reads it field by field so every
+/// 400 names its field).
+#[derive(Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[allow(dead_code)] // only its schema is used
+pub struct CreateWorkflowKeyRequest {
+    /// The workflow the key opens; omit for a global key (every workflow that accepts global
+    /// keys). v1's `workflowId` is accepted as an alias.
+    #[serde(default, alias = "workflowId")]
+    #[schemars(length(min = 1, max = 256))]
+    pub workflow_name: Option<String>,
+    /// Lifetime in days from now; omit for a key that does not expire.
+    #[serde(default)]
+    #[schemars(range(min = 1, max = 3650))]
+    pub expires_in_days: Option<u32>,
+    #[serde(default)]
+    #[schemars(length(max = 500))]
+    pub description: Option<String>,
+    /// Workflow keys only: while this key is unrevoked, its workflow refuses global keys.
+    #[serde(default)]
+    pub disable_global_key: Option<bool>,
+}
+
+#[derive(Serialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct WorkflowKeyDto {
+    pub id: String,
+    /// `null` for a global key.
+    pub workflow_name: Option<String>,
+    /// v1's name for `workflowName`.
+    pub workflow_id: Option<String>,
+    pub global: bool,
+    pub description: Option<String>,
+    pub disable_global_key: bool,
+    pub created_at: String,
+    pub created_by: String,
+    pub expires_at: Option<String>,
+    pub expired: bool,
+    pub revoked: bool,
+    pub revoked_at: Option<String>,
+    pub revoked_by: Option<String>,
+    pub last_used_at: Option<String>,
+}
+
+impl WorkflowKeyDto {
+    fn new(key: &WorkflowKeyRecord, now: OffsetDateTime) -> Self {
+        Self {
+            id: key.id.to_string(),
+            workflow_name: key.workflow_name.clone(),
+            workflow_id: key.workflow_name.clone(),
+            global: key.is_global(),
+            description: key.description.clone(),
+            disable_global_key: key.disable_global_key,
+            created_at: timestamp(key.created_at),
+            created_by: key.created_by.clone(),
+            expires_at: key.expires_at.map(timestamp),
+            expired: key.is_expired(now),
+            revoked: key.is_revoked(),
+            revoked_at: key.revoked_at.map(timestamp),
+            revoked_by: key.revoked_by.clone(),
+            last_used_at: key.last_used_at.map(timestamp),
+        }
+    }
+}
+
+#[derive(Serialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct CreatedWorkflowKey {
+    #[serde(flatten)]
+    pub key: WorkflowKeyDto,
+    /// `wk_...`: send as `Authorization: Bearer <rawKey>`. Shown only here, never again.
+    pub raw_key: String,
+}
+
+#[derive(Serialize, JsonSchema)]
+pub struct WorkflowKeyList {
+    pub keys: Vec<WorkflowKeyDto>,
+}
+
+pub fn routes(state: Arc<AppState>) -> BoxedFilter<(Response,)> {
+    let limit = state.settings.max_body_bytes;
+    let raw_query = || warp::query::raw().or(warp::any().map(String::new)).unify();
+    let list = warp::path!("api" / "workflow-keys")
+        .and(warp::get())
+        .and(guard(state.clone(), "workflowKeys.list"))
+        .and(raw_query())
+        .and(with_state(state.clone()))
+        .then(
+            |_ctx: RequestContext, query: String, state: Arc<AppState>| async move {
+                respond(list(&state, &query).await)
+            },
+        );
+    let create = warp::path!("api" / "workflow-keys")
+        .and(warp::post())
+        .and(guard(state.clone(), "workflowKeys.create"))
+        .and(body::json::<Value>(limit))
+        .and(with_state(state.clone()))
+        .then(|ctx, body, state: Arc<AppState>| async move {
+            respond(create(&state, &ctx, body).await)
+        });
+    let revoke = warp::path!("api" / "workflow-keys" / String)
+        .and(warp::delete())
+        .and(guard(state.clone(), "workflowKeys.revoke"))
+        .and(with_state(state))
+        .then(|id: String, ctx, state: Arc<AppState>| async move {
+            respond(revoke(&state, &ctx, &id).await)
+        });
+    list.or(create).unify().or(revoke).unify().boxed()
+}
+
+/// The HTTP answer to a key-management error; fields are named as the API spells them.
+fn key_error(err: WorkflowKeyError) -> ApiError {
+    match err {
+        WorkflowKeyError::Invalid { field, reason } => {
+            let field = match field {
+                "workflow_name" => "workflowName",
+                "expires_in_days" => "expiresInDays",
+                "disable_global_key" => "disableGlobalKey",
+                "id" => "keyId",
+                other => other,
+            };
+            ApiError::bad_request(field, format!("{field} {reason}"))
+        }
+        WorkflowKeyError::NotFound { id } => {
+            ApiError::NotFound(format!("workflow key '{id}' not found"))
+        }
+        e @ WorkflowKeyError::AlreadyRevoked { .. } => ApiError::Conflict(e.to_string()),
+        e @ WorkflowKeyError::Contention { .. } => ApiError::Unavailable {
+            reason: e.to_string(),
+            retry_after: Duration::from_secs(1),
+        },
+        WorkflowKeyError::Store(e) => ApiError::from(e),
+    }
+}
+
+async fn list(state: &AppState, raw_query: &str) -> Result<Response, ApiError> {
+    let q = QueryParams::parse(raw_query, &["workflowName"])?;
+    let workflow = q.get("workflowName");
+    if workflow.is_some_and(|w| w.chars().count() > 256) {
+        return Err(ApiError::bad_request(
+            "workflowName",
+            "must be at most 256 characters",
+        ));
+    }
+    let keys = state
+        .services
+        .workflow_keys
+        .list(workflow)
+        .await
+        .map_err(key_error)?;
+    let now = OffsetDateTime::now_utc();
+    Ok(json_response(
+        StatusCode::OK,
+        &WorkflowKeyList {
+            keys: keys.iter().map(|k| WorkflowKeyDto::new(k, now)).collect(),
+        },
+    ))
+}
+
+/// `workflowName`, or v1's `workflowId`; both may be sent only with the same value.
+fn workflow_name(fields: &Fields) -> Result<Option<String>, ApiError> {
+    let name = fields.str("workflowName")?;
+    let id = fields.str("workflowId")?;
+    match (name, id) {
+        (Some(a), Some(b)) if a != b => Err(ApiError::bad_request(
+            "workflowId",
+            "workflowId is v1's name for workflowName; send one of them",
+        )),
+        (Some(a), _) | (None, Some(a)) => Ok(Some(a.to_owned())),
+        (None, None) => Ok(None),
+    }
+}
+
+async fn create(state: &AppState, ctx: &RequestContext, body: Value) -> Result<Response, ApiError> {
+    let fields = Fields::new(
+        body,
+        &[
+            "workflowName",
+            "workflowId",
+            "expiresInDays",
+            "description",
+            "disableGlobalKey",
+        ],
+    )?;
+    let workflow_name = workflow_name(&fields)?;
+    let new = NewWorkflowKey {
+        expires_in_days: fields.u32_in("expiresInDays", 1..=MAX_EXPIRES_IN_DAYS)?,
+        description: fields.str("description")?.map(str::to_owned),
+        disable_global_key: fields.bool("disableGlobalKey")?.unwrap_or(false),
+        workflow_name,
+    };
+    if let Some(name) = new
+        .workflow_name
+        .as_deref()
+        .filter(|n| !n.trim().is_empty())
+        && state.engine.registry().workflow(name).is_none()
+    {
+        return Err(ApiError::bad_request(
+            "workflowName",
+            format!("workflowName: the workspace has no workflow named '{name}'"),
+        ));
+    }
+    let (record, raw) = state
+        .services
+        .workflow_keys
+        .create(new, &ctx.actor())
+        .await
+        .map_err(key_error)?;
+    audit(
+        state,
+        key_event(AuditEventType::KeyCreated, ctx.actor(), &record.id)
+            .detail(
+                "workflow",
+                record
+                    .workflow_name
+                    .clone()
+                    .map_or(Value::Null, Value::from),
+            )
+            .detail("disable_global_key", record.disable_global_key)
+            .detail(
+                "expires_at",
+                record
+                    .expires_at
+                    .map_or(Value::Null, |t| timestamp(t).into()),
+            ),
+    )
+    .await;
+    Ok(json_response(
+        StatusCode::CREATED,
+        &CreatedWorkflowKey {
+            key: WorkflowKeyDto::new(&record, OffsetDateTime::now_utc()),
+            raw_key: raw.expose().to_owned(),
+        },
+    ))
+}
+
+async fn revoke(state: &AppState, ctx: &RequestContext, id: &str) -> Result<Response, ApiError> {
+    let id = WorkflowKeyId::parse(id).map_err(key_error)?;
+    let record = state
+        .services
+        .workflow_keys
+        .revoke(&id, &ctx.actor())
+        .await
+        .map_err(key_error)?;
+    audit(
+        state,
+        key_event(AuditEventType::KeyRevoked, ctx.actor(), &record.id).detail(
+            "workflow",
+            record
+                .workflow_name
+                .clone()
+                .map_or(Value::Null, Value::from),
+        ),
+    )
+    .await;
+    Ok(no_content())
+}
+
+fn key_event(kind: AuditEventType, actor: String, id: &WorkflowKeyId) -> AuditEvent {
+    AuditEvent::new(kind, actor, Scope::Global)
+        .detail("kind", "workflow_key")
+        .detail("key_id", id.to_string())
+}
+
+/// The `Authorization: Bearer` check of a non-public `/api/endpoints/{workflow}` call that
+/// carried no function key: 401 without a valid key, 403 for a valid key that does not cover
+/// this workflow. Audits uses (throttled) and refusals.
+pub async fn authenticate_endpoint(
+    state: &AppState,
+    workflow: &WorkflowInfo,
+    headers: &HeaderMap,
+) -> Result<WorkflowKeyPrincipal, ApiError> {
+    let header = headers
+        .get(warp::http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok());
+    let Some(token) = bearer_token(header) else {
+        return Err(ApiError::Unauthorized(
+            "this endpoint requires a workflow key (Authorization: Bearer wk_...) or a function \
+             key (x-functions-key header or ?code=)"
+                .into(),
+        ));
+    };
+    match state
+        .services
+        .workflow_keys
+        .verify(token, &workflow.name, workflow.disable_global_key)
+        .await
+    {
+        Ok(key) => {
+            if key.usage_recorded {
+                audit(
+                    state,
+                    key_event(
+                        AuditEventType::KeyUsed,
+                        format!("workflow_key:{}", key.key_id),
+                        &key.key_id,
+                    )
+                    .detail("workflow", workflow.name.clone()),
+                )
+                .await;
+            }
+            Ok(key)
+        }
+        Err(WorkflowKeyAuthError::Rejected(rejection)) => {
+            let mut event =
+                AuditEvent::new(AuditEventType::KeyRejected, "anonymous", Scope::Global)
+                    .detail("kind", "workflow_key")
+                    .detail("reason", rejection.reason.as_str())
+                    .detail("workflow", workflow.name.clone());
+            if let Some(id) = &rejection.key_id {
+                event = event.detail("key_id", id.to_string());
+            }
+            audit(state, event).await;
+            Err(if rejection.reason.is_forbidden() {
+                ApiError::Forbidden(rejection.to_string())
+            } else {
+                ApiError::Unauthorized(rejection.to_string())
+            })
+        }
+        Err(WorkflowKeyAuthError::Store(e)) => Err(ApiError::from(e)),
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    #[test]
+    fn key_errors_name_the_api_fields() {
+        let field = |e: WorkflowKeyError| match key_error(e) {
+            ApiError::BadRequest { field, .. } => field,
+            other => panic!("{other:?}"),
+        };
+        let invalid = |field: &'static str| WorkflowKeyError::Invalid {
+            field,
+            reason: "bad".into(),
+        };
+        assert_eq!(
+            field(invalid("workflow_name")).as_deref(),
+            Some("workflowName")
+        );
+        assert_eq!(
+            field(invalid("expires_in_days")).as_deref(),
+            Some("expiresInDays")
+        );
+        assert_eq!(
+            field(invalid("disable_global_key")).as_deref(),
+            Some("disableGlobalKey")
+        );
+        assert_eq!(
+            field(invalid("description")).as_deref(),
+            Some("description")
+        );
+        assert_eq!(field(invalid("id")).as_deref(), Some("keyId"));
+        let id = WorkflowKeyId::parse("0123456789abcdef").unwrap();
+        assert_eq!(
+            key_error(WorkflowKeyError::AlreadyRevoked { id: id.clone() }).status(),
+            StatusCode::CONFLICT
+        );
+        assert_eq!(
+            key_error(WorkflowKeyError::NotFound { id }).status(),
+            StatusCode::NOT_FOUND
+        );
+    }
+
+    #[test]
+    fn workflow_id_is_an_alias_of_workflow_name() {
+        let name = |body: Value| {
+            let fields = Fields::new(body, &["workflowName", "workflowId"]).unwrap();
+            workflow_name(&fields)
+        };
+        assert_eq!(
+            name(json!({"workflowId": "a"})).unwrap().as_deref(),
+            Some("a")
+        );
+        assert_eq!(
+            name(json!({"workflowName": "a"})).unwrap().as_deref(),
+            Some("a")
+        );
+        assert_eq!(
+            name(json!({"workflowName": "a", "workflowId": "a"}))
+                .unwrap()
+                .as_deref(),
+            Some("a")
+        );
+        assert_eq!(name(json!({})).unwrap(), None);
+        match name(json!({"workflowName": "a", "workflowId": "b"})).unwrap_err() {
+            ApiError::BadRequest { field, .. } => assert_eq!(field.as_deref(), Some("workflowId")),
+            other => panic!("{other:?}"),
+        }
+        match name(json!({"workflowId": 5})).unwrap_err() {
+            ApiError::BadRequest { field, .. } => assert_eq!(field.as_deref(), Some("workflowId")),
+            other => panic!("{other:?}"),
+        }
+    }
+}
