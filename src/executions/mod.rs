@@ -178,11 +178,20 @@ impl Executions {
         let mut batch = ScopedBatch::new()
             .insert(row.clone(), props)
             .insert(id_row_key(&record.execution_id)?, pointer);
-        if record.status == "Running" {
-            batch = batch.insert(
-                recovery::run_row_key(&record.execution_id)?,
-                self.lease_properties(&row),
-            );
+        match record.status.as_str() {
+            "Running" => {
+                batch = batch.insert(
+                    recovery::run_row_key(&record.execution_id)?,
+                    self.lease_properties(&row),
+                );
+            }
+            "Pending" => {
+                batch = batch.insert(
+                    recovery::run_row_key(&record.execution_id)?,
+                    Self::queued_properties(&row, std::time::Duration::ZERO),
+                );
+            }
+            _ => {}
         }
         table.batch(batch).await?;
         Ok(())

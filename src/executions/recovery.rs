@@ -21,6 +21,14 @@
 //!
 //! The run rows are also how per-organization concurrency is counted ([`Executions::running_count`]):
 //! a range read of one partition, as large as the number of runs in progress.
+//!
+//! A queued execution holds a *queued* lease (the same row with `Queued = true`), written with
+//! its `Pending` record (atomically) or with its reset for a retry, lasting the retry delay plus
+//! [`QUEUED_GRACE`]. Its message is sent after the record is written, so an instance that dies
+//! in between leaves a `Pending` record nobody will ever dequeue. When such a lease runs out and
+//! the record is still `Pending`, the cleaner sends the message again and takes a fresh queued
+//! lease. A message that was only slow (a long backlog) is then queued twice; the worker's
+//! ETag-guarded `Pending → Running` move lets one copy run and drops the other.
 
 use std::time::Duration;
 
@@ -39,6 +47,10 @@ pub const DEFAULT_LEASE: Duration = Duration::from_secs(60);
 pub const ATTEMPT_LOG_SPAN: u64 = 10_000_000;
 /// Most attempts a policy may ask for (v1's bound).
 pub const MAX_ATTEMPTS: u32 = 10;
+
+/// How long a queued execution may wait for a worker before its message is presumed lost and
+/// sent again (a duplicate is harmless, see the module comment).
+pub const QUEUED_GRACE: Duration = Duration::from_secs(15 * 60);
 
 pub(crate) fn run_row_key(execution_id: &str) -> StoreResult<RowKey> {
     RowKey::new(format!("run:{execution_id}"))
@@ -104,6 +116,8 @@ pub struct ExpiredLease {
     pub scope: Scope,
     pub execution_id: String,
     pub lease_until: Option<OffsetDateTime>,
+    /// A queued lease (the run had not started), not a running one.
+    pub queued: bool,
     etag: Option<bifrost_store::table::ETag>,
 }
 
@@ -115,6 +129,8 @@ pub struct CleanupReport {
     pub requeued: usize,
     /// Orphans marked `Failed` (no attempts left, or a sync run).
     pub failed: usize,
+    /// `Pending` runs whose message was presumed lost: sent again.
+    pub resent: usize,
     /// Orphans that were `Cancelling`: now `Cancelled`.
     pub cancelled: usize,
     /// Lease rows of runs that had finished (a crash between completion and release).
@@ -133,6 +149,40 @@ impl Executions {
             (OffsetDateTime::now_utc() + self.lease).into(),
         );
         props
+    }
+
+    /// The run row's properties for an execution waiting in the queue for `delay` at most.
+    pub(crate) fn queued_properties(row: &RowKey, delay: Duration) -> Properties {
+        let mut props = Properties::new();
+        props.insert("Row".into(), TableValue::from(row.as_str()));
+        props.insert(
+            "LeaseUntil".into(),
+            (OffsetDateTime::now_utc() + delay + QUEUED_GRACE).into(),
+        );
+        props.insert("Queued".into(), TableValue::Boolean(true));
+        props
+    }
+
+    /// Takes a fresh queued lease after the message was sent again. `Ok(false)`: the run row
+    /// exists already (a worker started the run meanwhile), which is left alone.
+    pub(crate) async fn renew_queued(
+        &self,
+        scope: &Scope,
+        record: &super::ExecutionRecord,
+    ) -> StoreResult<bool> {
+        let row = super::record_row_key(record)?;
+        match self
+            .scoped(scope)?
+            .insert(
+                run_row_key(&record.execution_id)?,
+                Self::queued_properties(&row, Duration::ZERO),
+            )
+            .await
+        {
+            Ok(_) => Ok(true),
+            Err(StoreError::AlreadyExists { .. }) => Ok(false),
+            Err(e) => Err(e),
+        }
     }
 
     /// Drops the run's lease row (absent is fine: released already, or claimed by a cleaner).
@@ -178,11 +228,12 @@ impl Executions {
             .query_all(
                 &Query::new()
                     .filter(Column::RowKey.ge("run:") & Column::RowKey.lt("run;"))
-                    .select(["LeaseUntil"]),
+                    .select(["LeaseUntil", "Queued"]),
             )
             .await?;
         Ok(rows
             .iter()
+            .filter(|e| !is_queued(e))
             .filter(|e| {
                 e.get("LeaseUntil")
                     .and_then(TableValue::as_datetime)
@@ -200,7 +251,7 @@ impl Executions {
                 &table_name()?,
                 &Query::new()
                     .filter(Column::RowKey.ge("run:") & Column::RowKey.lt("run;"))
-                    .select(["LeaseUntil"]),
+                    .select(["LeaseUntil", "Queued"]),
             )
             .await?;
         let mut expired = Vec::new();
@@ -220,6 +271,7 @@ impl Executions {
                 scope,
                 execution_id: id.to_owned(),
                 lease_until,
+                queued: is_queued(&row),
                 etag: row.etag.clone(),
             });
         }
@@ -251,6 +303,7 @@ impl Executions {
         execution_id: &str,
         from: &[&str],
         attempt: u32,
+        delay: Duration,
     ) -> StoreResult<bool> {
         let table = self.scoped(scope)?;
         for _ in 0..5 {
@@ -273,12 +326,16 @@ impl Executions {
             record.duration_ms = None;
             record.completed_at = None;
             let props = self.properties_of(scope, &record).await?;
+            let queued = Self::queued_properties(&row, delay);
             match table
                 .update(row, props, WriteMode::Replace, &IfMatch::from(etag))
                 .await
             {
                 Ok(_) => {
-                    self.release(scope, execution_id).await?;
+                    // The attempt's lease becomes the queued lease of the next one.
+                    table
+                        .upsert(run_row_key(execution_id)?, queued, WriteMode::Replace)
+                        .await?;
                     return Ok(true);
                 }
                 Err(StoreError::PreconditionFailed { .. }) => continue,
@@ -289,6 +346,10 @@ impl Executions {
             what: format!("execution {execution_id}"),
         })
     }
+}
+
+fn is_queued(row: &bifrost_store::table::Entity) -> bool {
+    matches!(row.get("Queued"), Some(TableValue::Boolean(true)))
 }
 
 #[cfg(test)]

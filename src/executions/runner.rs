@@ -178,6 +178,19 @@ pub struct QueuedExecution {
     pub is_function_key: bool,
 }
 
+impl QueuedExecution {
+    /// The message of a stored execution (another attempt, or a lost message sent again).
+    pub fn of(scope: &Scope, record: &ExecutionRecord) -> Self {
+        Self {
+            execution_id: record.execution_id.clone(),
+            scope: scope.to_string(),
+            workflow_name: record.workflow_name.clone(),
+            is_platform_admin: record.rights.is_platform_admin,
+            is_function_key: record.rights.is_function_key,
+        }
+    }
+}
+
 /// The shared execution service. Cheap to clone (handles only).
 #[derive(Clone)]
 pub struct Runner {
@@ -186,6 +199,9 @@ pub struct Runner {
     audit: Arc<AuditLog>,
     orgs: OrgService,
     queues: Arc<dyn QueueStore>,
+    /// Wakes this instance's idle worker when a message is sent for immediate delivery, so a
+    /// queued run starts without waiting for the next poll.
+    enqueued: Arc<tokio::sync::Notify>,
 }
 
 impl Runner {
@@ -202,7 +218,13 @@ impl Runner {
             audit,
             orgs,
             queues,
+            enqueued: Arc::new(tokio::sync::Notify::new()),
         }
+    }
+
+    /// Notified whenever a message is sent without delay (see [`Self::enqueued`]'s field).
+    pub(crate) fn enqueued(&self) -> &tokio::sync::Notify {
+        &self.enqueued
     }
 
     /// The runner of a started application.
@@ -493,14 +515,14 @@ impl Runner {
             return Ok(None);
         }
         let id = &record.execution_id;
+        let delay = policy.delay_before(next);
         if !self
             .executions
-            .reset_for_retry(scope, id, from, next)
+            .reset_for_retry(scope, id, from, next, delay)
             .await?
         {
             return Ok(None);
         }
-        let delay = policy.delay_before(next);
         let note = LogEntry {
             sequence: u64::from(next - 1) * ATTEMPT_LOG_SPAN,
             timestamp: OffsetDateTime::now_utc(),
@@ -518,13 +540,7 @@ impl Runner {
         if let Err(e) = self.executions.append_logs(scope, id, &[note]).await {
             tracing::warn!(error = %e, execution_id = %id, "could not log the retry");
         }
-        let message = QueuedExecution {
-            execution_id: id.clone(),
-            scope: scope.to_string(),
-            workflow_name: record.workflow_name.clone(),
-            is_platform_admin: record.rights.is_platform_admin,
-            is_function_key: record.rights.is_function_key,
-        };
+        let message = QueuedExecution::of(scope, record);
         if let Err(e) = self.send(&message, delay).await {
             let mut current = self
                 .executions
@@ -547,7 +563,11 @@ impl Runner {
         let body = serde_json::to_string(message)
             .map_err(|e| StoreError::Backend(format!("queue message: {e}")))?;
         let queue = QueueName::new(QUEUE)?;
-        self.queues.send(&queue, &body, delay).await.map(|_| ())
+        self.queues.send(&queue, &body, delay).await?;
+        if delay.is_zero() {
+            self.enqueued.notify_one();
+        }
+        Ok(())
     }
 
     /// One `execution_cleanup` pass: recovers every run whose lease ran out (see `recovery.rs`).
@@ -591,6 +611,15 @@ impl Runner {
                         }
                         Err(e) => return Err(e),
                     }
+                }
+                "Pending" if lease.queued => {
+                    // The message was lost (the instance died between record and send) or is
+                    // only slow; a second copy is harmless, the first `Pending → Running` wins.
+                    let message = QueuedExecution::of(scope, &record);
+                    self.send(&message, Duration::ZERO).await?;
+                    self.executions.renew_queued(scope, &record).await?;
+                    tracing::warn!(execution_id = %record.execution_id, waited_until = %since, "queued execution not started in time; its message was sent again");
+                    report.resent += 1;
                 }
                 _ => report.stale += 1,
             }

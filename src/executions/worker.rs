@@ -2,7 +2,8 @@
 //! queue and runs them through the shared [`Runner`].
 //!
 //! [`handle_message`] is the whole per-message logic and does not care how the message arrived:
-//! the in-process [`Worker`] (standalone server) polls the queue store, and on Azure a
+//! the in-process [`Worker`] (standalone server) polls the queue store (and is woken at once
+//! when this instance enqueues a run, so an idle worker adds no poll delay), and on Azure a
 //! queue-trigger function can call the same function with the message it was given.
 //! May depend on: the runner, the queue store. Not on HTTP.
 //!
@@ -395,6 +396,7 @@ async fn poll(runner: Runner, config: WorkerConfig, mut stopped: watch::Receiver
         };
         tokio::select! {
             _ = tokio::time::sleep(wait) => {}
+            _ = runner.enqueued().notified(), if ready => {}
             _ = stopped.changed() => {}
         }
     }
@@ -688,6 +690,80 @@ mod tests {
                 .unwrap()
                 == Default::default()
         );
+    }
+
+    #[tokio::test]
+    async fn a_pending_run_whose_message_was_lost_is_sent_again_and_runs_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let (runner, engine, queue) = setup(dir.path()).await;
+        // Lost: the instance died between writing the record and sending the message.
+        let (workflow, input) = runner
+            .prepare(
+                "known",
+                serde_json::Map::new(),
+                super::super::input::Coercion::Strict,
+            )
+            .unwrap();
+        let request = RunRequest::new(
+            workflow,
+            input,
+            Scope::Global,
+            Caller::new("u1", "u1@example.com", "U One"),
+            "user:u1",
+        );
+        let lost = runner
+            .start(&request, "Pending")
+            .await
+            .unwrap()
+            .execution_id;
+        // Slow: its message is still waiting behind a backlog.
+        let slow = enqueue(&runner).await;
+
+        let now = time::OffsetDateTime::now_utc();
+        let grace = time::Duration::try_from(super::super::recovery::QUEUED_GRACE).unwrap();
+        let within = runner
+            .recover_orphans(now + grace - time::Duration::minutes(1))
+            .await
+            .unwrap();
+        assert_eq!(within, Default::default(), "still within the grace period");
+        let after = runner
+            .recover_orphans(now + grace + time::Duration::minutes(1))
+            .await
+            .unwrap();
+        assert_eq!(after.resent, 2, "{after:?}");
+        assert_eq!(
+            runner
+                .executions()
+                .running_count(&Scope::Global, now)
+                .await
+                .unwrap(),
+            0,
+            "queued leases are not running runs"
+        );
+
+        let mut handled = drain(&runner, &queue, Duration::from_secs(5)).await;
+        handled.sort_by_key(|h| format!("{h:?}"));
+        assert_eq!(
+            handled,
+            [
+                Handled::Ran("Success".into()),
+                Handled::Ran("Success".into()),
+                Handled::Skipped("Success".into()),
+            ],
+            "the slow run's duplicate message is dropped"
+        );
+        assert_eq!(engine.runs.load(Ordering::SeqCst), 2);
+        for id in [&lost, &slow] {
+            let record = runner
+                .executions()
+                .get(&Scope::Global, id)
+                .await
+                .unwrap()
+                .unwrap();
+            assert_eq!(record.status, "Success");
+        }
+        let again = runner.recover_orphans(now + grace * 3).await.unwrap();
+        assert_eq!(again, Default::default(), "finished runs hold no lease");
     }
 
     #[tokio::test]

@@ -290,7 +290,9 @@ pub fn routes(state: Arc<AppState>) -> BoxedFilter<(Response,)> {
         .and(warp::get())
         .and(guard(state.clone(), "forms.list"))
         .and(with_state(state.clone()))
-        .then(|ctx, state: Arc<AppState>| async move { respond(list(&state, &ctx).await) });
+        .then(|ctx, state: Arc<AppState>| async move { respond(list(&state, &ctx).await) })
+        .boxed();
+
     let create = warp::path!("api" / "forms")
         .and(warp::post())
         .and(guard(state.clone(), "forms.create"))
@@ -298,12 +300,16 @@ pub fn routes(state: Arc<AppState>) -> BoxedFilter<(Response,)> {
         .and(with_state(state.clone()))
         .then(|ctx, input, state: Arc<AppState>| async move {
             respond(create(&state, &ctx, input).await)
-        });
+        })
+        .boxed();
+
     let import = warp::path!("api" / "forms" / "import")
         .and(warp::post())
         .and(guard(state.clone(), "forms.import"))
         .and(with_state(state.clone()))
-        .then(|ctx, state: Arc<AppState>| async move { respond(import(&state, &ctx).await) });
+        .then(|ctx, state: Arc<AppState>| async move { respond(import(&state, &ctx).await) })
+        .boxed();
+
     let get = warp::path!("api" / "forms" / String)
         .and(warp::get())
         .and(public())
@@ -312,7 +318,9 @@ pub fn routes(state: Arc<AppState>) -> BoxedFilter<(Response,)> {
             |id: String, headers: HeaderMap, query: String, state: Arc<AppState>| async move {
                 respond(get(&state, &id, &headers, &query).await)
             },
-        );
+        )
+        .boxed();
+
     let update = warp::path!("api" / "forms" / String)
         .and(warp::put())
         .and(guard(state.clone(), "forms.update"))
@@ -320,14 +328,18 @@ pub fn routes(state: Arc<AppState>) -> BoxedFilter<(Response,)> {
         .and(with_state(state.clone()))
         .then(|id: String, ctx, input, state: Arc<AppState>| async move {
             respond(update(&state, &ctx, &id, input).await)
-        });
+        })
+        .boxed();
+
     let delete = warp::path!("api" / "forms" / String)
         .and(warp::delete())
         .and(guard(state.clone(), "forms.delete"))
         .and(with_state(state.clone()))
         .then(|id: String, ctx, state: Arc<AppState>| async move {
             respond(delete(&state, &ctx, &id).await)
-        });
+        })
+        .boxed();
+
     let validate =
         warp::path!("api" / "forms" / String / "validate")
             .and(warp::post())
@@ -342,7 +354,9 @@ pub fn routes(state: Arc<AppState>) -> BoxedFilter<(Response,)> {
                  state: Arc<AppState>| async move {
                     respond(validate(&state, &id, &headers, &query, &body).await)
                 },
-            );
+            )
+            .boxed();
+
     let startup = warp::path!("api" / "forms" / String / "startup")
         .and(warp::get().or(warp::post()).unify())
         .and(warp::method())
@@ -358,7 +372,9 @@ pub fn routes(state: Arc<AppState>) -> BoxedFilter<(Response,)> {
              state: Arc<AppState>| async move {
                 respond(startup(&state, &id, &method, &headers, &query, &body).await)
             },
-        );
+        )
+        .boxed();
+
     let provider = warp::path!("api" / "forms" / String / "data-providers" / String)
         .and(warp::post())
         .and(public())
@@ -373,7 +389,9 @@ pub fn routes(state: Arc<AppState>) -> BoxedFilter<(Response,)> {
              state: Arc<AppState>| async move {
                 respond(data_provider(&state, &id, &name, &headers, &query, &body).await)
             },
-        );
+        )
+        .boxed();
+
     let upload =
         warp::path!("api" / "forms" / String / "files")
             .and(warp::post())
@@ -388,7 +406,9 @@ pub fn routes(state: Arc<AppState>) -> BoxedFilter<(Response,)> {
                  state: Arc<AppState>| async move {
                     respond(upload(&state, &id, &headers, &query, body).await)
                 },
-            );
+            )
+            .boxed();
+
     let execute =
         warp::path!("api" / "forms" / String / "execute")
             .and(warp::post())
@@ -403,37 +423,33 @@ pub fn routes(state: Arc<AppState>) -> BoxedFilter<(Response,)> {
                  state: Arc<AppState>| async move {
                     respond(execute(&state, &id, &headers, &query, &body).await)
                 },
-            );
+            )
+            .boxed();
+
     let workflow_form = warp::path!("api" / "workflows" / String / "form")
         .and(warp::get())
         .and(guard(state.clone(), "forms.workflowForm"))
         .and(with_state(state))
         .then(|name: String, _ctx, state: Arc<AppState>| async move {
             respond(workflow_form(&state, &name))
-        });
-    list.or(create)
-        .unify()
-        .or(import)
-        .unify()
-        .or(get)
-        .unify()
-        .or(update)
-        .unify()
-        .or(delete)
-        .unify()
-        .or(validate)
-        .unify()
-        .or(startup)
-        .unify()
-        .or(provider)
-        .unify()
-        .or(upload)
-        .unify()
-        .or(execute)
-        .unify()
-        .or(workflow_form)
-        .unify()
-        .boxed()
+        })
+        .boxed();
+    crate::http::one_of(
+        list,
+        [
+            create,
+            import,
+            get,
+            update,
+            delete,
+            validate,
+            startup,
+            provider,
+            upload,
+            execute,
+            workflow_form,
+        ],
+    )
 }
 
 // ---------------------------------------------------------------------------------------------

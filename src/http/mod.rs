@@ -74,40 +74,36 @@ pub fn routes(state: Arc<AppState>) -> BoxedFilter<(Response,)> {
         .and(with_state.clone())
         .then(health::handle);
 
-    readiness
-        .or(health)
-        .unify()
-        .or(organizations::routes(state.clone()))
-        .unify()
-        .or(users::routes(state.clone()))
-        .unify()
-        .or(roles::routes(state.clone()))
-        .unify()
-        .or(config::routes(state.clone()))
-        .unify()
-        .or(secrets::routes(state.clone()))
-        .unify()
-        .or(keys::routes(state.clone()))
-        .unify()
-        .or(workflow_keys::routes(state.clone()))
-        .unify()
-        .or(workflows::routes(state.clone()))
-        .unify()
-        .or(executions::routes(state.clone()))
-        .unify()
-        .or(run::routes(state.clone()))
-        .unify()
-        .or(schedules::routes(state.clone()))
-        .unify()
-        .or(forms::routes(state.clone()))
-        .unify()
-        .or(audit::routes(state.clone()))
-        .unify()
-        .or(metrics::routes(state.clone()))
-        .unify()
-        .or(openapi::routes(state))
-        .unify()
-        .recover(error::recover)
-        .unify()
-        .boxed()
+    let api = one_of(
+        readiness.or(health).unify().boxed(),
+        [
+            organizations::routes(state.clone()),
+            users::routes(state.clone()),
+            roles::routes(state.clone()),
+            config::routes(state.clone()),
+            secrets::routes(state.clone()),
+            keys::routes(state.clone()),
+            workflow_keys::routes(state.clone()),
+            workflows::routes(state.clone()),
+            executions::routes(state.clone()),
+            run::routes(state.clone()),
+            schedules::routes(state.clone()),
+            forms::routes(state.clone()),
+            audit::routes(state.clone()),
+            metrics::routes(state.clone()),
+            openapi::routes(state),
+        ],
+    );
+    api.recover(error::recover).unify().boxed()
+}
+
+/// The first of `routes` that accepts a request. Boxed at every step: the type of a long
+/// `.or().unify()` chain nests once per route, and checking its `Filter` bound grows
+/// exponentially with the depth (17 unboxed levels took the compiler nine minutes).
+pub(crate) fn one_of(
+    first: BoxedFilter<(Response,)>,
+    rest: impl IntoIterator<Item = BoxedFilter<(Response,)>>,
+) -> BoxedFilter<(Response,)> {
+    rest.into_iter()
+        .fold(first, |chain, next| chain.or(next).unify().boxed())
 }
