@@ -58,6 +58,8 @@ pub struct Services {
     pub provider_cache: crate::forms::providers::ProviderCache,
     /// Files uploaded for `file` form fields (`form-uploads` container).
     pub uploads: crate::forms::files::Uploads,
+    /// Wakes this instance's idle queue worker when a run is queued here.
+    pub enqueued: Arc<tokio::sync::Notify>,
 }
 
 impl Services {
@@ -81,6 +83,7 @@ impl Services {
                 AuditLog::new(tables.clone()).map_err(|e| StartupError::Storage(e.to_string()))?,
             ),
             executions: Executions::new(tables.clone(), backends.blobs.clone()),
+            enqueued: Arc::new(tokio::sync::Notify::new()),
             schedules: ScheduleStore::new(tables.clone())
                 .map_err(|e| StartupError::Storage(e.to_string()))?,
             forms: crate::forms::store::FormStore::new(tables.clone())

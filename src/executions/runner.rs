@@ -227,15 +227,17 @@ impl Runner {
         &self.enqueued
     }
 
-    /// The runner of a started application.
+    /// The runner of a started application (every runner of it shares one wake-up signal).
     pub fn for_app(state: &crate::app::AppState) -> Self {
-        Self::new(
+        let mut runner = Self::new(
             Arc::new(state.engine.clone()),
             state.services.executions.clone(),
             state.services.audit.clone(),
             state.services.orgs.clone(),
             state.backends.queues.clone(),
-        )
+        );
+        runner.enqueued = state.services.enqueued.clone();
+        runner
     }
 
     pub fn executions(&self) -> &Executions {
