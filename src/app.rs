@@ -231,6 +231,7 @@ pub async fn start_engine(
         backends.secrets.clone(),
         services.audit.clone(),
         services.executions.clone(),
+        services.forms.clone(),
         settings.workspace.clone(),
         settings.data_dir.join("tmp"),
     );

@@ -29,6 +29,7 @@ use crate::domain::{
 };
 
 use crate::executions::{ExecutionQuery, Executions};
+use crate::forms::store::FormStore;
 
 pub struct StorageHost {
     secrets: Arc<dyn SecretStore>,
@@ -37,6 +38,8 @@ pub struct StorageHost {
     orgs: OrgService,
     roles: RoleService,
     executions: Executions,
+    /// The same forms the API serves (stored, and imported from the workspace's `*.form.json`).
+    forms: FormStore,
     workspace: PathBuf,
     temp: PathBuf,
 }
@@ -47,6 +50,7 @@ impl StorageHost {
         secrets: Arc<dyn SecretStore>,
         audit: Arc<AuditLog>,
         executions: Executions,
+        forms: FormStore,
         workspace: PathBuf,
         temp: PathBuf,
     ) -> Self {
@@ -54,6 +58,7 @@ impl StorageHost {
             config: ConfigService::new(tables.clone(), secrets.clone()),
             orgs: OrgService::new(tables.clone()),
             roles: RoleService::new(tables),
+            forms,
             secrets,
             audit,
             executions,
@@ -229,37 +234,6 @@ fn opt_bool(updates: &Map<String, Value>, key: &str) -> HostResult<Option<bool>>
         Some(Value::Bool(b)) => Ok(Some(*b)),
         Some(_) => Err(HostError::InvalidInput(format!("{key} must be a boolean"))),
     }
-}
-
-/// Every `*.form.json` / `form.json` under the workspace that parses as a JSON object with an id.
-fn workspace_forms(root: &Path) -> Vec<Value> {
-    let mut found = Vec::new();
-    let mut stack = vec![root.to_path_buf()];
-    while let Some(dir) = stack.pop() {
-        let Ok(entries) = std::fs::read_dir(&dir) else {
-            continue;
-        };
-        for entry in entries.flatten() {
-            let path = entry.path();
-            let name = entry.file_name().to_string_lossy().into_owned();
-            if path.is_dir() {
-                if !name.starts_with('.') && name != "__pycache__" {
-                    stack.push(path);
-                }
-            } else if name.ends_with(".form.json") || name == "form.json" {
-                match std::fs::read_to_string(&path).map(|t| serde_json::from_str::<Value>(&t)) {
-                    Ok(Ok(form)) if form.get("id").is_some_and(Value::is_string) => {
-                        found.push(form)
-                    }
-                    _ => {
-                        tracing::warn!(file = %path.display(), "skipping a form file that is not a JSON object with an id")
-                    }
-                }
-            }
-        }
-    }
-    found.sort_by(|a, b| a["name"].as_str().cmp(&b["name"].as_str()));
-    found
 }
 
 /// A stored config value parsed by its type, as `config.list` shows it.
@@ -455,24 +429,24 @@ impl SdkHost for StorageHost {
         }
     }
 
-    /// Forms live in the workspace as `*.form.json` (v1's final layout). A form is visible to
-    /// the execution's org when it belongs to that org or is global; inactive forms only to admins.
+    /// The forms of the execution's organization and the GLOBAL ones, as the API stores them
+    /// (v1's JSON); inactive forms only for platform administrators.
     async fn form_list(&self, scope: &HostScope) -> HostResult<Vec<Value>> {
-        let workspace = self.workspace.clone();
-        let forms = tokio::task::spawn_blocking(move || workspace_forms(&workspace))
+        let stored = self
+            .forms
+            .list(&execution_scope(scope)?)
             .await
-            .map_err(|e| HostError::Backend(format!("form scan failed: {e}")))?;
-        let org = scope.org_id.clone();
-        Ok(forms
-            .into_iter()
-            .filter(|f| {
-                let global = f["isGlobal"].as_bool() == Some(true) || f["orgId"] == "GLOBAL";
-                let own = org.as_deref().is_some_and(|o| f["orgId"] == o);
-                let active = f["isActive"].as_bool() != Some(false);
-                (global || own || (scope.is_platform_admin && org.is_none()))
-                    && (active || scope.is_platform_admin)
-            })
-            .collect())
+            .map_err(|e| HostError::Backend(format!("forms: {e}")))?;
+        let mut forms = Vec::new();
+        for f in stored {
+            if f.form.is_active || scope.is_platform_admin {
+                forms.push(
+                    serde_json::to_value(&f.form)
+                        .map_err(|e| HostError::Backend(format!("forms: {e}")))?,
+                );
+            }
+        }
+        Ok(forms)
     }
 
     async fn form_get(&self, scope: &HostScope, form_id: &str) -> HostResult<Option<Value>> {
@@ -827,10 +801,57 @@ mod tests {
             tables.clone(),
             Arc::new(secrets),
             audit,
-            Executions::new(tables, blobs),
+            Executions::new(tables.clone(), blobs),
+            FormStore::new(tables).unwrap(),
             dir.join("ws"),
             dir.join("tmp"),
         )
+    }
+
+    #[tokio::test]
+    async fn forms_are_the_stored_ones_of_the_org_and_global() {
+        let dir = tempfile::tempdir().unwrap();
+        let h = host(dir.path()).await;
+        h.forms.ensure_tables().await.unwrap();
+        let form = |id: &str, org: &str, active: bool| {
+            serde_json::from_value::<crate::forms::model::Form>(json!({
+                "id": id, "orgId": org, "name": id, "linkedWorkflow": "echo",
+                "isActive": active, "isGlobal": org == "GLOBAL", "createdBy": "test",
+                "createdAt": "2026-11-26T00:00:00Z", "updatedAt": "2026-11-26T00:00:00Z",
+                "formSchema": {"fields": [{"name": "note", "label": "Note", "type": "text"}]}
+            }))
+            .unwrap()
+        };
+        for (id, org, active) in [
+            ("everyone", "GLOBAL", true),
+            ("a-form", "org-a", true),
+            ("a-retired", "org-a", false),
+            ("b-form", "org-b", true),
+        ] {
+            h.forms.create(form(id, org, active)).await.unwrap();
+        }
+        let ids = |forms: Vec<Value>| {
+            let mut ids: Vec<String> = forms
+                .iter()
+                .map(|f| f["id"].as_str().unwrap().to_owned())
+                .collect();
+            ids.sort();
+            ids
+        };
+        let a = scope(Some("org-a"));
+        assert_eq!(ids(h.form_list(&a).await.unwrap()), ["a-form", "everyone"]);
+        let mut admin = scope(Some("org-a"));
+        admin.is_platform_admin = true;
+        assert_eq!(
+            ids(h.form_list(&admin).await.unwrap()),
+            ["a-form", "a-retired", "everyone"]
+        );
+        assert_eq!(ids(h.form_list(&scope(None)).await.unwrap()), ["everyone"]);
+        assert!(h.form_get(&a, "b-form").await.unwrap().is_none());
+        assert_eq!(
+            h.form_get(&a, "a-form").await.unwrap().unwrap()["orgId"],
+            "org-a"
+        );
     }
 
     #[tokio::test]
@@ -909,56 +930,6 @@ mod tests {
             !h.file_delete(&a, FileLocation::Temp, "r/out.txt")
                 .await
                 .unwrap()
-        );
-    }
-
-    #[tokio::test]
-    async fn forms_come_from_the_workspace_and_are_filtered_by_org_and_activity() {
-        let dir = tempfile::tempdir().unwrap();
-        let h = host(dir.path()).await;
-        let ws = dir.path().join("ws");
-        std::fs::create_dir_all(ws.join("forms")).unwrap();
-        let write = |name: &str, v: Value| {
-            std::fs::write(ws.join("forms").join(name), v.to_string()).unwrap()
-        };
-        write(
-            "a.form.json",
-            json!({"id": "f-a", "name": "A", "orgId": "org-a", "isActive": true}),
-        );
-        write(
-            "g.form.json",
-            json!({"id": "f-g", "name": "G", "orgId": "GLOBAL", "isGlobal": true, "isActive": true}),
-        );
-        write(
-            "off.form.json",
-            json!({"id": "f-off", "name": "Off", "orgId": "org-a", "isActive": false}),
-        );
-        std::fs::write(ws.join("forms/broken.form.json"), "{not json").unwrap();
-        let ids = |forms: Vec<Value>| {
-            forms
-                .iter()
-                .map(|f| f["id"].as_str().unwrap().to_owned())
-                .collect::<Vec<_>>()
-        };
-        assert_eq!(
-            ids(h.form_list(&scope(Some("org-a"))).await.unwrap()),
-            ["f-a", "f-g"]
-        );
-        assert_eq!(
-            ids(h.form_list(&scope(Some("org-b"))).await.unwrap()),
-            ["f-g"]
-        );
-        assert!(
-            h.form_get(&scope(Some("org-b")), "f-a")
-                .await
-                .unwrap()
-                .is_none()
-        );
-        let mut admin = scope(Some("org-a"));
-        admin.is_platform_admin = true;
-        assert_eq!(
-            ids(h.form_list(&admin).await.unwrap()),
-            ["f-a", "f-g", "f-off"]
         );
     }
 }
