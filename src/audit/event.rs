@@ -246,7 +246,7 @@ pub fn entry_hash(
         json_string(scope),
         json_string(prev_hash),
     );
-    crate::auth::keys::hex(&Sha256::digest(canonical.as_bytes()))
+    crate::auth::raw_key::hex(&Sha256::digest(canonical.as_bytes()))
 }
 
 #[cfg(test)]

@@ -36,6 +36,10 @@ use sha2::{Digest as _, Sha256};
 use subtle::ConstantTimeEq as _;
 use time::OffsetDateTime;
 
+use crate::auth::raw_key::{
+    self, HASH_SCHEME, KEY_ID_LEN, SECRET_BYTES, generate_id, hex, is_key_id, truncate_micros,
+    unhex32,
+};
 use crate::auth::{AuthError, Clock};
 
 /// Every raw key starts with this, so leaked keys are recognizable by secret scanners.
@@ -47,12 +51,8 @@ pub const MAX_ACTIVE_KEYS_PER_NAME: u8 = 2;
 /// Longest key name accepted.
 pub const MAX_NAME_LEN: usize = 64;
 
-const KEY_ID_LEN: usize = 16;
-const SECRET_BYTES: usize = 32;
-/// URL-safe base64 of 32 bytes without padding.
-const SECRET_LEN: usize = 43;
-const RAW_KEY_LEN: usize = KEY_PREFIX.len() + KEY_ID_LEN + 1 + SECRET_LEN;
-const HASH_SCHEME: &str = "sha256:";
+#[cfg(test)]
+const RAW_KEY_LEN: usize = KEY_PREFIX.len() + KEY_ID_LEN + 1 + raw_key::SECRET_LEN;
 const MAX_ACTOR_LEN: usize = 256;
 /// Bounded retries for optimistic-concurrency loops; contention beyond this is reported.
 const MAX_ATTEMPTS: usize = 16;
@@ -64,11 +64,7 @@ pub struct KeyId(String);
 
 impl KeyId {
     pub fn parse(value: &str) -> Result<Self, KeyError> {
-        if value.len() == KEY_ID_LEN
-            && value
-                .bytes()
-                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
-        {
+        if is_key_id(value) {
             Ok(Self(value.to_owned()))
         } else {
             Err(KeyError::Invalid {
@@ -79,9 +75,7 @@ impl KeyId {
     }
 
     fn generate() -> Self {
-        let mut bytes = [0u8; KEY_ID_LEN / 2];
-        rand::rngs::OsRng.fill_bytes(&mut bytes);
-        Self(hex(&bytes))
+        Self(generate_id())
     }
 
     pub fn as_str(&self) -> &str {
@@ -604,30 +598,9 @@ impl FunctionKeys {
     }
 }
 
-/// `bfk_<id>_<secret>` → (id, 32 secret bytes), checking lengths and alphabets.
+/// `bfk_<id>_<secret>` → (id, 32 secret bytes).
 fn split_raw_key(raw: &str) -> Option<(&str, [u8; SECRET_BYTES])> {
-    if raw.len() != RAW_KEY_LEN {
-        return None;
-    }
-    let rest = raw.strip_prefix(KEY_PREFIX)?;
-    let (id, rest) = rest.split_at_checked(KEY_ID_LEN)?;
-    let secret = rest.strip_prefix('_')?;
-    if !id
-        .bytes()
-        .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
-    {
-        return None;
-    }
-    let mut bytes = [0u8; SECRET_BYTES];
-    match URL_SAFE_NO_PAD.decode_slice(secret, &mut bytes) {
-        Ok(SECRET_BYTES) => {}
-        _ => return None,
-    }
-    // Reject non-canonical encodings (trailing bits set), so one key has exactly one spelling.
-    if URL_SAFE_NO_PAD.encode(bytes) != secret {
-        return None;
-    }
-    Some((id, bytes))
+    raw_key::split(KEY_PREFIX, raw)
 }
 
 fn validate_name(name: &str) -> Result<(), KeyError> {
@@ -737,35 +710,6 @@ fn parse_key_entity(entity: &Entity) -> Result<StoredKey, StoreError> {
         hash,
         slot,
     })
-}
-
-/// Storage keeps 100-ns precision; microseconds make records compare equal after a round trip.
-fn truncate_micros(at: OffsetDateTime) -> OffsetDateTime {
-    let nanos = at.nanosecond();
-    at.replace_nanosecond(nanos - nanos % 1_000).unwrap_or(at)
-}
-
-pub(crate) fn hex(bytes: &[u8]) -> String {
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    let mut out = String::with_capacity(bytes.len() * 2);
-    for b in bytes {
-        out.push(char::from(DIGITS[usize::from(b >> 4)]));
-        out.push(char::from(DIGITS[usize::from(b & 0x0f)]));
-    }
-    out
-}
-
-fn unhex32(text: &str) -> Option<[u8; 32]> {
-    if text.len() != 64 {
-        return None;
-    }
-    let mut out = [0u8; 32];
-    for (i, pair) in text.as_bytes().chunks_exact(2).enumerate() {
-        let digit = |c: u8| (c as char).to_digit(16);
-        let value = digit(pair[0])? * 16 + digit(pair[1])?;
-        out[i] = u8::try_from(value).ok()?;
-    }
-    Some(out)
 }
 
 #[cfg(test)]

@@ -17,6 +17,7 @@
 pub mod easy_auth;
 pub mod keys;
 pub mod principal;
+pub(crate) mod raw_key;
 pub mod workflow_keys;
 
 use std::fmt;

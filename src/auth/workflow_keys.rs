@@ -45,7 +45,10 @@ use subtle::ConstantTimeEq as _;
 use time::OffsetDateTime;
 
 use crate::auth::Clock;
-use crate::auth::keys::hex;
+use crate::auth::raw_key::{
+    self, HASH_SCHEME, KEY_ID_LEN, SECRET_BYTES, generate_id, hex, is_key_id, truncate_micros,
+    unhex32,
+};
 
 /// Every raw workflow key starts with this (v1's documented prefix), so leaked keys are
 /// recognizable by secret scanners and never confused with function keys (`bfk_`).
@@ -59,12 +62,8 @@ pub const MAX_WORKFLOW_NAME_LEN: usize = 256;
 /// Longest description kept.
 pub const MAX_DESCRIPTION_LEN: usize = 500;
 
-const KEY_ID_LEN: usize = 16;
-const SECRET_BYTES: usize = 32;
-/// URL-safe base64 of 32 bytes without padding.
-const SECRET_LEN: usize = 43;
-const RAW_KEY_LEN: usize = WORKFLOW_KEY_PREFIX.len() + KEY_ID_LEN + 1 + SECRET_LEN;
-const HASH_SCHEME: &str = "sha256:";
+#[cfg(test)]
+const RAW_KEY_LEN: usize = WORKFLOW_KEY_PREFIX.len() + KEY_ID_LEN + 1 + raw_key::SECRET_LEN;
 const MAX_ACTOR_LEN: usize = 256;
 /// Bounded retries for id collisions and optimistic-concurrency loops.
 const MAX_ATTEMPTS: usize = 16;
@@ -87,9 +86,7 @@ impl WorkflowKeyId {
     }
 
     fn generate() -> Self {
-        let mut bytes = [0u8; KEY_ID_LEN / 2];
-        rand::rngs::OsRng.fill_bytes(&mut bytes);
-        Self(hex(&bytes))
+        Self(generate_id())
     }
 
     pub fn as_str(&self) -> &str {
@@ -111,13 +108,6 @@ impl fmt::Display for WorkflowKeyId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.0)
     }
-}
-
-fn is_key_id(value: &str) -> bool {
-    value.len() == KEY_ID_LEN
-        && value
-            .bytes()
-            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
 }
 
 /// A raw workflow key, returned once by [`WorkflowKeys::create`]. `Debug` is redacted so it
@@ -701,27 +691,9 @@ fn key_rows() -> bifrost_store::table::Filter {
     Column::RowKey.ge("key:").and(Column::RowKey.lt("key;"))
 }
 
-/// `wk_<id>_<secret>` → (id, 32 secret bytes), checking lengths and alphabets.
+/// `wk_<id>_<secret>` → (id, 32 secret bytes).
 fn split_raw_key(raw: &str) -> Option<(&str, [u8; SECRET_BYTES])> {
-    if raw.len() != RAW_KEY_LEN {
-        return None;
-    }
-    let rest = raw.strip_prefix(WORKFLOW_KEY_PREFIX)?;
-    let (id, rest) = rest.split_at_checked(KEY_ID_LEN)?;
-    let secret = rest.strip_prefix('_')?;
-    if !is_key_id(id) {
-        return None;
-    }
-    let mut bytes = [0u8; SECRET_BYTES];
-    match URL_SAFE_NO_PAD.decode_slice(secret, &mut bytes) {
-        Ok(SECRET_BYTES) => {}
-        _ => return None,
-    }
-    // Reject non-canonical encodings (trailing bits set), so one key has exactly one spelling.
-    if URL_SAFE_NO_PAD.encode(bytes) != secret {
-        return None;
-    }
-    Some((id, bytes))
+    raw_key::split(WORKFLOW_KEY_PREFIX, raw)
 }
 
 fn validate_workflow_name(name: &str) -> Result<(), WorkflowKeyError> {
@@ -830,25 +802,6 @@ fn parse_key_entity(entity: &Entity) -> Result<(WorkflowKeyRecord, [u8; 32]), St
         last_used_at: date("LastUsedAt"),
     };
     Ok((record, hash))
-}
-
-/// Storage keeps 100-ns precision; microseconds make records compare equal after a round trip.
-fn truncate_micros(at: OffsetDateTime) -> OffsetDateTime {
-    let nanos = at.nanosecond();
-    at.replace_nanosecond(nanos - nanos % 1_000).unwrap_or(at)
-}
-
-fn unhex32(text: &str) -> Option<[u8; 32]> {
-    if text.len() != 64 {
-        return None;
-    }
-    let mut out = [0u8; 32];
-    for (i, pair) in text.as_bytes().chunks_exact(2).enumerate() {
-        let digit = |c: u8| (c as char).to_digit(16);
-        let value = digit(pair[0])? * 16 + digit(pair[1])?;
-        out[i] = u8::try_from(value).ok()?;
-    }
-    Some(out)
 }
 
 #[cfg(test)]
