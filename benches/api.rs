@@ -8,7 +8,8 @@
 //! `cargo bench -p bifrost --bench api` (env: BENCH_EXECUTIONS, BENCH_CONNECTIONS, BENCH_SECONDS).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::process::{Command, Stdio};
+mod support;
+
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -18,12 +19,7 @@ use bifrost_store::table::SqliteTables;
 use bifrost_store::{OrgId, Scope};
 use serde_json::json;
 
-fn env_num(name: &str, default: u64) -> u64 {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
+use support::{BenchServer, env_num};
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 1)]
 async fn main() {
@@ -76,35 +72,8 @@ async fn main() {
         );
     }
 
-    let bin = env!("CARGO_BIN_EXE_bifrost");
-    let key = Command::new(bin)
-        .args(["keys", "create", "bench", "--data-dir"])
-        .arg(&data)
-        .output()
-        .unwrap();
-    assert!(
-        key.status.success(),
-        "{}",
-        String::from_utf8_lossy(&key.stderr)
-    );
-    let key = String::from_utf8(key.stdout).unwrap().trim().to_owned();
-
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let mut server = Command::new(bin)
-        .args(["serve", "--port", &port.to_string(), "--data-dir"])
-        .arg(&data)
-        .arg("--workspace")
-        .arg(&workspace)
-        .env("BIFROST_RATE_LIMIT", "0")
-        .env("BIFROST_LOG", "warn")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let server = BenchServer::start(&data, &workspace);
+    let (key, port) = (server.key.clone(), server.port);
     let url = format!("http://127.0.0.1:{port}/api/executions?limit=50");
     let client = reqwest::Client::builder()
         .pool_max_idle_per_host(connections)
@@ -165,6 +134,5 @@ async fn main() {
             pct(0.99)
         );
     }
-    let _ = server.kill();
-    let _ = server.wait();
+    drop(server);
 }

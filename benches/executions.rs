@@ -14,10 +14,13 @@
 //! Run: `cargo bench -p bifrost --bench executions`.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::process::{Command, Stdio};
+mod support;
+
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use serde_json::{Value, json};
+
+use support::{BenchServer, env_num, pct};
 
 const WORKSPACE: &str = r#"
 import logging
@@ -53,17 +56,6 @@ async def crunch():
     return {"records": len(records), "departments": summary}
 "#;
 
-fn env_num(name: &str, default: u64) -> u64 {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
-fn pct(sorted: &[Duration], p: f64) -> Duration {
-    sorted[((sorted.len() as f64 * p) as usize).min(sorted.len() - 1)]
-}
-
 #[tokio::main(flavor = "multi_thread", worker_threads = 1)]
 async fn main() {
     let connections = env_num("BENCH_CONNECTIONS", 16) as usize;
@@ -74,34 +66,8 @@ async fn main() {
     std::fs::create_dir_all(&workspace).unwrap();
     std::fs::write(workspace.join("bench.py"), WORKSPACE).unwrap();
 
-    let bin = env!("CARGO_BIN_EXE_bifrost");
-    let key = Command::new(bin)
-        .args(["keys", "create", "bench", "--data-dir"])
-        .arg(&data)
-        .output()
-        .unwrap();
-    assert!(
-        key.status.success(),
-        "{}",
-        String::from_utf8_lossy(&key.stderr)
-    );
-    let key = String::from_utf8(key.stdout).unwrap().trim().to_owned();
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let mut server = Command::new(bin)
-        .args(["serve", "--port", &port.to_string(), "--data-dir"])
-        .arg(&data)
-        .arg("--workspace")
-        .arg(&workspace)
-        .env("BIFROST_RATE_LIMIT", "0")
-        .env("BIFROST_LOG", "warn")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let server = BenchServer::start(&data, &workspace);
+    let (key, port) = (server.key.clone(), server.port);
     let url = format!("http://127.0.0.1:{port}/api/workflows/execute");
     let client = reqwest::Client::builder()
         .pool_max_idle_per_host(connections)
@@ -214,6 +180,5 @@ async fn main() {
         "workflow over 10,000 records, end to end over HTTP (5 runs): median {:.1?}, max {:.1?}",
         times[2], times[4]
     );
-    let _ = server.kill();
-    let _ = server.wait();
+    drop(server);
 }

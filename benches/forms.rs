@@ -13,10 +13,13 @@
 //! Run: `cargo bench -p bifrost --bench forms` (`BENCH_REQUESTS`, default 2000 per measurement).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::process::{Command, Stdio};
+mod support;
+
 use std::time::{Duration, Instant};
 
 use serde_json::{Map, Value, json};
+
+use support::{BenchServer, env_num, pct};
 
 const WORKSPACE: &str = r#"
 from bifrost import workflow, param, data_provider
@@ -70,17 +73,6 @@ fn field(i: usize) -> (Value, Value) {
     }
 }
 
-fn env_num(name: &str, default: u64) -> u64 {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
-fn pct(sorted: &[Duration], p: f64) -> Duration {
-    sorted[((sorted.len() as f64 * p) as usize).min(sorted.len() - 1)]
-}
-
 async fn measure(label: &str, n: usize, req: reqwest::RequestBuilder) {
     let mut latencies = Vec::with_capacity(n);
     for _ in 0..n {
@@ -132,34 +124,8 @@ async fn main() {
     )
     .unwrap();
 
-    let bin = env!("CARGO_BIN_EXE_bifrost");
-    let key = Command::new(bin)
-        .args(["keys", "create", "bench", "--data-dir"])
-        .arg(&data)
-        .output()
-        .unwrap();
-    assert!(
-        key.status.success(),
-        "{}",
-        String::from_utf8_lossy(&key.stderr)
-    );
-    let key = String::from_utf8(key.stdout).unwrap().trim().to_owned();
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let mut server = Command::new(bin)
-        .args(["serve", "--port", &port.to_string(), "--data-dir"])
-        .arg(&data)
-        .arg("--workspace")
-        .arg(&workspace)
-        .env("BIFROST_RATE_LIMIT", "0")
-        .env("BIFROST_LOG", "warn")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let server = BenchServer::start(&data, &workspace);
+    let (key, port) = (server.key.clone(), server.port);
     let base = format!("http://127.0.0.1:{port}/api/forms/bench-form");
     let client = reqwest::Client::new();
     let deadline = Instant::now() + Duration::from_secs(60);
@@ -214,6 +180,5 @@ async fn main() {
     )
     .await;
 
-    let _ = server.kill();
-    let _ = server.wait();
+    drop(server);
 }
