@@ -532,7 +532,7 @@ mod tests {
         enqueue_as(runner, "known", Scope::Global).await
     }
 
-    async fn enqueue_as(runner: &Runner, workflow: &str, scope: Scope) -> String {
+    fn request(runner: &Runner, workflow: &str, scope: Scope) -> RunRequest {
         let (workflow, input) = runner
             .prepare(
                 workflow,
@@ -540,13 +540,17 @@ mod tests {
                 super::super::input::Coercion::Strict,
             )
             .unwrap();
-        let request = RunRequest::new(
+        RunRequest::new(
             workflow,
             input,
             scope,
             Caller::new("u1", "u1@example.com", "U One"),
             "user:u1",
-        );
+        )
+    }
+
+    async fn enqueue_as(runner: &Runner, workflow: &str, scope: Scope) -> String {
+        let request = request(runner, workflow, scope);
         runner.enqueue(&request).await.unwrap().execution_id
     }
 
@@ -697,20 +701,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let (runner, engine, queue) = setup(dir.path()).await;
         // Lost: the instance died between writing the record and sending the message.
-        let (workflow, input) = runner
-            .prepare(
-                "known",
-                serde_json::Map::new(),
-                super::super::input::Coercion::Strict,
-            )
-            .unwrap();
-        let request = RunRequest::new(
-            workflow,
-            input,
-            Scope::Global,
-            Caller::new("u1", "u1@example.com", "U One"),
-            "user:u1",
-        );
+        let request = request(&runner, "known", Scope::Global);
         let lost = runner
             .start(&request, "Pending")
             .await

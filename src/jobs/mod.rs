@@ -152,10 +152,7 @@ impl Jobs {
         &self,
         now: OffsetDateTime,
     ) -> Result<Vec<ScheduledRun>, JobError> {
-        let workflows = self.runner.workflows();
-        self.schedules
-            .sync_from_registry(&crate::schedules::declared(&workflows), now)
-            .await?;
+        self.sync_schedules(now).await?;
         let mut started = Vec::new();
         for claim in self.schedules.claim_due(now).await? {
             started.push(self.start_scheduled(&claim.workflow_name).await);
@@ -163,15 +160,19 @@ impl Jobs {
         Ok(started)
     }
 
+    /// Brings the schedule rows in line with the workspace's declared schedules.
+    async fn sync_schedules(&self, now: OffsetDateTime) -> Result<(), JobError> {
+        let workflows = self.runner.workflows();
+        self.schedules
+            .sync_from_registry(&crate::schedules::declared(&workflows), now)
+            .await?;
+        Ok(())
+    }
+
     /// Trigger-now: brings the schedule rows in line with the workspace first, so the run is
     /// recorded on the workflow's row even before the schedule processor has ever run.
     pub async fn trigger_now(&self, workflow_name: &str, now: OffsetDateTime) -> ScheduledRun {
-        let workflows = self.runner.workflows();
-        if let Err(e) = self
-            .schedules
-            .sync_from_registry(&crate::schedules::declared(&workflows), now)
-            .await
-        {
+        if let Err(e) = self.sync_schedules(now).await {
             tracing::warn!(error = %e, "could not sync the schedule rows before trigger-now");
         }
         self.start_scheduled(workflow_name).await
