@@ -15,7 +15,7 @@ PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); pr
 DATA=$(mktemp -d)
 LOG=$(mktemp)
 BIFROST_DEV_IDENTITY=admin BIFROST_RATE_LIMIT=0 BIFROST_LOG=warn \
-  target/debug/bifrost serve --port "$PORT" --data-dir "$DATA" --workspace examples/workspace >"$LOG" 2>&1 &
+  "${CARGO_TARGET_DIR:-target}/debug/bifrost" serve --port "$PORT" --data-dir "$DATA" --workspace examples/workspace >"$LOG" 2>&1 &
 PID=$!
 cleanup() { kill "$PID" 2>/dev/null || true; wait "$PID" 2>/dev/null || true; rm -rf "$DATA" "$LOG"; }
 trap cleanup EXIT
