@@ -8,7 +8,7 @@ use std::time::Duration;
 
 pub type StoreResult<T> = Result<T, StoreError>;
 
-#[derive(Debug, thiserror::Error)]
+#[derive(Clone, Debug, thiserror::Error)]
 pub enum StoreError {
     /// The entity, message or blob does not exist.
     #[error("{what} not found")]

@@ -12,6 +12,7 @@
 pub mod azure_account;
 pub mod blob;
 pub mod error;
+mod group_commit;
 pub mod keys;
 pub mod queue;
 pub mod scope;

@@ -4,9 +4,10 @@
 //! - semantics match Azure Tables: the same validation, ETags that change on every write,
 //!   a store-set Timestamp, ordinal PartitionKey/RowKey order, opaque continuation tokens,
 //!   all-or-nothing batches, and filters evaluated by [`Filter::matches`] (Azure's rules);
-//! - SQLite is blocking, so every call runs on tokio's blocking pool: writes on the one writer
-//!   connection (SQLite allows one writer), reads on a small pool of reader connections (WAL
-//!   lets them run next to the writer);
+//! - SQLite is blocking and allows one writer: writes go to the one writer thread, which
+//!   commits whatever queued up meanwhile as one transaction, one savepoint per write
+//!   (`group_commit.rs`); reads run on tokio's blocking pool on a small pool of reader
+//!   connections (WAL lets them run next to the writer);
 //! - SQL text is fixed; keys, values and bounds are always bound parameters.
 
 use std::collections::HashSet;
@@ -20,6 +21,7 @@ use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
 use time::OffsetDateTime;
 
 use crate::error::{StoreError, StoreResult};
+use crate::group_commit::GroupCommit;
 use crate::keys::{PartitionKey, RowKey};
 use crate::table::TableStore;
 use crate::table::batch::{Batch, BatchOp};
@@ -59,12 +61,13 @@ impl Default for SqliteTablesOptions {
 #[derive(Clone)]
 pub struct SqliteTables {
     inner: Arc<Inner>,
+    /// The writer thread (it holds the write connection and its own handle on `inner`).
+    writer: Arc<GroupCommit<Inner>>,
 }
 
 struct Inner {
     path: PathBuf,
     options: SqliteTablesOptions,
-    writer: Mutex<Connection>,
     readers: Mutex<Vec<Connection>>,
     /// One permit per reader connection; bounds how many connections can exist.
     reader_slots: Arc<tokio::sync::Semaphore>,
@@ -171,17 +174,19 @@ impl SqliteTables {
         }
         let etag_prefix = format!("{:08x}", uuid::Uuid::new_v4().as_u128() as u32);
         let reader_slots = Arc::new(tokio::sync::Semaphore::new(options.max_readers.max(1)));
+        let inner = Arc::new(Inner {
+            path,
+            options,
+            readers: Mutex::new(Vec::new()),
+            reader_slots,
+            tables: RwLock::new(tables),
+            etag_prefix,
+            etag_counter: AtomicU64::new(0),
+        });
+        let writer = GroupCommit::start("bifrost-sqlite-tables", writer, inner.clone(), sql_err)?;
         Ok(Self {
-            inner: Arc::new(Inner {
-                path,
-                options,
-                writer: Mutex::new(writer),
-                readers: Mutex::new(Vec::new()),
-                reader_slots,
-                tables: RwLock::new(tables),
-                etag_prefix,
-                etag_counter: AtomicU64::new(0),
-            }),
+            inner,
+            writer: Arc::new(writer),
         })
     }
 
@@ -193,15 +198,9 @@ impl SqliteTables {
     async fn write<T, F>(&self, f: F) -> StoreResult<T>
     where
         T: Send + 'static,
-        F: FnOnce(&mut Connection, &Inner) -> StoreResult<T> + Send + 'static,
+        F: FnOnce(&Connection, &Inner) -> StoreResult<T> + Send + 'static,
     {
-        let inner = self.inner.clone();
-        tokio::task::spawn_blocking(move || {
-            let mut conn = lock(&inner.writer);
-            f(&mut conn, &inner)
-        })
-        .await
-        .map_err(|e| StoreError::Backend(format!("sqlite worker failed: {e}")))?
+        self.writer.write(f).await
     }
 
     async fn read<T, F>(&self, f: F) -> StoreResult<T>
@@ -358,22 +357,20 @@ impl Inner {
         }
     }
 
-    /// Runs `ops` in one transaction; the first failure rolls everything back.
+    /// Applies `ops` in order. Runs as one write of the writer thread, inside its own
+    /// savepoint: the first failure returns, and the savepoint's rollback undoes the rest.
     fn apply_all(
         &self,
-        conn: &mut Connection,
+        conn: &Connection,
         table: &TableName,
         ops: &[BatchOp],
         as_batch: bool,
     ) -> StoreResult<Vec<Option<ETag>>> {
         let tbl = self.ensure_table(conn, table)?;
         let now = datetime_to_ticks(truncate_datetime(OffsetDateTime::now_utc()));
-        let tx = conn
-            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
-            .map_err(sql_err)?;
         let mut results = Vec::with_capacity(ops.len());
         for (index, op) in ops.iter().enumerate() {
-            match self.apply(&tx, &tbl, op, now) {
+            match self.apply(conn, &tbl, op, now) {
                 Ok(etag) => results.push(etag),
                 Err(err) if as_batch => {
                     return Err(StoreError::BatchFailed {
@@ -384,7 +381,6 @@ impl Inner {
                 Err(err) => return Err(err),
             }
         }
-        tx.commit().map_err(sql_err)?;
         Ok(results)
     }
 
