@@ -7,10 +7,11 @@
 //!   id), `Details` (canonical JSON text), `PrevHash`, `Hash`;
 //! - the `head` row (sorts after every digit): `Seq`, `Hash` of the newest entry.
 //!
-//! Invariant: an entry and the head row are written in one atomic batch whose first operation
-//! inserts the entry's row. A taken sequence number fails the batch, so exactly one appender wins
-//! each number; the losers re-read the head and retry. Hence no forks and no gaps, on any number
-//! of instances.
+//! Invariant: entries and the head row are written in one atomic batch that inserts the entry
+//! rows (one or, for a group of concurrent appends, several consecutive ones) before it moves
+//! the head. A taken sequence number fails the batch, so exactly one appender wins each number;
+//! the losers re-read the head and retry. Hence no forks and no gaps, on any number of
+//! instances.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -43,7 +44,7 @@ const ENTRY_ROWS_END: &str = ":";
 /// Appends give up after this many lost races (each one means another writer made progress).
 const MAX_APPEND_ATTEMPTS: u32 = 200;
 
-#[derive(Debug, thiserror::Error)]
+#[derive(Clone, Debug, thiserror::Error)]
 pub enum AuditError {
     #[error("invalid {field}: {reason}")]
     Invalid { field: String, reason: String },
@@ -122,7 +123,9 @@ pub struct AuditLog {
     table: ScopedTable,
     /// The head as last seen by this instance; appends are serialized per instance so they do
     /// not race each other, only other instances.
-    head: tokio::sync::Mutex<Option<Head>>,
+    head: Arc<tokio::sync::Mutex<Option<Head>>>,
+    /// Events waiting for the next group write (see [`AuditLog::append`]).
+    waiting: Arc<std::sync::Mutex<Vec<Waiting>>>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -199,7 +202,8 @@ impl AuditLog {
     pub fn new(store: Arc<dyn TableStore>) -> Result<Self, AuditError> {
         Ok(Self {
             table: ScopedTable::new(store, TableName::new(AUDIT_TABLE)?, &Scope::Global),
-            head: tokio::sync::Mutex::new(None),
+            head: Arc::new(tokio::sync::Mutex::new(None)),
+            waiting: Arc::default(),
         })
     }
 
@@ -212,7 +216,39 @@ impl AuditLog {
     }
 
     /// Appends `event` as the next link of the chain and returns the stored entry.
+    ///
+    /// Appends of one instance are chained in groups: while one group is being written, the
+    /// events that arrive wait, and the next writer links all of them in one batch. Under load
+    /// that is one storage round trip for many events instead of one each, in sequence.
     pub async fn append(&self, event: AuditEvent) -> Result<AuditEntry, AuditError> {
+        let details = Self::check(&event)?;
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        lock(&self.waiting).push(Waiting {
+            event,
+            details,
+            reply,
+        });
+        let known = self.head.clone().lock_owned().await;
+        let group = std::mem::take(&mut *lock(&self.waiting));
+        if group.is_empty() {
+            // An earlier writer took this event into its group.
+            drop(known);
+        } else {
+            // Its own task, so the group is written even if this caller stops waiting.
+            let write = tokio::spawn(write_group(self.table.clone(), known, group));
+            if write.await.is_err() {
+                tracing::error!("an audit group write failed unexpectedly");
+            }
+        }
+        answer.await.unwrap_or_else(|_| {
+            Err(AuditError::Store(StoreError::Backend(
+                "the audit append was interrupted".into(),
+            )))
+        })
+    }
+
+    /// The event's canonical details, if the event may be stored.
+    fn check(event: &AuditEvent) -> Result<String, AuditError> {
         if event.actor.trim().is_empty() || event.actor.chars().count() > MAX_ACTOR_LEN {
             return Err(AuditError::Invalid {
                 field: "actor".into(),
@@ -232,104 +268,7 @@ impl AuditLog {
                 ),
             });
         }
-        let event_type = event.event_type.as_str();
-        let scope = event.scope.to_string();
-
-        let mut known = self.head.lock().await;
-        for attempt in 0..MAX_APPEND_ATTEMPTS {
-            if attempt >= 2 {
-                // Several lost races in a row: spread the contenders out a little.
-                let cap = u64::from(attempt.min(25)) * 2;
-                let pause = rand::thread_rng().gen_range(0..=cap);
-                tokio::time::sleep(Duration::from_millis(pause)).await;
-            }
-            let head = match known.take() {
-                Some(head) => head,
-                None => self.read_head().await?,
-            };
-            let sequence = head.sequence + 1;
-            let timestamp = now_micros();
-            let hash = entry_hash(
-                sequence,
-                timestamp,
-                event_type,
-                &event.actor,
-                &scope,
-                &details,
-                &head.hash,
-            );
-            let mut row = Properties::new();
-            row.insert("Seq".into(), Value::Int64(seq_i64(sequence)?));
-            row.insert("OccurredAt".into(), Value::DateTime(timestamp));
-            row.insert("EventType".into(), event_type.into());
-            row.insert("Actor".into(), event.actor.as_str().into());
-            row.insert("Scope".into(), scope.as_str().into());
-            row.insert("Details".into(), details.as_str().into());
-            row.insert("PrevHash".into(), head.hash.as_str().into());
-            row.insert("Hash".into(), hash.as_str().into());
-            let mut head_row = Properties::new();
-            head_row.insert("Seq".into(), Value::Int64(seq_i64(sequence)?));
-            head_row.insert("Hash".into(), hash.as_str().into());
-            let batch = ScopedBatch::new()
-                .insert(entry_row_key(sequence)?, row)
-                .upsert(RowKey::new(HEAD_ROW)?, head_row, WriteMode::Replace);
-            match self.table.batch(batch).await {
-                Ok(_) => {
-                    *known = Some(Head {
-                        sequence,
-                        hash: hash.clone(),
-                    });
-                    return Ok(AuditEntry {
-                        sequence,
-                        timestamp,
-                        event_type: event.event_type,
-                        actor: event.actor,
-                        scope: event.scope,
-                        details: event.details,
-                        prev_hash: head.hash,
-                        hash,
-                    });
-                }
-                // Another appender took this sequence number: re-read the head and retry.
-                Err(StoreError::BatchFailed { index: 0, source })
-                    if matches!(*source, StoreError::AlreadyExists { .. }) => {}
-                Err(other) => return Err(other.into()),
-            }
-        }
-        Err(AuditError::Contention {
-            attempts: MAX_APPEND_ATTEMPTS,
-        })
-    }
-
-    /// The newest entry: the head row, then forward probing in case it lags (it cannot through
-    /// this code, which writes both atomically, but a restored backup or a hand edit might).
-    async fn read_head(&self) -> Result<Head, AuditError> {
-        let mut head = match self.table.get(&RowKey::new(HEAD_ROW)?).await? {
-            Some(row) => Head {
-                sequence: row
-                    .get("Seq")
-                    .and_then(Value::as_i64)
-                    .and_then(|s| u64::try_from(s).ok())
-                    .ok_or_else(|| malformed_row(&row, "Seq"))?,
-                hash: row
-                    .get("Hash")
-                    .and_then(Value::as_str)
-                    .ok_or_else(|| malformed_row(&row, "Hash"))?
-                    .to_owned(),
-            },
-            None => Head::genesis(),
-        };
-        while let Some(next) = self.table.get(&entry_row_key(head.sequence + 1)?).await? {
-            head = Head {
-                sequence: head.sequence + 1,
-                hash: next
-                    .get("Hash")
-                    .and_then(Value::as_str)
-                    .ok_or_else(|| malformed_row(&next, "Hash"))?
-                    .to_owned(),
-            };
-        }
-        Ok(head)
+        Ok(details)
     }
 
     /// One page of entries matching `query`, in chain order.
@@ -468,6 +407,154 @@ fn entry_rows() -> bifrost_store::table::Filter {
     Column::RowKey
         .ge("0")
         .and(Column::RowKey.lt(ENTRY_ROWS_END))
+}
+
+/// An event waiting for its group to be written.
+#[derive(Debug)]
+struct Waiting {
+    event: AuditEvent,
+    /// Canonical details JSON, as hashed and stored.
+    details: String,
+    reply: tokio::sync::oneshot::Sender<Result<AuditEntry, AuditError>>,
+}
+
+/// Most entries per group batch: the Table service takes 100 operations, one is the head row.
+const MAX_GROUP: usize = 99;
+
+fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// Writes `group` as the next links of the chain, in order, and answers each event.
+async fn write_group(
+    table: ScopedTable,
+    mut known: tokio::sync::OwnedMutexGuard<Option<Head>>,
+    mut group: Vec<Waiting>,
+) {
+    while !group.is_empty() {
+        let rest = group.split_off(group.len().min(MAX_GROUP));
+        let chunk = std::mem::replace(&mut group, rest);
+        match write_chunk(&table, &mut known, &chunk).await {
+            Ok(entries) => {
+                for (waiting, entry) in chunk.into_iter().zip(entries) {
+                    let _ = waiting.reply.send(Ok(entry));
+                }
+            }
+            Err(error) => {
+                for waiting in chunk {
+                    let _ = waiting.reply.send(Err(error.clone()));
+                }
+            }
+        }
+    }
+}
+
+/// One batch: the entries of `chunk` after the head, and the new head row.
+async fn write_chunk(
+    table: &ScopedTable,
+    known: &mut Option<Head>,
+    chunk: &[Waiting],
+) -> Result<Vec<AuditEntry>, AuditError> {
+    for attempt in 0..MAX_APPEND_ATTEMPTS {
+        if attempt >= 2 {
+            // Several lost races in a row: spread the contenders out a little.
+            let cap = u64::from(attempt.min(25)) * 2;
+            let pause = rand::thread_rng().gen_range(0..=cap);
+            tokio::time::sleep(Duration::from_millis(pause)).await;
+        }
+        let head = match known.take() {
+            Some(head) => head,
+            None => read_head(table).await?,
+        };
+        let mut batch = ScopedBatch::new();
+        let mut entries = Vec::with_capacity(chunk.len());
+        let mut prev = head;
+        for waiting in chunk {
+            let event = &waiting.event;
+            let sequence = prev.sequence + 1;
+            let timestamp = now_micros();
+            let event_type = event.event_type.as_str();
+            let scope = event.scope.to_string();
+            let hash = entry_hash(
+                sequence,
+                timestamp,
+                event_type,
+                &event.actor,
+                &scope,
+                &waiting.details,
+                &prev.hash,
+            );
+            let mut row = Properties::new();
+            row.insert("Seq".into(), Value::Int64(seq_i64(sequence)?));
+            row.insert("OccurredAt".into(), Value::DateTime(timestamp));
+            row.insert("EventType".into(), event_type.into());
+            row.insert("Actor".into(), event.actor.as_str().into());
+            row.insert("Scope".into(), scope.as_str().into());
+            row.insert("Details".into(), waiting.details.as_str().into());
+            row.insert("PrevHash".into(), prev.hash.as_str().into());
+            row.insert("Hash".into(), hash.as_str().into());
+            batch = batch.insert(entry_row_key(sequence)?, row);
+            entries.push(AuditEntry {
+                sequence,
+                timestamp,
+                event_type: event.event_type,
+                actor: event.actor.clone(),
+                scope: event.scope.clone(),
+                details: event.details.clone(),
+                prev_hash: std::mem::take(&mut prev.hash),
+                hash: hash.clone(),
+            });
+            prev = Head { sequence, hash };
+        }
+        let mut head_row = Properties::new();
+        head_row.insert("Seq".into(), Value::Int64(seq_i64(prev.sequence)?));
+        head_row.insert("Hash".into(), prev.hash.as_str().into());
+        let batch = batch.upsert(RowKey::new(HEAD_ROW)?, head_row, WriteMode::Replace);
+        match table.batch(batch).await {
+            Ok(_) => {
+                *known = Some(prev);
+                return Ok(entries);
+            }
+            // Another instance took one of these sequence numbers: re-read the head and retry.
+            Err(StoreError::BatchFailed { source, .. })
+                if matches!(*source, StoreError::AlreadyExists { .. }) => {}
+            Err(other) => return Err(other.into()),
+        }
+    }
+    Err(AuditError::Contention {
+        attempts: MAX_APPEND_ATTEMPTS,
+    })
+}
+
+/// The newest entry: the head row, then forward probing in case it lags (it cannot through
+/// this code, which writes both atomically, but a restored backup or a hand edit might).
+async fn read_head(table: &ScopedTable) -> Result<Head, AuditError> {
+    let mut head = match table.get(&RowKey::new(HEAD_ROW)?).await? {
+        Some(row) => Head {
+            sequence: row
+                .get("Seq")
+                .and_then(Value::as_i64)
+                .and_then(|s| u64::try_from(s).ok())
+                .ok_or_else(|| malformed_row(&row, "Seq"))?,
+            hash: row
+                .get("Hash")
+                .and_then(Value::as_str)
+                .ok_or_else(|| malformed_row(&row, "Hash"))?
+                .to_owned(),
+        },
+        None => Head::genesis(),
+    };
+    while let Some(next) = table.get(&entry_row_key(head.sequence + 1)?).await? {
+        head = Head {
+            sequence: head.sequence + 1,
+            hash: next
+                .get("Hash")
+                .and_then(Value::as_str)
+                .ok_or_else(|| malformed_row(&next, "Hash"))?
+                .to_owned(),
+        };
+    }
+    Ok(head)
 }
 
 fn entry_row_key(sequence: u64) -> Result<RowKey, StoreError> {
@@ -722,6 +809,41 @@ mod tests {
                 }
             )
         );
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn appends_that_queue_up_are_chained_as_groups() {
+        let f = Fixture::new().await;
+        let log = Arc::new(AuditLog::open(f.store.clone()).await.unwrap());
+        // Hold the writer's lock so every append queues, then let one writer take them all:
+        // more than one batch holds, so the group is split.
+        let held = log.head.clone().lock_owned().await;
+        let mut tasks = Vec::new();
+        for n in 0..150u64 {
+            let log = log.clone();
+            tasks.push(tokio::spawn(async move { log.append(event(n)).await }));
+        }
+        while lock(&log.waiting).len() < 150 {
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+        drop(held);
+        let mut by_sequence = std::collections::BTreeMap::new();
+        for task in tasks {
+            let entry = task.await.unwrap().unwrap();
+            by_sequence.insert(entry.sequence, entry);
+        }
+        assert_eq!(
+            by_sequence.keys().copied().collect::<Vec<_>>(),
+            (1..=150).collect::<Vec<_>>()
+        );
+        for (sequence, entry) in &by_sequence {
+            if let Some(prev) = by_sequence.get(&(sequence - 1)) {
+                assert_eq!(entry.prev_hash, prev.hash, "entry {sequence}");
+            }
+        }
+        let report = f.log.verify().await.unwrap();
+        assert!(report.ok && report.checked == 150, "{report:?}");
+        assert_eq!(log.append(event(150)).await.unwrap().sequence, 151);
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

@@ -197,21 +197,28 @@ impl Executions {
         Ok(())
     }
 
-    /// Replaces the stored record (status changes, completion).
+    /// Replaces the stored record (status changes, completion). A finished or again `Pending`
+    /// record gives up its lease in the same batch.
     pub async fn update(&self, scope: &Scope, record: &ExecutionRecord) -> StoreResult<()> {
         let table = self.scoped(scope)?;
         let props = self.properties_of(scope, record).await?;
-        table
-            .update(
-                record_row_key(record)?,
-                props,
-                WriteMode::Replace,
-                &IfMatch::Any,
-            )
-            .await?;
+        let row = record_row_key(record)?;
         if is_finished(&record.status) || record.status == "Pending" {
-            self.release(scope, &record.execution_id).await?;
+            let batch = ScopedBatch::new()
+                .update(row.clone(), props.clone(), WriteMode::Replace, IfMatch::Any)
+                .delete(recovery::run_row_key(&record.execution_id)?, IfMatch::Any);
+            match table.batch(batch).await {
+                Ok(_) => return Ok(()),
+                // No lease left (a cleaner took it, or it was released before): just the record.
+                Err(StoreError::BatchFailed { index: 1, source })
+                    if matches!(*source, StoreError::NotFound { .. }) => {}
+                Err(StoreError::BatchFailed { source, .. }) => return Err(*source),
+                Err(e) => return Err(e),
+            }
         }
+        table
+            .update(row, props, WriteMode::Replace, &IfMatch::Any)
+            .await?;
         Ok(())
     }
 

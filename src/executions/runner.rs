@@ -382,12 +382,8 @@ impl Runner {
         });
         let run = self.engine.execute(engine_request);
         tokio::pin!(run);
-        let mut poll = tokio::time::interval(CANCEL_POLL);
-        poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        poll.tick().await;
-        let mut heartbeat = tokio::time::interval(self.executions.lease() / 3);
-        heartbeat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        heartbeat.tick().await;
+        let mut poll = every(CANCEL_POLL);
+        let mut heartbeat = every(self.executions.lease() / 3);
         let mut lease_lost = false;
         let result = loop {
             tokio::select! {
@@ -634,6 +630,15 @@ impl Runner {
 pub const LIVE_LOG_FLUSH: Duration = Duration::from_millis(250);
 
 /// Stores the live lines of one run in batches until aborted (the run's end).
+/// An interval whose first tick is one `period` from now, and which does not burst after a
+/// stall. (A plain interval's immediate first tick is not free to await: the timer wheel rounds
+/// it up to the next millisecond, which a run of a millisecond or two feels.)
+pub(super) fn every(period: Duration) -> tokio::time::Interval {
+    let mut interval = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
+    interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    interval
+}
+
 async fn write_live_logs(
     executions: Executions,
     scope: Scope,

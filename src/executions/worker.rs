@@ -207,8 +207,7 @@ async fn process(
 
     let run = runner.execute(request, record, false);
     tokio::pin!(run);
-    let mut heartbeat = tokio::time::interval(config.lease / 3);
-    heartbeat.tick().await;
+    let mut heartbeat = super::runner::every(config.lease / 3);
     let result = loop {
         tokio::select! {
             result = &mut run => break result,

@@ -6,6 +6,10 @@
 //! write. Under concurrency most of a request's storage time went to those, not to SQL. A single
 //! writer thread that drains its queue pays one wake-up and one commit for the whole group.
 //!
+//! The writer never checkpoints (copies the WAL into the database file and fsyncs it): a
+//! checkpointer thread on its own connection does, at most every [`CHECKPOINT_PAUSE`] while
+//! writes happen. A checkpoint on the writer stalled every queued write behind the fsync.
+//!
 //! Invariants:
 //! - each write runs inside its own savepoint: a write that fails is rolled back alone and
 //!   reports its own error, the rest of the group still commits;
@@ -27,6 +31,8 @@ use crate::error::{StoreError, StoreResult};
 
 /// Most writes committed in one transaction; a bound on how long the first of them waits.
 const MAX_GROUP: usize = 128;
+/// How long the checkpointer lets commits accumulate before it checkpoints them.
+pub(crate) const CHECKPOINT_PAUSE: std::time::Duration = std::time::Duration::from_millis(100);
 
 /// A write handed to the writer thread, type-erased so writes of any result type share one
 /// queue. `S` is the state the writes may read besides the connection.
@@ -94,19 +100,34 @@ pub(crate) struct GroupCommit<S> {
 }
 
 impl<S: Send + Sync + 'static> GroupCommit<S> {
-    /// Starts the writer thread, which owns `conn`; `to_error` turns SQLite errors of the
-    /// transaction statements into the store's error (busy → unavailable).
+    /// Starts the writer thread, which owns `conn` (opened with `wal_autocheckpoint=0`), and
+    /// the checkpointer, which owns `checkpoints` (a second connection to the same file).
+    /// `to_error` turns SQLite errors of the transaction statements into the store's error
+    /// (busy → unavailable).
     pub(crate) fn start(
         name: &str,
         conn: Connection,
+        checkpoints: Connection,
         state: Arc<S>,
         to_error: fn(rusqlite::Error) -> StoreError,
     ) -> StoreResult<Self> {
+        let spawn = |thread: String, f: Box<dyn FnOnce() + Send>| {
+            std::thread::Builder::new()
+                .name(thread.clone())
+                .spawn(f)
+                .map(drop)
+                .map_err(|e| StoreError::Backend(format!("cannot start the {thread} thread: {e}")))
+        };
+        let (dirty, commits) = mpsc::sync_channel::<()>(1);
+        spawn(
+            format!("{name}-ckpt"),
+            Box::new(move || checkpoint_loop(&checkpoints, &commits)),
+        )?;
         let (queue, jobs) = mpsc::channel::<Box<dyn Job<S>>>();
-        std::thread::Builder::new()
-            .name(name.to_owned())
-            .spawn(move || writer_loop(&conn, state.as_ref(), &jobs, to_error))
-            .map_err(|e| StoreError::Backend(format!("cannot start the {name} thread: {e}")))?;
+        spawn(
+            name.to_owned(),
+            Box::new(move || writer_loop(&conn, state.as_ref(), &jobs, &dirty, to_error)),
+        )?;
         Ok(Self { queue })
     }
 
@@ -131,6 +152,7 @@ fn writer_loop<S>(
     conn: &Connection,
     state: &S,
     jobs: &mpsc::Receiver<Box<dyn Job<S>>>,
+    dirty: &mpsc::SyncSender<()>,
     to_error: fn(rusqlite::Error) -> StoreError,
 ) {
     // `recv` fails once every handle is gone: nothing more can arrive.
@@ -143,7 +165,25 @@ fn writer_loop<S>(
             }
         }
         commit_group(conn, state, group, to_error);
+        // Full means a checkpoint is already due.
+        let _ = dirty.try_send(());
     }
+    // Dropping `dirty` tells the checkpointer to make its last checkpoint and stop.
+}
+
+/// Checkpoints what was committed, at most every [`CHECKPOINT_PAUSE`], and once more when the
+/// writer stops. PASSIVE: it never waits for, or blocks, the writer or readers.
+fn checkpoint_loop(conn: &Connection, commits: &mpsc::Receiver<()>) {
+    let checkpoint = || {
+        if let Err(e) = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
+            tracing::warn!(error = %e, "sqlite checkpoint failed; the next one catches up");
+        }
+    };
+    while commits.recv().is_ok() {
+        std::thread::sleep(CHECKPOINT_PAUSE);
+        checkpoint();
+    }
+    checkpoint();
 }
 
 fn commit_group<S>(
@@ -300,8 +340,15 @@ mod tests {
     #[tokio::test]
     async fn concurrent_writes_all_land_through_the_thread() {
         let dir = tempfile::tempdir().unwrap();
-        let writer =
-            GroupCommit::start("test-writer", database(&dir), Arc::new(()), sql_error).unwrap();
+        let checkpoints = Connection::open(dir.path().join("db.sqlite")).unwrap();
+        let writer = GroupCommit::start(
+            "test-writer",
+            database(&dir),
+            checkpoints,
+            Arc::new(()),
+            sql_error,
+        )
+        .unwrap();
         let writer = Arc::new(writer);
         let mut tasks = Vec::new();
         for v in 0..200i64 {
@@ -320,5 +367,47 @@ mod tests {
         }
         let check = Connection::open(dir.path().join("db.sqlite")).unwrap();
         assert_eq!(stored(&check), (0..200).collect::<Vec<_>>());
+    }
+
+    #[tokio::test]
+    async fn commits_reach_the_database_file_through_the_checkpointer() {
+        let dir = tempfile::tempdir().unwrap();
+        let writer = database(&dir);
+        writer.pragma_update(None, "wal_autocheckpoint", 0).unwrap();
+        let checkpoints = Connection::open(dir.path().join("db.sqlite")).unwrap();
+        let writer =
+            GroupCommit::start("test-writer", writer, checkpoints, Arc::new(()), sql_error)
+                .unwrap();
+        writer
+            .write(|conn, _| {
+                conn.execute("INSERT INTO t (v) VALUES (42)", [])
+                    .map_err(sql_error)
+            })
+            .await
+            .unwrap();
+        // The main file alone (no WAL beside it) shows what was checkpointed.
+        let main_file_rows = || {
+            let copy = dir.path().join("copy.sqlite");
+            std::fs::copy(dir.path().join("db.sqlite"), &copy).unwrap();
+            let conn = Connection::open(&copy).unwrap();
+            let has_table = conn
+                .query_row(
+                    "SELECT count(*) FROM sqlite_master WHERE name = 't'",
+                    [],
+                    |r| r.get::<_, i64>(0),
+                )
+                .unwrap()
+                == 1;
+            let rows = if has_table { stored(&conn) } else { Vec::new() };
+            drop(conn);
+            std::fs::remove_file(&copy).unwrap();
+            rows
+        };
+        let deadline = std::time::Instant::now() + 20 * CHECKPOINT_PAUSE;
+        while main_file_rows().is_empty() {
+            assert!(std::time::Instant::now() < deadline, "never checkpointed");
+            tokio::time::sleep(CHECKPOINT_PAUSE / 2).await;
+        }
+        assert_eq!(main_file_rows(), vec![42]);
     }
 }

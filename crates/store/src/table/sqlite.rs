@@ -183,7 +183,14 @@ impl SqliteTables {
             etag_prefix,
             etag_counter: AtomicU64::new(0),
         });
-        let writer = GroupCommit::start("bifrost-sqlite-tables", writer, inner.clone(), sql_err)?;
+        // Checkpoints (copying the WAL into the database file, with an fsync) run on their own
+        // connection and thread; on the writer they stalled every write behind the fsync.
+        writer
+            .pragma_update(None, "wal_autocheckpoint", 0)
+            .map_err(sql_err)?;
+        let checkpoints = open_connection(&inner.path)?;
+        let writer =
+            GroupCommit::start("sqlite-tables", writer, checkpoints, inner.clone(), sql_err)?;
         Ok(Self {
             inner,
             writer: Arc::new(writer),
