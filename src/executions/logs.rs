@@ -68,7 +68,8 @@ impl Executions {
         ))
     }
 
-    /// Persists a finished run's logs and error detail (call after [`Executions::update`]).
+    /// Persists a finished run's logs and error detail. Call before [`Executions::update`]
+    /// marks the record finished: readers take a finished record to mean every line is stored.
     pub async fn record_outcome(
         &self,
         scope: &Scope,

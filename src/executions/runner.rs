@@ -113,7 +113,10 @@ impl RunRequest {
         actor: impl Into<String>,
     ) -> Self {
         Self {
-            execution_id: uuid::Uuid::new_v4().to_string(),
+            // Time-ordered (v7): an execution's rows (id pointer, lease, log lines) land next to
+            // those of runs started at the same time, so concurrent runs share storage pages
+            // instead of each dirtying random ones.
+            execution_id: uuid::Uuid::now_v7().to_string(),
             workflow,
             input,
             scope,
@@ -278,15 +281,20 @@ impl Runner {
         workflow.execution_mode == ExecutionMode::Async
     }
 
-    /// Records the execution in `status` (`Running` or `Pending`) and audits its start.
+    /// Records the execution in `status` (`Running` or `Pending`) and audits its start. The two
+    /// writes go out together (one storage round trip on the embedded backend's group commit),
+    /// so the audit entry records the attempt even when the record could not be written.
     pub async fn start(
         &self,
         request: &RunRequest,
         status: &str,
     ) -> Result<ExecutionRecord, RunError> {
         let record = request.record(status);
-        self.executions.create(&request.scope, &record).await?;
-        self.audit_start(request, false).await;
+        let (created, ()) = tokio::join!(
+            self.executions.create(&request.scope, &record),
+            self.audit_start(request, false)
+        );
+        created?;
         Ok(record)
     }
 
@@ -437,8 +445,10 @@ impl Runner {
         }
         record.complete(&outcome);
         if !transient {
-            self.executions.update(&scope, &record).await?;
+            // Lines and error detail first: whoever sees the finished record (a log stream
+            // deciding it is done) finds them stored.
             self.executions.record_outcome(&scope, &outcome).await?;
+            self.executions.update(&scope, &record).await?;
         }
         Ok(Finished {
             record,
