@@ -5,8 +5,8 @@
 //!
 //! Starts the release binary on the embedded backend with a generated workspace and a
 //! platform-wide function key, then measures three things:
-//! 1. sync runs of a trivial workflow (one log line) with `BENCH_CONNECTIONS` keep-alive
-//!    connections for `BENCH_SECONDS`;
+//! 1. sync runs of a trivial workflow (one log line) for `BENCH_SECONDS` at each number of
+//!    keep-alive connections in `BENCH_CONNECTIONS` (comma-separated, default `1,4,8,16`);
 //! 2. async runs: the workflow returns the wall clock at its start; enqueue → start is that
 //!    minus the moment the request was sent (same machine, same clock);
 //! 3. a sync workflow that builds and summarizes 10,000 records, end to end over HTTP.
@@ -20,7 +20,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use serde_json::{Value, json};
 
-use support::{BenchServer, env_num, pct};
+use support::{BenchServer, env_list, env_num, pct};
 
 const WORKSPACE: &str = r#"
 import logging
@@ -58,7 +58,7 @@ async def crunch():
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 1)]
 async fn main() {
-    let connections = env_num("BENCH_CONNECTIONS", 16) as usize;
+    let sweep = env_list("BENCH_CONNECTIONS", &[1, 4, 8, 16]);
     let seconds = env_num("BENCH_SECONDS", 10);
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
@@ -70,7 +70,7 @@ async fn main() {
     let (key, port) = (server.key.clone(), server.port);
     let url = format!("http://127.0.0.1:{port}/api/workflows/execute");
     let client = reqwest::Client::builder()
-        .pool_max_idle_per_host(connections)
+        .pool_max_idle_per_host(sweep.iter().copied().max().unwrap_or(1))
         .build()
         .unwrap();
     let run = |name: &'static str| {
@@ -90,35 +90,38 @@ async fn main() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 
-    // 1. Sync runs.
-    let stop = Instant::now() + Duration::from_secs(seconds);
-    let mut tasks = Vec::new();
-    for _ in 0..connections {
-        let req = run("trivial");
-        tasks.push(tokio::spawn(async move {
-            let mut latencies = Vec::new();
-            while Instant::now() < stop {
-                let t = Instant::now();
-                let res = req.try_clone().unwrap().send().await.unwrap();
-                assert_eq!(res.status(), 200);
-                let body: Value = res.json().await.unwrap();
-                assert_eq!(body["status"], "Success");
-                latencies.push(t.elapsed());
-            }
-            latencies
-        }));
+    // 1. Sync runs, at each concurrency of the sweep (Little's law ties them: at 16 connections
+    //    a p50 under 2 ms would need 8,000 runs/s, so one level cannot show every goal).
+    for &connections in &sweep {
+        let stop = Instant::now() + Duration::from_secs(seconds);
+        let mut tasks = Vec::new();
+        for _ in 0..connections {
+            let req = run("trivial");
+            tasks.push(tokio::spawn(async move {
+                let mut latencies = Vec::new();
+                while Instant::now() < stop {
+                    let t = Instant::now();
+                    let res = req.try_clone().unwrap().send().await.unwrap();
+                    assert_eq!(res.status(), 200);
+                    let body: Value = res.json().await.unwrap();
+                    assert_eq!(body["status"], "Success");
+                    latencies.push(t.elapsed());
+                }
+                latencies
+            }));
+        }
+        let mut all = Vec::new();
+        for t in tasks {
+            all.extend(t.await.unwrap());
+        }
+        all.sort();
+        println!(
+            "sync trivial workflow over HTTP ({connections} connections, {seconds}s, recorded with logs): {:.0} executions/s, p50 {:.2?}, p99 {:.2?}",
+            all.len() as f64 / seconds as f64,
+            pct(&all, 0.50),
+            pct(&all, 0.99)
+        );
     }
-    let mut all = Vec::new();
-    for t in tasks {
-        all.extend(t.await.unwrap());
-    }
-    all.sort();
-    println!(
-        "sync trivial workflow over HTTP ({connections} connections, {seconds}s, recorded with logs): {:.0} executions/s, p50 {:.2?}, p99 {:.2?}",
-        all.len() as f64 / seconds as f64,
-        pct(&all, 0.50),
-        pct(&all, 0.99)
-    );
 
     // 2. Async enqueue → start, one at a time (the worker idles between runs, as in real use).
     let mut waits = Vec::new();
