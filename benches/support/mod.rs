@@ -42,7 +42,12 @@ impl BenchServer {
             .env("BIFROST_RATE_LIMIT", "0")
             .env("BIFROST_LOG", "warn")
             .stdout(Stdio::null())
-            .stderr(Stdio::null())
+            // BENCH_SERVER_STDERR=1 shows the server's own output (when profiling it).
+            .stderr(if std::env::var_os("BENCH_SERVER_STDERR").is_some() {
+                Stdio::inherit()
+            } else {
+                Stdio::null()
+            })
             .spawn()
             .unwrap();
         Self { port, key, child }

@@ -6,9 +6,11 @@
 //! write. Under concurrency most of a request's storage time went to those, not to SQL. A single
 //! writer thread that drains its queue pays one wake-up and one commit for the whole group.
 //!
-//! The writer never checkpoints (copies the WAL into the database file and fsyncs it): a
-//! checkpointer thread on its own connection does, at most every [`CHECKPOINT_PAUSE`] while
-//! writes happen. A checkpoint on the writer stalled every queued write behind the fsync.
+//! Checkpoints (copying the WAL into the database file, then an fsync) run on a checkpointer
+//! thread with its own connection, at most every [`CHECKPOINT_PAUSE`] while writes happen: on
+//! the writer they stalled every queued write behind the fsync. Only every `REWIND_EVERY` does
+//! the writer finish a checkpoint itself (little is left to copy by then), which lets SQLite
+//! start the WAL over; without it the WAL of a busy database grows without bound.
 //!
 //! Invariants:
 //! - each write runs inside its own savepoint: a write that fails is rolled back alone and
@@ -23,6 +25,7 @@
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
 use std::sync::mpsc;
+use std::time::{Duration, Instant};
 
 use rusqlite::Connection;
 use tokio::sync::oneshot;
@@ -31,8 +34,11 @@ use crate::error::{StoreError, StoreResult};
 
 /// Most writes committed in one transaction; a bound on how long the first of them waits.
 const MAX_GROUP: usize = 128;
+/// How often the writer itself finishes a checkpoint so the WAL can start over (see
+/// `writer_loop`); bounds the WAL to about this much write traffic.
+const REWIND_EVERY: Duration = Duration::from_secs(1);
 /// How long the checkpointer lets commits accumulate before it checkpoints them.
-pub(crate) const CHECKPOINT_PAUSE: std::time::Duration = std::time::Duration::from_millis(100);
+pub(crate) const CHECKPOINT_PAUSE: Duration = Duration::from_millis(100);
 
 /// A write handed to the writer thread, type-erased so writes of any result type share one
 /// queue. `S` is the state the writes may read besides the connection.
@@ -155,6 +161,7 @@ fn writer_loop<S>(
     dirty: &mpsc::SyncSender<()>,
     to_error: fn(rusqlite::Error) -> StoreError,
 ) {
+    let mut last_rewind = Instant::now();
     // `recv` fails once every handle is gone: nothing more can arrive.
     while let Ok(first) = jobs.recv() {
         let mut group = vec![first];
@@ -165,6 +172,16 @@ fn writer_loop<S>(
             }
         }
         commit_group(conn, state, group, to_error);
+        if last_rewind.elapsed() >= REWIND_EVERY {
+            // SQLite only rewinds the WAL when a write begins with every frame checkpointed,
+            // which never happens while the checkpointer trails a writer that does not pause:
+            // the WAL would grow without end. Checkpointing here, between groups, catches up
+            // (the checkpointer did most of the copying) so the next write starts it over.
+            if let Err(e) = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
+                tracing::debug!(error = %e, "writer checkpoint skipped");
+            }
+            last_rewind = Instant::now();
+        }
         // Full means a checkpoint is already due.
         let _ = dirty.try_send(());
     }
@@ -409,5 +426,38 @@ mod tests {
             tokio::time::sleep(CHECKPOINT_PAUSE / 2).await;
         }
         assert_eq!(main_file_rows(), vec![42]);
+    }
+
+    #[tokio::test]
+    async fn the_wal_starts_over_while_writes_never_pause() {
+        let dir = tempfile::tempdir().unwrap();
+        let writer = database(&dir);
+        writer.pragma_update(None, "wal_autocheckpoint", 0).unwrap();
+        let checkpoints = Connection::open(dir.path().join("db.sqlite")).unwrap();
+        let writer =
+            GroupCommit::start("test-writer", writer, checkpoints, Arc::new(()), sql_error)
+                .unwrap();
+        // Back-to-back commits (each adds at least one WAL frame) for several rewind periods.
+        let until = std::time::Instant::now() + 3 * REWIND_EVERY;
+        let mut commits = 0i64;
+        while std::time::Instant::now() < until {
+            writer
+                .write(move |conn, _| {
+                    conn.execute("INSERT INTO t (v) VALUES (?1)", [commits])
+                        .map_err(sql_error)
+                })
+                .await
+                .unwrap();
+            commits += 1;
+        }
+        // Frames now in the WAL (the second column): fewer than the commits if it started over.
+        let check = Connection::open(dir.path().join("db.sqlite")).unwrap();
+        let frames: i64 = check
+            .query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| r.get(1))
+            .unwrap();
+        assert!(
+            frames < commits,
+            "{frames} WAL frames after {commits} commits: the WAL never started over"
+        );
     }
 }

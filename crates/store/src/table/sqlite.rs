@@ -188,6 +188,10 @@ impl SqliteTables {
         writer
             .pragma_update(None, "wal_autocheckpoint", 0)
             .map_err(sql_err)?;
+        // When the WAL starts over, a file grown by a burst shrinks back to this.
+        writer
+            .pragma_update(None, "journal_size_limit", 64 * 1024 * 1024)
+            .map_err(sql_err)?;
         let checkpoints = open_connection(&inner.path)?;
         let writer =
             GroupCommit::start("sqlite-tables", writer, checkpoints, inner.clone(), sql_err)?;
