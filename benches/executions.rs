@@ -6,7 +6,7 @@
 //! Starts the release binary on the embedded backend with a generated workspace and a
 //! platform-wide function key, then measures three things:
 //! 1. sync runs of a trivial workflow (one log line) for `BENCH_SECONDS` at each number of
-//!    keep-alive connections in `BENCH_CONNECTIONS` (comma-separated, default `1,4,8,16`);
+//!    keep-alive connections in `BENCH_CONNECTIONS` (comma-separated, default `1,4,6,8,16`);
 //! 2. async runs: the workflow returns the wall clock at its start; enqueue → start is that
 //!    minus the moment the request was sent (same machine, same clock);
 //! 3. a sync workflow that builds and summarizes 10,000 records, end to end over HTTP.
@@ -58,7 +58,7 @@ async def crunch():
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 1)]
 async fn main() {
-    let sweep = env_list("BENCH_CONNECTIONS", &[1, 4, 8, 16]);
+    let sweep = env_list("BENCH_CONNECTIONS", &[1, 4, 6, 8, 16]);
     let seconds = env_num("BENCH_SECONDS", 10);
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
