@@ -20,7 +20,7 @@
 //! - a write that panics is rolled back to its savepoint and its caller gets an error; the
 //!   thread and the other writes carry on.
 //!
-//! Depends on `rusqlite` and the store's error type only.
+//! Depends on `rusqlite`, tokio's oneshot channel and the store's error type only.
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
