@@ -27,7 +27,9 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use bifrost_engine::{DataProviderInfo, DataProviderOption};
-use bifrost_store::table::{Entity, Properties, TableName, Value as TableValue, WriteMode};
+use bifrost_store::table::{
+    Entity, IfMatch, Properties, Query, TableName, Value as TableValue, WriteMode, prop,
+};
 use bifrost_store::{RowKey, Scope, ScopedTable, StoreError, TableStore};
 use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
@@ -266,6 +268,39 @@ impl ProviderCache {
     }
 }
 
+impl ProviderCache {
+    /// Deletes the rows of `scope` that expired before `now` (the `retention` job); returns how
+    /// many went. Expired rows are never served, only overwritten, so without this the table
+    /// keeps one row per input combination ever asked for. A row refreshed meanwhile (its ETag
+    /// moved) stays.
+    pub async fn purge_expired(
+        &self,
+        scope: &Scope,
+        now: OffsetDateTime,
+    ) -> Result<usize, StoreError> {
+        let table = self.partition(scope);
+        let query = Query::new()
+            .filter(prop("ExpiresAt").lt(now))
+            .select(["ExpiresAt"]);
+        let expired = match table.query_all(&query).await {
+            Ok(rows) => rows,
+            // No provider has cached anything yet.
+            Err(StoreError::NotFound { .. }) => return Ok(0),
+            Err(e) => return Err(e),
+        };
+        let mut purged = 0;
+        for row in expired {
+            let if_match = row.etag.clone().map_or(IfMatch::Any, IfMatch::ETag);
+            match table.delete(&row.row_key, &if_match).await {
+                Ok(()) => purged += 1,
+                Err(StoreError::NotFound { .. } | StoreError::PreconditionFailed { .. }) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(purged)
+    }
+}
+
 fn decode(row: &Entity) -> Option<CachedOptions> {
     let expires_at = row.get("ExpiresAt").and_then(TableValue::as_datetime)?;
     let json = read_chunked(row, "Options")?;
@@ -439,5 +474,57 @@ mod tests {
                 .unwrap()
                 .is_none()
         );
+    }
+
+    #[tokio::test]
+    async fn expired_rows_are_purged_and_fresh_ones_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let tables: Arc<dyn TableStore> = Arc::new(SqliteTables::open(dir.path()).unwrap());
+        let cache = ProviderCache::new(tables).unwrap();
+        let scope = Scope::Org(OrgId::parse("o1").unwrap());
+        let now = OffsetDateTime::now_utc();
+        assert_eq!(
+            cache.purge_expired(&scope, now).await.unwrap(),
+            0,
+            "no table yet"
+        );
+        cache.ensure_table().await.unwrap();
+        let options = vec![DataProviderOption {
+            label: "A".into(),
+            value: json!("a"),
+            metadata: None,
+        }];
+        for (key, seconds) in [("old1", -60), ("old2", -1), ("fresh", 60)] {
+            let expires = now + time::Duration::seconds(seconds);
+            assert!(
+                cache
+                    .put(&scope, key, "p", &options, expires)
+                    .await
+                    .unwrap()
+            );
+        }
+        // Another scope's expired row is not this scope's business.
+        cache
+            .put(
+                &Scope::Global,
+                "old1",
+                "p",
+                &options,
+                now - time::Duration::seconds(5),
+            )
+            .await
+            .unwrap();
+        assert_eq!(cache.purge_expired(&scope, now).await.unwrap(), 2);
+        let later = now - time::Duration::seconds(1);
+        assert!(cache.get(&scope, "fresh", later).await.unwrap().is_some());
+        assert!(
+            cache
+                .get(&scope, "old2", later - time::Duration::seconds(1))
+                .await
+                .unwrap()
+                .is_none()
+        );
+        assert_eq!(cache.purge_expired(&scope, now).await.unwrap(), 0);
+        assert_eq!(cache.purge_expired(&Scope::Global, now).await.unwrap(), 1);
     }
 }

@@ -1,5 +1,6 @@
 //! Platform jobs that run on a timer: `execution_cleanup` (orphaned runs), `schedule_processor`
-//! (due cron schedules) and `retention` (old executions and logs).
+//! (due cron schedules) and `retention` (old executions and logs, expired data-provider cache
+//! rows).
 //!
 //! The same job code runs two ways: on Azure the Functions host fires the `timerTrigger`
 //! functions in `functions/` and [`functions`] hands the invocation here; standalone,
@@ -27,6 +28,7 @@ use time::OffsetDateTime;
 use crate::domain::{ConfigService, OrgService};
 use crate::executions::input::Coercion;
 use crate::executions::{CleanupReport, RunError, RunRequest, Runner};
+use crate::forms::providers::ProviderCache;
 use crate::schedules::{ScheduleError, ScheduleStore};
 
 /// The config key an organization (or GLOBAL) sets to override the retention days.
@@ -89,7 +91,10 @@ pub struct ScheduledRun {
 #[serde(rename_all = "camelCase")]
 pub struct RetentionReport {
     pub scopes: usize,
+    /// Executions deleted.
     pub purged: usize,
+    /// Expired data-provider cache rows deleted.
+    pub cache_purged: usize,
 }
 
 /// The timer jobs and what they need. Cheap to clone.
@@ -99,6 +104,7 @@ pub struct Jobs {
     schedules: ScheduleStore,
     config: ConfigService,
     orgs: OrgService,
+    provider_cache: ProviderCache,
     retention_days: u32,
 }
 
@@ -108,6 +114,7 @@ impl Jobs {
         schedules: ScheduleStore,
         config: ConfigService,
         orgs: OrgService,
+        provider_cache: ProviderCache,
         retention_days: u32,
     ) -> Self {
         Self {
@@ -115,6 +122,7 @@ impl Jobs {
             schedules,
             config,
             orgs,
+            provider_cache,
             retention_days,
         }
     }
@@ -125,6 +133,7 @@ impl Jobs {
             state.services.schedules.clone(),
             state.services.config.clone(),
             state.services.orgs.clone(),
+            state.services.provider_cache.clone(),
             state.settings.executions.retention_days,
         )
     }
@@ -220,7 +229,8 @@ impl Jobs {
         }
     }
 
-    /// Deletes finished executions older than each scope's retention.
+    /// Deletes finished executions older than each scope's retention, and expired
+    /// data-provider cache rows.
     pub async fn retention(&self, now: OffsetDateTime) -> Result<RetentionReport, JobError> {
         let orgs = self
             .orgs
@@ -237,6 +247,11 @@ impl Jobs {
                 .runner
                 .executions()
                 .purge_before(&scope, cutoff)
+                .await
+                .map_err(RunError::from)?;
+            report.cache_purged += self
+                .provider_cache
+                .purge_expired(&scope, now)
                 .await
                 .map_err(RunError::from)?;
             report.scopes += 1;

@@ -238,6 +238,7 @@ async fn host_timer_and_queue_invocations_run_the_jobs() {
     let (status, body) = post(&server, "/retention", timer).await;
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(body["ReturnValue"]["purged"], 0, "{body}");
+    assert_eq!(body["ReturnValue"]["cachePurged"], 0, "{body}");
 
     // A queue-trigger delivery of an execution that already ran is not run again.
     let (_, run) = post(
