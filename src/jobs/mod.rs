@@ -164,7 +164,7 @@ impl Jobs {
         self.sync_schedules(now).await?;
         let mut started = Vec::new();
         for claim in self.schedules.claim_due(now).await? {
-            started.push(self.start_scheduled(&claim.workflow_name).await);
+            started.push(self.start_scheduled(&claim.workflow_name, None).await);
         }
         Ok(started)
     }
@@ -184,12 +184,17 @@ impl Jobs {
         if let Err(e) = self.sync_schedules(now).await {
             tracing::warn!(error = %e, "could not sync the schedule rows before trigger-now");
         }
-        self.start_scheduled(workflow_name).await
+        self.start_scheduled(workflow_name, Some(now)).await
     }
 
     /// Starts a scheduled workflow now, as the scheduler: queued, GLOBAL scope, no input
-    /// (v1's scheduler passed none), recorded on the schedule row.
-    pub async fn start_scheduled(&self, workflow_name: &str) -> ScheduledRun {
+    /// (v1's scheduler passed none), recorded on the schedule row. `manual_at`: a trigger-now
+    /// at that moment, which the row also counts (a claimed slot was counted by its claim).
+    pub async fn start_scheduled(
+        &self,
+        workflow_name: &str,
+        manual_at: Option<OffsetDateTime>,
+    ) -> ScheduledRun {
         let outcome = async {
             let (workflow, input) =
                 self.runner
@@ -208,7 +213,15 @@ impl Jobs {
         .await;
         match outcome {
             Ok(id) => {
-                if let Err(e) = self.schedules.record_execution(workflow_name, &id).await {
+                let recorded = match manual_at {
+                    Some(at) => {
+                        self.schedules
+                            .record_manual_run(workflow_name, &id, at)
+                            .await
+                    }
+                    None => self.schedules.record_execution(workflow_name, &id).await,
+                };
+                if let Err(e) = recorded {
                     tracing::warn!(error = %e, workflow = workflow_name, "could not record the scheduled run on its schedule");
                 }
                 tracing::info!(workflow = workflow_name, execution_id = %id, "scheduled run queued");

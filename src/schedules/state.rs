@@ -377,6 +377,30 @@ impl ScheduleStore {
         Ok(claims)
     }
 
+    /// Records a run started outside the schedule (trigger-now): it counts as a run, and is
+    /// the last one, without moving `nextRunAt`. ETag-guarded, retried on a lost race.
+    pub async fn record_manual_run(
+        &self,
+        workflow: &str,
+        execution_id: &str,
+        at: OffsetDateTime,
+    ) -> Result<(), ScheduleError> {
+        for _ in 0..5 {
+            let Some(mut state) = self.get(workflow).await? else {
+                return Err(ScheduleError::NotFound(workflow.to_owned()));
+            };
+            state.last_execution_id = Some(execution_id.to_owned());
+            state.last_run_at = Some(at);
+            state.execution_count += 1;
+            match self.write(&state).await {
+                Ok(_) => return Ok(()),
+                Err(StoreError::PreconditionFailed { .. }) => continue,
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Err(StoreError::unavailable("schedule row kept changing; retry").into())
+    }
+
     /// Records the execution a claim started (merge, so a concurrent claim's fields survive).
     pub async fn record_execution(
         &self,
@@ -580,6 +604,25 @@ mod tests {
         assert_eq!(often.execution_count, 2);
         assert_eq!(often.last_run_at, Some(datetime!(2026-03-02 00:10 UTC)));
         assert_eq!(often.last_execution_id.as_deref(), Some("exec-123"));
+
+        // Trigger-now counts too, and leaves the next slot where it was.
+        let manual = datetime!(2026-03-04 10:08 UTC);
+        store
+            .record_manual_run("often", "exec-456", manual)
+            .await
+            .unwrap();
+        let often = store.get("often").await.unwrap().unwrap();
+        assert_eq!(often.execution_count, 3);
+        assert_eq!(often.last_run_at, Some(manual));
+        assert_eq!(often.last_execution_id.as_deref(), Some("exec-456"));
+        assert_eq!(often.next_run_at, Some(datetime!(2026-03-04 10:10 UTC)));
+        assert!(matches!(
+            store
+                .record_manual_run("nope", "x", manual)
+                .await
+                .unwrap_err(),
+            ScheduleError::NotFound(_)
+        ));
         assert!(matches!(
             store.record_execution("nope", "x").await.unwrap_err(),
             ScheduleError::NotFound(_)

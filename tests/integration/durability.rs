@@ -310,6 +310,10 @@ async fn metrics_and_trigger_now() {
     }
     let schedules = get(&server, "/api/schedules").await;
     assert_eq!(schedules["schedules"][0]["lastExecutionId"], id.as_str());
+    assert_eq!(
+        schedules["schedules"][0]["executionCount"], 1,
+        "{schedules}"
+    );
     let (status, _) = post(&server, "/api/schedules/quick/trigger", json!({})).await;
     assert_eq!(status, StatusCode::NOT_FOUND, "quick has no schedule");
 
