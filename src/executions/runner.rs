@@ -484,13 +484,7 @@ impl Runner {
     /// message the record is marked `Failed` (it would otherwise stay `Pending` forever).
     pub async fn enqueue(&self, request: &RunRequest) -> Result<ExecutionRecord, RunError> {
         let mut record = self.start(request, "Pending").await?;
-        let message = QueuedExecution {
-            execution_id: request.execution_id.clone(),
-            scope: request.scope.to_string(),
-            workflow_name: request.workflow.name.clone(),
-            is_platform_admin: request.is_platform_admin,
-            is_function_key: request.is_function_key,
-        };
+        let message = QueuedExecution::of(&request.scope, &record);
         if let Err(e) = self.send(&message, Duration::ZERO).await {
             self.fail(
                 &request.scope,

@@ -177,7 +177,7 @@ fn writer_loop<S>(
             // which never happens while the checkpointer trails a writer that does not pause:
             // the WAL would grow without end. Checkpointing here, between groups, catches up
             // (the checkpointer did most of the copying) so the next write starts it over.
-            if let Err(e) = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
+            if let Err(e) = checkpoint(conn) {
                 tracing::debug!(error = %e, "writer checkpoint skipped");
             }
             last_rewind = Instant::now();
@@ -191,16 +191,21 @@ fn writer_loop<S>(
 /// Checkpoints what was committed, at most every [`CHECKPOINT_PAUSE`], and once more when the
 /// writer stops. PASSIVE: it never waits for, or blocks, the writer or readers.
 fn checkpoint_loop(conn: &Connection, commits: &mpsc::Receiver<()>) {
-    let checkpoint = || {
-        if let Err(e) = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
+    let checkpoint_now = || {
+        if let Err(e) = checkpoint(conn) {
             tracing::warn!(error = %e, "sqlite checkpoint failed; the next one catches up");
         }
     };
     while commits.recv().is_ok() {
         std::thread::sleep(CHECKPOINT_PAUSE);
-        checkpoint();
+        checkpoint_now();
     }
-    checkpoint();
+    checkpoint_now();
+}
+
+/// A PASSIVE checkpoint: copies what it can without waiting for, or blocking, anyone.
+fn checkpoint(conn: &Connection) -> rusqlite::Result<()> {
+    conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()))
 }
 
 fn commit_group<S>(
@@ -265,6 +270,14 @@ mod tests {
         conn.execute_batch("CREATE TABLE t (v INTEGER PRIMARY KEY)")
             .unwrap();
         conn
+    }
+
+    /// The writer and checkpointer threads over a fresh database, set up as the table store does.
+    fn started(dir: &tempfile::TempDir) -> GroupCommit<()> {
+        let writer = database(dir);
+        writer.pragma_update(None, "wal_autocheckpoint", 0).unwrap();
+        let checkpoints = Connection::open(dir.path().join("db.sqlite")).unwrap();
+        GroupCommit::start("test-writer", writer, checkpoints, Arc::new(()), sql_error).unwrap()
     }
 
     type Receiver = oneshot::Receiver<StoreResult<()>>;
@@ -357,16 +370,7 @@ mod tests {
     #[tokio::test]
     async fn concurrent_writes_all_land_through_the_thread() {
         let dir = tempfile::tempdir().unwrap();
-        let checkpoints = Connection::open(dir.path().join("db.sqlite")).unwrap();
-        let writer = GroupCommit::start(
-            "test-writer",
-            database(&dir),
-            checkpoints,
-            Arc::new(()),
-            sql_error,
-        )
-        .unwrap();
-        let writer = Arc::new(writer);
+        let writer = Arc::new(started(&dir));
         let mut tasks = Vec::new();
         for v in 0..200i64 {
             let writer = writer.clone();
@@ -389,12 +393,7 @@ mod tests {
     #[tokio::test]
     async fn commits_reach_the_database_file_through_the_checkpointer() {
         let dir = tempfile::tempdir().unwrap();
-        let writer = database(&dir);
-        writer.pragma_update(None, "wal_autocheckpoint", 0).unwrap();
-        let checkpoints = Connection::open(dir.path().join("db.sqlite")).unwrap();
-        let writer =
-            GroupCommit::start("test-writer", writer, checkpoints, Arc::new(()), sql_error)
-                .unwrap();
+        let writer = started(&dir);
         writer
             .write(|conn, _| {
                 conn.execute("INSERT INTO t (v) VALUES (42)", [])
@@ -431,12 +430,7 @@ mod tests {
     #[tokio::test]
     async fn the_wal_starts_over_while_writes_never_pause() {
         let dir = tempfile::tempdir().unwrap();
-        let writer = database(&dir);
-        writer.pragma_update(None, "wal_autocheckpoint", 0).unwrap();
-        let checkpoints = Connection::open(dir.path().join("db.sqlite")).unwrap();
-        let writer =
-            GroupCommit::start("test-writer", writer, checkpoints, Arc::new(()), sql_error)
-                .unwrap();
+        let writer = started(&dir);
         // Back-to-back commits (each adds at least one WAL frame) for several rewind periods.
         let until = std::time::Instant::now() + 3 * REWIND_EVERY;
         let mut commits = 0i64;
