@@ -15,8 +15,12 @@
 //! - the store file is replaced atomically (temp file, fsync, rename, fsync of the folder) and
 //!   the in-memory copy changes only after the new file is durable.
 //!
-//! One process owns the store: a second process writing the same folder concurrently would lose
-//! updates. This module must not depend on Key Vault or on any network code.
+//! Several processes may share the folder (the server and the `bifrost` CLI run against the
+//! same data folder): every write is a read-modify-write of the file under an exclusive lock of
+//! `secrets.lock`, and every read first reloads the file when it changed on disk (its length,
+//! modification time or inode differ from what was loaded), so no process loses another's
+//! writes or serves a stale value for long. This module must not depend on Key Vault or on any
+//! network code.
 
 use std::collections::BTreeMap;
 use std::fs::{self, File, OpenOptions};
@@ -51,9 +55,37 @@ const SECRET_AAD_PREFIX: &str = "bifrost-secrets/v1/secret/";
 
 pub struct LocalSecrets {
     store_path: PathBuf,
+    lock_path: PathBuf,
     cipher: Aes256Gcm,
-    state: Mutex<StoreFile>,
+    state: Mutex<Loaded>,
 }
+
+/// The store as last read or written, and the file's identity at that moment.
+struct Loaded {
+    file: StoreFile,
+    stamp: Option<FileStamp>,
+}
+
+/// What tells one version of the store file from another.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct FileStamp {
+    len: u64,
+    modified: Option<std::time::SystemTime>,
+    inode: u64,
+}
+
+fn stamp_of(path: &Path) -> Option<FileStamp> {
+    use std::os::unix::fs::MetadataExt;
+    let meta = fs::metadata(path).ok()?;
+    Some(FileStamp {
+        len: meta.len(),
+        modified: meta.modified().ok(),
+        inode: meta.ino(),
+    })
+}
+
+/// Name of the lock file that serializes writers of the store across processes.
+const LOCK_FILE_NAME: &str = "secrets.lock";
 
 /// Shows the path only: the cipher holds the master key.
 impl std::fmt::Debug for LocalSecrets {
@@ -92,69 +124,131 @@ impl LocalSecrets {
         let cipher = Aes256Gcm::new(&key.into());
         let store_path = data_dir.join(STORE_FILE_NAME);
 
-        let state = match fs::read(&store_path) {
-            Ok(bytes) => {
-                let state: StoreFile =
-                    serde_json::from_slice(&bytes).map_err(|e| SecretsError::Corrupt {
-                        name: store_path.display().to_string(),
-                        reason: format!("not a secret store file: {e}"),
-                    })?;
-                if state.format != FORMAT {
-                    return Err(SecretsError::Corrupt {
-                        name: store_path.display().to_string(),
-                        reason: format!("unsupported format {}", state.format),
-                    });
+        let lock_path = data_dir.join(LOCK_FILE_NAME);
+        let state = {
+            let _lock = lock_exclusive(&lock_path)?;
+            match read_store(&store_path, &cipher)? {
+                Some(state) => state,
+                None => {
+                    let state = StoreFile {
+                        format: FORMAT,
+                        key_check: seal(&cipher, KEY_CHECK_PLAINTEXT, KEY_CHECK_AAD)?,
+                        secrets: BTreeMap::new(),
+                    };
+                    write_atomic(&store_path, &to_json(&state)?)?;
+                    state
                 }
-                if open_sealed(&cipher, &state.key_check, KEY_CHECK_AAD).as_deref()
-                    != Some(KEY_CHECK_PLAINTEXT)
-                {
-                    return Err(SecretsError::WrongMasterKey {
-                        path: store_path.display().to_string(),
-                    });
-                }
-                state
             }
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                let state = StoreFile {
-                    format: FORMAT,
-                    key_check: seal(&cipher, KEY_CHECK_PLAINTEXT, KEY_CHECK_AAD)?,
-                    secrets: BTreeMap::new(),
-                };
-                write_atomic(&store_path, &to_json(&state)?)?;
-                state
-            }
-            Err(e) => return Err(SecretsError::io(&store_path, e)),
         };
-
+        let stamp = stamp_of(&store_path);
         Ok(Self {
             store_path,
+            lock_path,
             cipher,
-            state: Mutex::new(state),
+            state: Mutex::new(Loaded { file: state, stamp }),
         })
+    }
+
+    /// Reloads the in-memory copy when another process changed the file.
+    async fn refresh(&self, loaded: &mut Loaded) -> SecretsResult<()> {
+        let path = self.store_path.clone();
+        let now = tokio::task::spawn_blocking(move || stamp_of(&path))
+            .await
+            .map_err(|e| SecretsError::Backend(format!("store reader task failed: {e}")))?;
+        if now == loaded.stamp {
+            return Ok(());
+        }
+        let (path, cipher) = (self.store_path.clone(), self.cipher.clone());
+        let reread = tokio::task::spawn_blocking(move || {
+            read_store(&path, &cipher).map(|f| (f, stamp_of(&path)))
+        })
+        .await
+        .map_err(|e| SecretsError::Backend(format!("store reader task failed: {e}")))??;
+        if let (Some(file), stamp) = reread {
+            *loaded = Loaded { file, stamp };
+        }
+        Ok(())
+    }
+
+    /// Applies `change` to the current file under the cross-process lock and writes it
+    /// durably; the in-memory copy follows. `change` answers whether it changed anything.
+    async fn modify(
+        &self,
+        change: impl FnOnce(&mut StoreFile) -> bool + Send + 'static,
+    ) -> SecretsResult<bool> {
+        let mut loaded = self.state.lock().await;
+        let (store_path, lock_path, cipher) = (
+            self.store_path.clone(),
+            self.lock_path.clone(),
+            self.cipher.clone(),
+        );
+        let current = loaded.file.clone();
+        let (file, changed, stamp) = tokio::task::spawn_blocking(move || {
+            let _lock = lock_exclusive(&lock_path)?;
+            let mut file = read_store(&store_path, &cipher)?.unwrap_or(current);
+            let changed = change(&mut file);
+            if changed {
+                write_atomic(&store_path, &to_json(&file)?)?;
+            }
+            Ok::<_, SecretsError>((file, changed, stamp_of(&store_path)))
+        })
+        .await
+        .map_err(|e| SecretsError::Backend(format!("store writer task failed: {e}")))??;
+        *loaded = Loaded { file, stamp };
+        Ok(changed)
     }
 
     /// Where the encrypted store lives (for logs and diagnostics).
     pub fn store_path(&self) -> &Path {
         &self.store_path
     }
+}
 
-    /// Writes `next` durably, then makes it the in-memory state.
-    async fn commit(&self, current: &mut StoreFile, next: StoreFile) -> SecretsResult<()> {
-        let bytes = to_json(&next)?;
-        let path = self.store_path.clone();
-        tokio::task::spawn_blocking(move || write_atomic(&path, &bytes))
-            .await
-            .map_err(|e| SecretsError::Backend(format!("store writer task failed: {e}")))??;
-        *current = next;
-        Ok(())
+/// The store file, checked (format, master key); `None` when it does not exist yet.
+fn read_store(path: &Path, cipher: &Aes256Gcm) -> SecretsResult<Option<StoreFile>> {
+    let bytes = match fs::read(path) {
+        Ok(bytes) => bytes,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(SecretsError::io(path, e)),
+    };
+    let state: StoreFile = serde_json::from_slice(&bytes).map_err(|e| SecretsError::Corrupt {
+        name: path.display().to_string(),
+        reason: format!("not a secret store file: {e}"),
+    })?;
+    if state.format != FORMAT {
+        return Err(SecretsError::Corrupt {
+            name: path.display().to_string(),
+            reason: format!("unsupported format {}", state.format),
+        });
     }
+    if open_sealed(cipher, &state.key_check, KEY_CHECK_AAD).as_deref() != Some(KEY_CHECK_PLAINTEXT)
+    {
+        return Err(SecretsError::WrongMasterKey {
+            path: path.display().to_string(),
+        });
+    }
+    Ok(Some(state))
+}
+
+/// An exclusive advisory lock on `path` (created if missing), held until the file is dropped.
+fn lock_exclusive(path: &Path) -> SecretsResult<File> {
+    let file = OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .mode(0o600)
+        .open(path)
+        .map_err(|e| SecretsError::io(path, e))?;
+    file.lock().map_err(|e| SecretsError::io(path, e))?;
+    Ok(file)
 }
 
 #[async_trait]
 impl SecretStore for LocalSecrets {
     async fn get(&self, name: &SecretName) -> SecretsResult<Option<SecretValue>> {
-        let state = self.state.lock().await;
-        let Some(sealed) = state.secrets.get(name.as_str()) else {
+        let mut loaded = self.state.lock().await;
+        self.refresh(&mut loaded).await?;
+        let Some(sealed) = loaded.file.secrets.get(name.as_str()) else {
             return Ok(None);
         };
         let plain = open_sealed(&self.cipher, sealed, &secret_aad(name)).ok_or_else(|| {
@@ -173,27 +267,27 @@ impl SecretStore for LocalSecrets {
     async fn set(&self, name: &SecretName, value: &SecretValue) -> SecretsResult<()> {
         value.validate()?;
         let sealed = seal(&self.cipher, value.expose().as_bytes(), &secret_aad(name))?;
-        let mut state = self.state.lock().await;
-        let mut next = state.clone();
-        next.secrets.insert(name.as_str().to_owned(), sealed);
-        self.commit(&mut state, next).await
+        let key = name.as_str().to_owned();
+        self.modify(move |file| {
+            file.secrets.insert(key, sealed);
+            true
+        })
+        .await
+        .map(drop)
     }
 
     async fn delete(&self, name: &SecretName) -> SecretsResult<bool> {
-        let mut state = self.state.lock().await;
-        if !state.secrets.contains_key(name.as_str()) {
-            return Ok(false);
-        }
-        let mut next = state.clone();
-        next.secrets.remove(name.as_str());
-        self.commit(&mut state, next).await?;
-        Ok(true)
+        let key = name.as_str().to_owned();
+        self.modify(move |file| file.secrets.remove(&key).is_some())
+            .await
     }
 
     async fn list_names(&self, prefix: &str) -> SecretsResult<Vec<SecretName>> {
         let prefix = normalize_prefix(prefix)?;
-        let state = self.state.lock().await;
-        state
+        let mut loaded = self.state.lock().await;
+        self.refresh(&mut loaded).await?;
+        loaded
+            .file
             .secrets
             .keys()
             .filter(|k| k.starts_with(&prefix))

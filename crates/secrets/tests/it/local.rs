@@ -223,3 +223,60 @@ async fn a_corrupt_store_file_is_reported_not_replaced() {
         b"{ not json"
     );
 }
+
+#[tokio::test]
+async fn two_processes_sharing_the_folder_lose_nothing() {
+    // The server and the CLI each open the store of one data folder.
+    let dir = tempfile::tempdir().unwrap();
+    let server = LocalSecrets::open(dir.path(), None).unwrap();
+    let cli = LocalSecrets::open(dir.path(), None).unwrap();
+    server
+        .set(&name("from-server"), &SecretValue::new("s"))
+        .await
+        .unwrap();
+    cli.set(&name("from-cli"), &SecretValue::new("c"))
+        .await
+        .unwrap();
+    // Each sees the other's write, and neither write overwrote the other.
+    assert_eq!(
+        server
+            .get(&name("from-cli"))
+            .await
+            .unwrap()
+            .unwrap()
+            .expose(),
+        "c"
+    );
+    assert_eq!(
+        cli.get(&name("from-server"))
+            .await
+            .unwrap()
+            .unwrap()
+            .expose(),
+        "s"
+    );
+    assert!(server.delete(&name("from-cli")).await.unwrap());
+    assert!(cli.get(&name("from-cli")).await.unwrap().is_none());
+    let names = server.list_names("").await.unwrap();
+    assert_eq!(names, [name("from-server")]);
+    // Concurrent writers from both sides all land.
+    let (server, cli) = (std::sync::Arc::new(server), std::sync::Arc::new(cli));
+    let mut tasks = Vec::new();
+    for n in 0..20 {
+        let store = if n % 2 == 0 {
+            server.clone()
+        } else {
+            cli.clone()
+        };
+        tasks.push(tokio::spawn(async move {
+            store
+                .set(&name(&format!("k{n}")), &SecretValue::new("v"))
+                .await
+                .unwrap();
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    assert_eq!(server.list_names("k").await.unwrap().len(), 20);
+}
