@@ -14,7 +14,7 @@ use bifrost_store::Scope;
 
 use crate::audit::{AuditEvent, AuditEventType, AuditLog};
 use crate::auth::{FunctionKeys, FunctionKeysOptions, WorkflowKeys, WorkflowKeysOptions};
-use crate::domain::{ConfigService, OrgService, RoleService, UserService};
+use crate::domain::{ChangeLog, ConfigService, OrgService, RoleService, UserService};
 use crate::executions::Runner;
 use crate::executions::worker::{Worker, WorkerConfig};
 use crate::jobs::timers::{Scheduler, TimerStore};
@@ -25,6 +25,7 @@ use crate::backends::{Backends, OpenError};
 use crate::executions::Executions;
 use crate::host::invoke::Invocations;
 use crate::http::health::{DependencyHealth, HealthReport, PythonHealth, WorkspaceHealth};
+use crate::sdk_files::SdkFiles;
 use crate::sdk_host::StorageHost;
 use crate::server::{Frontend, serve};
 use crate::settings::Settings;
@@ -60,16 +61,23 @@ pub struct Services {
     pub uploads: crate::forms::files::Uploads,
     /// Wakes this instance's idle queue worker when a run is queued here.
     pub enqueued: Arc<tokio::sync::Notify>,
+    /// The SDK's per-organization file areas (`files.*`, and uploaded files handed to runs).
+    pub files: SdkFiles,
 }
 
 impl Services {
     /// Builds the services without touching storage.
-    pub fn new(backends: &Backends) -> Result<Self, StartupError> {
+    pub fn new(backends: &Backends, settings: &Settings) -> Result<Self, StartupError> {
         let tables = &backends.tables;
+        let audit = Arc::new(
+            AuditLog::new(tables.clone(), backends.secrets.clone())
+                .map_err(|e| StartupError::Storage(e.to_string()))?,
+        );
+        let changes = ChangeLog::new(audit.clone());
         Ok(Self {
-            orgs: OrgService::new(tables.clone()),
-            users: UserService::new(tables.clone()),
-            roles: RoleService::new(tables.clone()),
+            orgs: OrgService::new(tables.clone(), changes.clone()),
+            users: UserService::new(tables.clone(), changes.clone()),
+            roles: RoleService::new(tables.clone(), changes),
             config: ConfigService::new(tables.clone(), backends.secrets.clone()),
             keys: Arc::new(
                 FunctionKeys::new(tables.clone(), FunctionKeysOptions::default())
@@ -79,9 +87,7 @@ impl Services {
                 WorkflowKeys::new(tables.clone(), WorkflowKeysOptions::default())
                     .map_err(|e| StartupError::Storage(e.to_string()))?,
             ),
-            audit: Arc::new(
-                AuditLog::new(tables.clone()).map_err(|e| StartupError::Storage(e.to_string()))?,
-            ),
+            audit,
             executions: Executions::new(tables.clone(), backends.blobs.clone()),
             enqueued: Arc::new(tokio::sync::Notify::new()),
             schedules: ScheduleStore::new(tables.clone())
@@ -91,6 +97,8 @@ impl Services {
             provider_cache: crate::forms::providers::ProviderCache::new(tables.clone())
                 .map_err(|e| StartupError::Storage(e.to_string()))?,
             uploads: crate::forms::files::Uploads::new(backends.blobs.clone())
+                .map_err(|e| StartupError::Storage(e.to_string()))?,
+            files: SdkFiles::new(backends.blobs.clone(), &settings.workspace)
                 .map_err(|e| StartupError::Storage(e.to_string()))?,
         })
     }
@@ -126,11 +134,28 @@ impl Services {
                 .ensure_container()
                 .await
                 .map_err(|e| e.to_string()),
+            self.files
+                .ensure_container()
+                .await
+                .map_err(|e| e.to_string()),
+            // Under the Functions host with Azure Storage no in-process worker creates the queue,
+            // yet the first async run must be able to enqueue.
+            ensure_execution_queue(backends).await,
         ];
         for error in results.into_iter().filter_map(Result::err) {
             tracing::error!(error = %error, "could not prepare storage yet");
         }
     }
+}
+
+async fn ensure_execution_queue(backends: &Backends) -> Result<(), String> {
+    let queue = bifrost_store::queue::QueueName::new(crate::executions::runner::QUEUE)
+        .map_err(|e| e.to_string())?;
+    backends
+        .queues
+        .create_queue(&queue)
+        .await
+        .map_err(|e| e.to_string())
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -165,7 +190,7 @@ impl AppState {
             source,
         })?;
         let backends = Backends::open(&settings)?;
-        let mut services = Services::new(&backends)?;
+        let mut services = Services::new(&backends, &settings)?;
         services.executions = services.executions.with_lease(settings.executions.lease);
         services.prepare_storage(&backends).await;
         let engine = start_engine(&settings, &backends, &services).await?;
@@ -232,8 +257,7 @@ pub async fn start_engine(
         services.audit.clone(),
         services.executions.clone(),
         services.forms.clone(),
-        settings.workspace.clone(),
-        settings.data_dir.join("tmp"),
+        services.files.clone(),
     );
     let audit = services.audit.clone();
     let runtime = tokio::runtime::Handle::current();
@@ -263,6 +287,10 @@ pub async fn start_engine(
         host: Arc::new(host),
         runtime: Some(runtime),
         on_import_violation: Some(Arc::new(on_violation)),
+        hidden_env: crate::settings::HIDDEN_FROM_WORKFLOWS
+            .iter()
+            .map(|p| (*p).to_owned())
+            .collect(),
         ..Default::default()
     };
     let engine = tokio::task::spawn_blocking(move || Engine::start(config))
@@ -310,8 +338,12 @@ pub async fn run(settings: Settings) -> Result<(), StartupError> {
     } else {
         Some(start_timers(&state, jobs.clone())?)
     };
-    let mut invocations = Invocations::default();
-    crate::jobs::functions::register(&mut invocations, jobs, worker_config);
+    // The payload routes exist only under the host (see `server.rs`).
+    let invocations = settings.under_functions_host.then(|| {
+        let mut invocations = Invocations::default();
+        crate::jobs::functions::register(&mut invocations, jobs, worker_config);
+        invocations
+    });
 
     let addr = SocketAddr::new(settings.bind, settings.port);
     let listener = TcpListener::bind(addr)
@@ -328,11 +360,17 @@ pub async fn run(settings: Settings) -> Result<(), StartupError> {
         crate::http::routes(state.clone()),
         invocations,
         settings.max_body_bytes,
+        crate::server::ClientAddressing {
+            trusted_proxies: settings.trusted_proxies.clone(),
+            front_door_id: settings.front_door_id.clone(),
+        },
     ));
     let watcher = tokio::spawn(watch_workspace(state.engine.clone()));
+    let summaries = tokio::spawn(summarize_audit_floods(state.services.audit.clone()));
     let form_watcher = tokio::spawn(crate::http::forms::watch_workspace_forms(state.clone()));
     serve(listener, frontend, shutdown_signal()).await;
     watcher.abort();
+    summaries.abort();
     form_watcher.abort();
     if let Some(scheduler) = scheduler {
         scheduler.stop().await;
@@ -390,6 +428,19 @@ async fn watch_workspace(engine: Engine) {
                 }
             }
             Err(e) => tracing::warn!(error = %e, "workspace rescan failed"),
+        }
+    }
+}
+
+/// Writes the summary entries of aggregated audit floods whose window closed (see
+/// `audit/flood.rs`), so a flood that stopped is still counted in the log.
+async fn summarize_audit_floods(audit: Arc<AuditLog>) {
+    let mut tick = tokio::time::interval(std::time::Duration::from_secs(10));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        if let Err(e) = audit.flush_summaries().await {
+            tracing::warn!(error = %e, "could not write audit flood summaries");
         }
     }
 }

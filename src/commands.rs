@@ -26,7 +26,7 @@ use bifrost_store::Scope;
 /// error, so it can gate a deployment.
 pub async fn list_workflows(settings: &Settings) -> Result<ExitCode, StartupError> {
     let backends = Backends::open(settings)?;
-    let services = Services::new(&backends)?;
+    let services = Services::new(&backends, settings)?;
     services.prepare_storage(&backends).await;
     let engine = start_engine(settings, &backends, &services).await?;
     let registry = engine.registry();
@@ -57,7 +57,7 @@ pub async fn validate(settings: &Settings, file: &Path) -> Result<ExitCode, Star
         settings.workspace = file.parent().map(Path::to_path_buf).unwrap_or_default();
     }
     let backends = Backends::open(&settings)?;
-    let services = Services::new(&backends)?;
+    let services = Services::new(&backends, &settings)?;
     services.prepare_storage(&backends).await;
     let engine = start_engine(&settings, &backends, &services).await?;
     let registry = engine.registry();
@@ -100,7 +100,7 @@ pub struct RunArgs {
 /// Exit 0 on Success, 1 on any other outcome, 2 on bad arguments.
 pub async fn run_workflow(settings: &Settings, args: RunArgs) -> Result<ExitCode, StartupError> {
     let backends = Backends::open(settings)?;
-    let services = Services::new(&backends)?;
+    let services = Services::new(&backends, settings)?;
     services.prepare_storage(&backends).await;
     let engine = start_engine(settings, &backends, &services).await?;
     let registry = engine.registry();
@@ -268,7 +268,7 @@ fn print_registry(registry: &Registry, only: Option<&Path>) {
 /// log in) and to rotate keys without the API.
 pub async fn keys(settings: &Settings, action: KeysAction) -> Result<ExitCode, StartupError> {
     let backends = Backends::open(settings)?;
-    let services = Services::new(&backends)?;
+    let services = Services::new(&backends, settings)?;
     services.prepare_storage(&backends).await;
     let scope_of = |org: Option<&String>| -> Result<Scope, String> {
         match org {

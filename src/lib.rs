@@ -17,6 +17,7 @@ pub mod host;
 pub mod http;
 pub mod jobs;
 pub mod schedules;
+pub mod sdk_files;
 pub mod sdk_host;
 pub mod server;
 pub mod settings;

@@ -5,9 +5,9 @@
 //! Every call is confined to that scope: the org comes from the execution, never from workflow
 //! arguments (v1 let any workflow read any vault secret by its full name; here `secrets.get(key)`
 //! looks in the execution's org, then GLOBAL, and cannot name another org's secret).
-//! `files` paths stay inside their location, and the `temp` location is separate per org.
+//! `files.*` work in the organization's own file area ([`crate::sdk_files`]), never the
+//! workspace.
 
-use std::path::{Component, Path, PathBuf};
 use std::sync::Arc;
 
 use async_trait::async_trait;
@@ -23,13 +23,14 @@ use time::OffsetDateTime;
 
 use crate::audit::{AuditEvent, AuditEventType, AuditLog};
 use crate::domain::{
-    ConfigEntry, ConfigService, ConfigType, ConfigValue, ConfigWrite, DomainError, FormId, MASK,
-    NewOrganization, NewRole, OrgService, Organization, OrganizationUpdate, Role, RoleId,
-    RoleService, RoleUpdate, UserId,
+    Actor, ChangeLog, ConfigEntry, ConfigService, ConfigType, ConfigValue, ConfigWrite,
+    DomainError, FormId, MASK, NewOrganization, NewRole, OrgService, Organization,
+    OrganizationUpdate, Role, RoleId, RoleService, RoleUpdate, UserId,
 };
 
 use crate::executions::{ExecutionQuery, Executions};
 use crate::forms::store::FormStore;
+use crate::sdk_files::SdkFiles;
 
 pub struct StorageHost {
     secrets: Arc<dyn SecretStore>,
@@ -40,8 +41,8 @@ pub struct StorageHost {
     executions: Executions,
     /// The same forms the API serves (stored, and imported from the workspace's `*.form.json`).
     forms: FormStore,
-    workspace: PathBuf,
-    temp: PathBuf,
+    /// `files.*`: each organization's own area, never the workspace.
+    files: SdkFiles,
 }
 
 impl StorageHost {
@@ -51,19 +52,18 @@ impl StorageHost {
         audit: Arc<AuditLog>,
         executions: Executions,
         forms: FormStore,
-        workspace: PathBuf,
-        temp: PathBuf,
+        files: SdkFiles,
     ) -> Self {
+        let changes = ChangeLog::new(audit.clone());
         Self {
             config: ConfigService::new(tables.clone(), secrets.clone()),
-            orgs: OrgService::new(tables.clone()),
-            roles: RoleService::new(tables),
+            orgs: OrgService::new(tables.clone(), changes.clone()),
+            roles: RoleService::new(tables, changes),
             forms,
             secrets,
             audit,
             executions,
-            workspace,
-            temp,
+            files,
         }
     }
 
@@ -81,23 +81,6 @@ impl StorageHost {
             tracing::error!(error = %e, ?kind, secret, execution_id = %scope.execution_id, "could not audit a secret access");
         }
     }
-
-    /// The folder a `files.*` call may touch: the shared workspace, or this org's temp folder.
-    fn base(&self, scope: &HostScope, location: FileLocation) -> HostResult<PathBuf> {
-        Ok(match location {
-            FileLocation::Workspace => self.workspace.clone(),
-            FileLocation::Temp => self.temp.join(execution_scope(scope)?.to_string()),
-        })
-    }
-
-    fn resolve(
-        &self,
-        scope: &HostScope,
-        location: FileLocation,
-        path: &str,
-    ) -> HostResult<PathBuf> {
-        Ok(self.base(scope, location)?.join(sandboxed(path)?))
-    }
 }
 
 /// The execution's scope as the storage layer's type.
@@ -108,24 +91,6 @@ pub fn execution_scope(scope: &HostScope) -> HostResult<Scope> {
             .map(Scope::Org)
             .map_err(|e| HostError::InvalidInput(e.to_string())),
     }
-}
-
-/// A relative path with no `..`, root or prefix components: it cannot leave its base folder.
-fn sandboxed(path: &str) -> HostResult<PathBuf> {
-    let candidate = Path::new(path);
-    let mut clean = PathBuf::new();
-    for component in candidate.components() {
-        match component {
-            Component::Normal(part) => clean.push(part),
-            Component::CurDir => {}
-            Component::ParentDir | Component::RootDir | Component::Prefix(_) => {
-                return Err(HostError::PermissionDenied(format!(
-                    "path {path:?} must stay inside its location (no absolute paths or '..')"
-                )));
-            }
-        }
-    }
-    Ok(clean)
 }
 
 fn secrets_error(e: SecretsError) -> HostError {
@@ -159,6 +124,11 @@ fn domain_error(e: DomainError) -> HostError {
         }
         DomainError::Internal(_) => HostError::Backend("internal error".into()),
     }
+}
+
+/// The workflow run as the author of an audited change.
+fn actor(scope: &HostScope) -> Actor {
+    Actor::workflow(scope.caller.user_id.clone(), scope.execution_id.clone())
 }
 
 fn require_admin(scope: &HostScope, what: &str) -> HostResult<()> {
@@ -277,16 +247,6 @@ fn parse_date(field: &str, value: Option<&String>) -> HostResult<Option<OffsetDa
         .map_err(|_| HostError::InvalidInput(format!("{field}: {text:?} is not an ISO date")))
 }
 
-fn io_error(path: &str, e: std::io::Error) -> HostError {
-    match e.kind() {
-        std::io::ErrorKind::NotFound => HostError::NotFound(format!("file {path:?}")),
-        std::io::ErrorKind::PermissionDenied => {
-            HostError::PermissionDenied(format!("file {path:?}"))
-        }
-        _ => HostError::Backend(format!("file {path:?}: {e}")),
-    }
-}
-
 #[async_trait]
 impl SdkHost for StorageHost {
     async fn config_get(
@@ -359,12 +319,15 @@ impl SdkHost for StorageHost {
         require_admin(scope, "organizations.create")?;
         let org = self
             .orgs
-            .create(NewOrganization {
-                name: name.to_owned(),
-                domain: domain.map(str::to_owned),
-                is_active,
-                created_by: Some(scope.caller.user_id.clone()),
-            })
+            .create(
+                NewOrganization {
+                    name: name.to_owned(),
+                    domain: domain.map(str::to_owned),
+                    is_active,
+                    created_by: Some(scope.caller.user_id.clone()),
+                },
+                &actor(scope),
+            )
             .await
             .map_err(domain_error)?;
         Ok(org_json(&org))
@@ -410,7 +373,7 @@ impl SdkHost for StorageHost {
         };
         let org = self
             .orgs
-            .update(&parse_org_id(org_id)?, update, &IfMatch::Any)
+            .update(&parse_org_id(org_id)?, update, &IfMatch::Any, &actor(scope))
             .await
             .map_err(domain_error)?;
         Ok(org_json(&org))
@@ -420,7 +383,7 @@ impl SdkHost for StorageHost {
         require_admin(scope, "organizations.delete")?;
         match self
             .orgs
-            .delete(&parse_org_id(org_id)?, &IfMatch::Any)
+            .delete(&parse_org_id(org_id)?, &IfMatch::Any, &actor(scope))
             .await
         {
             Ok(()) => Ok(true),
@@ -473,6 +436,7 @@ impl SdkHost for StorageHost {
                     description: Some(description.to_owned()),
                     created_by: Some(scope.caller.user_id.clone()),
                 },
+                &actor(scope),
             )
             .await
             .map_err(domain_error)?;
@@ -515,6 +479,7 @@ impl SdkHost for StorageHost {
                 &parse_role_id(role_id)?,
                 update,
                 &IfMatch::Any,
+                &actor(scope),
             )
             .await
             .map_err(domain_error)?;
@@ -528,6 +493,7 @@ impl SdkHost for StorageHost {
                 &execution_org(scope)?,
                 &parse_role_id(role_id)?,
                 &IfMatch::Any,
+                &actor(scope),
             )
             .await
         {
@@ -570,7 +536,7 @@ impl SdkHost for StorageHost {
                 &execution_org(scope)?,
                 &parse_role_id(role_id)?,
                 &users,
-                Some(scope.caller.user_id.as_str()),
+                &actor(scope),
             )
             .await
             .map_err(domain_error)
@@ -591,7 +557,7 @@ impl SdkHost for StorageHost {
                 &execution_org(scope)?,
                 &parse_role_id(role_id)?,
                 &forms,
-                Some(scope.caller.user_id.as_str()),
+                &actor(scope),
             )
             .await
             .map_err(domain_error)
@@ -706,8 +672,9 @@ impl SdkHost for StorageHost {
         location: FileLocation,
         path: &str,
     ) -> HostResult<Vec<u8>> {
-        let full = self.resolve(scope, location, path)?;
-        tokio::fs::read(&full).await.map_err(|e| io_error(path, e))
+        self.files
+            .read(&execution_scope(scope)?, location, path)
+            .await
     }
 
     async fn file_write(
@@ -717,15 +684,9 @@ impl SdkHost for StorageHost {
         path: &str,
         content: Vec<u8>,
     ) -> HostResult<()> {
-        let full = self.resolve(scope, location, path)?;
-        if let Some(parent) = full.parent() {
-            tokio::fs::create_dir_all(parent)
-                .await
-                .map_err(|e| io_error(path, e))?;
-        }
-        tokio::fs::write(&full, content)
+        self.files
+            .write(&execution_scope(scope)?, location, path, content)
             .await
-            .map_err(|e| io_error(path, e))
     }
 
     async fn file_list(
@@ -734,18 +695,9 @@ impl SdkHost for StorageHost {
         location: FileLocation,
         dir: &str,
     ) -> HostResult<Vec<String>> {
-        let full = self.resolve(scope, location, dir)?;
-        let mut entries = match tokio::fs::read_dir(&full).await {
-            Ok(entries) => entries,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-            Err(e) => return Err(io_error(dir, e)),
-        };
-        let mut names = Vec::new();
-        while let Some(entry) = entries.next_entry().await.map_err(|e| io_error(dir, e))? {
-            names.push(entry.file_name().to_string_lossy().into_owned());
-        }
-        names.sort();
-        Ok(names)
+        self.files
+            .list(&execution_scope(scope)?, location, dir)
+            .await
     }
 
     async fn file_delete(
@@ -754,12 +706,9 @@ impl SdkHost for StorageHost {
         location: FileLocation,
         path: &str,
     ) -> HostResult<bool> {
-        let full = self.resolve(scope, location, path)?;
-        match tokio::fs::remove_file(&full).await {
-            Ok(()) => Ok(true),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
-            Err(e) => Err(io_error(path, e)),
-        }
+        self.files
+            .delete(&execution_scope(scope)?, location, path)
+            .await
     }
 
     async fn file_exists(
@@ -768,8 +717,9 @@ impl SdkHost for StorageHost {
         location: FileLocation,
         path: &str,
     ) -> HostResult<bool> {
-        let full = self.resolve(scope, location, path)?;
-        Ok(tokio::fs::try_exists(&full).await.unwrap_or(false))
+        self.files
+            .exists(&execution_scope(scope)?, location, path)
+            .await
     }
 }
 
@@ -777,6 +727,7 @@ impl SdkHost for StorageHost {
 mod tests {
     use super::*;
     use bifrost_engine::Caller;
+    use std::path::Path;
 
     fn scope(org: Option<&str>) -> HostScope {
         HostScope {
@@ -796,15 +747,21 @@ mod tests {
         let blobs = Arc::new(bifrost_store::blob::LocalBlobs::open(&dir.join("blobs")).unwrap());
         let dyn_tables: Arc<dyn TableStore> = tables.clone();
         crate::domain::ensure_tables(&dyn_tables).await.unwrap();
-        let audit = Arc::new(AuditLog::open(dyn_tables.clone()).await.unwrap());
+        let secrets: Arc<dyn SecretStore> = Arc::new(secrets);
+        let audit = Arc::new(
+            AuditLog::open(dyn_tables.clone(), secrets.clone())
+                .await
+                .unwrap(),
+        );
+        let files = SdkFiles::new(blobs.clone(), &dir.join("ws")).unwrap();
+        files.ensure_container().await.unwrap();
         StorageHost::new(
             tables.clone(),
-            Arc::new(secrets),
+            secrets,
             audit,
             Executions::new(tables.clone(), blobs),
             FormStore::new(tables).unwrap(),
-            dir.join("ws"),
-            dir.join("tmp"),
+            files,
         )
     }
 
@@ -883,7 +840,7 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn files_stay_inside_their_location_and_temp_is_per_org() {
+    async fn files_are_confined_to_the_executions_org() {
         let dir = tempfile::tempdir().unwrap();
         let h = host(dir.path()).await;
         let (a, b) = (scope(Some("org-a")), scope(Some("org-b")));
@@ -905,29 +862,14 @@ mod tests {
             h.file_list(&a, FileLocation::Temp, "r").await.unwrap(),
             ["out.txt"]
         );
-        for bad in ["../x", "/etc/passwd", "a/../../x"] {
-            let err = h
-                .file_read(&a, FileLocation::Workspace, bad)
-                .await
-                .unwrap_err();
-            assert!(
-                matches!(err, HostError::PermissionDenied(_)),
-                "{bad}: {err:?}"
-            );
-        }
         assert!(matches!(
-            h.file_read(&a, FileLocation::Workspace, "missing.txt")
+            h.file_read(&a, FileLocation::Workspace, "../x")
                 .await
                 .unwrap_err(),
-            HostError::NotFound(_)
+            HostError::PermissionDenied(_)
         ));
         assert!(
             h.file_delete(&a, FileLocation::Temp, "r/out.txt")
-                .await
-                .unwrap()
-        );
-        assert!(
-            !h.file_delete(&a, FileLocation::Temp, "r/out.txt")
                 .await
                 .unwrap()
         );

@@ -1,16 +1,21 @@
 //! The front door: connections, request ids, request logs, panics, host invocations, shutdown.
 //!
-//! Every request passes through [`Frontend::handle`], which gives it an `x-request-id`, logs one
-//! redacted line for it, turns a panic anywhere below into a 500 JSON body without internals, and
-//! sends `POST /{FunctionName}` envelopes from the Functions host to [`crate::host::invoke`].
-//! Everything else goes to the HTTP API ([`crate::http`]). [`serve`] drains in-flight requests
-//! on shutdown.
+//! Every request passes through [`Frontend::handle`], which gives it an `x-request-id`, works
+//! out the client's address ([`ClientAddr`], from forwarding headers only behind a trusted
+//! proxy), logs one redacted line for it, turns a panic anywhere below into a 500 JSON body
+//! without internals, and — under the Functions host only — sends `POST /{FunctionName}`
+//! envelopes to [`crate::host::invoke`]. Everything else goes to the HTTP API ([`crate::http`]).
+//! Every response says `X-Content-Type-Options: nosniff`, and API answers are `no-store` unless
+//! they say otherwise. [`serve`] drains in-flight requests on shutdown.
 //!
-//! Invariant: this is the only place that accepts connections, and the only place that catches
-//! panics, so no handler needs to.
+//! Invariants: this is the only place that accepts connections, and the only place that catches
+//! panics, so no handler needs to. The payload routes exist only when the Functions host started
+//! us: a standalone server answers 404 for them, because their envelopes carry headers, rights
+//! and timer firings that only the host may assert.
 
 use std::convert::Infallible;
 use std::future::Future;
+use std::net::IpAddr;
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::time::Instant;
@@ -29,28 +34,48 @@ use warp::reply::Response;
 use crate::host::envelope::InvocationRequest;
 use crate::host::invoke::{Dispatch, HttpApi, Invocations};
 use crate::http::error::{ApiError, json_response};
+use crate::settings::TrustedProxies;
 use crate::telemetry::redact_query;
+
+/// The address of the client a request came from: the socket's peer, or — when that peer is a
+/// trusted proxy — the nearest untrusted address its forwarding headers name. Attached to every
+/// request as an extension; anonymous rate limits are keyed by it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ClientAddr(pub IpAddr);
+
+/// Who may tell us the client's address: trusted proxies, and a known Front Door.
+#[derive(Clone, Debug, Default)]
+pub struct ClientAddressing {
+    pub trusted_proxies: TrustedProxies,
+    /// Lower-cased `X-Azure-FDID` of our Front Door.
+    pub front_door_id: Option<String>,
+}
 
 pub struct Frontend {
     api: BoxedFilter<(Response,)>,
-    invocations: Invocations,
+    /// `None` on a standalone server: the payload routes do not exist there.
+    invocations: Option<Invocations>,
     max_body_bytes: u64,
+    addressing: ClientAddressing,
 }
 
 impl Frontend {
+    /// `invocations`: the host's payload-mode functions, only when running under the host.
     pub fn new(
         api: BoxedFilter<(Response,)>,
-        invocations: Invocations,
+        invocations: Option<Invocations>,
         max_body_bytes: u64,
+        addressing: ClientAddressing,
     ) -> Self {
         Self {
             api,
             invocations,
             max_body_bytes,
+            addressing,
         }
     }
 
-    pub async fn handle<B>(self: Arc<Self>, request: Request<B>) -> Response
+    pub async fn handle<B>(self: Arc<Self>, mut request: Request<B>, peer: IpAddr) -> Response
     where
         B: http_body::Body + Send + Sync + 'static,
         B::Data: Send,
@@ -61,11 +86,13 @@ impl Frontend {
         let method = request.method().clone();
         let path = request.uri().path().to_owned();
         let query = request.uri().query().map(redact_query).unwrap_or_default();
+        let client = client_addr(peer, request.headers(), &self.addressing);
+        request.extensions_mut().insert(ClientAddr(client));
         let span = tracing::info_span!("request", id = %request_id);
 
         let work = async {
-            match invocation_name(&request) {
-                Some(function) => self.invoke(function, request).await,
+            match self.invocations.as_ref().zip(invocation_name(&request)) {
+                Some((invocations, function)) => self.invoke(invocations, function, request).await,
                 None => self.call_api(request).await,
             }
         };
@@ -84,6 +111,18 @@ impl Frontend {
 
         if let Ok(value) = HeaderValue::from_str(&request_id) {
             response.headers_mut().insert("x-request-id", value);
+        }
+        let headers = response.headers_mut();
+        headers.insert(
+            "x-content-type-options",
+            HeaderValue::from_static("nosniff"),
+        );
+        // API answers carry tenant data, and some carry raw keys: no cache may keep them.
+        if path.starts_with("/api/") && !headers.contains_key(http::header::CACHE_CONTROL) {
+            headers.insert(
+                http::header::CACHE_CONTROL,
+                HeaderValue::from_static("no-store"),
+            );
         }
         let status = response.status().as_u16();
         let elapsed_ms = started.elapsed().as_secs_f64() * 1000.0;
@@ -109,7 +148,12 @@ impl Frontend {
         }
     }
 
-    async fn invoke<B>(&self, function: String, request: Request<B>) -> Response
+    async fn invoke<B>(
+        &self,
+        invocations: &Invocations,
+        function: String,
+        request: Request<B>,
+    ) -> Response
     where
         B: http_body::Body + Send + Sync + 'static,
         B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
@@ -137,7 +181,7 @@ impl Frontend {
             Ok(envelope) => envelope,
             Err(e) => return ApiError::invalid_json(&e).into_response(),
         };
-        match self.invocations.dispatch(&function, envelope, self).await {
+        match invocations.dispatch(&function, envelope, self).await {
             Dispatch::Done(reply) => json_response(StatusCode::OK, &reply),
             // Non-2xx tells the host the invocation failed (it then retries or poisons).
             Dispatch::Failed(reply) => json_response(StatusCode::INTERNAL_SERVER_ERROR, &reply),
@@ -152,7 +196,16 @@ impl Frontend {
 impl HttpApi for Frontend {
     fn call(&self, request: http::Request<Bytes>) -> BoxFuture<'_, http::Response<Bytes>> {
         Box::pin(async move {
-            let response = self.call_api(request.map(Full::new)).await;
+            // A replayed HTTP trigger came through the host, which forwards the client's address.
+            let mut request = request.map(Full::new);
+            let host = IpAddr::from([127, 0, 0, 1]);
+            let addressing = ClientAddressing {
+                trusted_proxies: TrustedProxies::loopback(),
+                front_door_id: self.addressing.front_door_id.clone(),
+            };
+            let client = client_addr(host, request.headers(), &addressing);
+            request.extensions_mut().insert(ClientAddr(client));
+            let response = self.call_api(request).await;
             let (parts, body) = response.into_parts();
             let bytes = match body.collect().await {
                 Ok(collected) => collected.to_bytes(),
@@ -176,6 +229,48 @@ fn invocation_name<B>(request: &Request<B>) -> Option<String> {
         return None;
     }
     Some(segment.to_owned())
+}
+
+/// The client behind `peer`: the peer itself unless it is a trusted proxy; then, for a request
+/// through our Front Door (its `X-Azure-FDID`), Front Door's `X-Azure-ClientIP`; else the
+/// rightmost `X-Forwarded-For` entry that is not a trusted proxy (entries to its left are the
+/// client's own claims), else `X-Azure-ClientIP`, else the peer.
+fn client_addr(peer: IpAddr, headers: &http::HeaderMap, addressing: &ClientAddressing) -> IpAddr {
+    let trusted = &addressing.trusted_proxies;
+    if !trusted.contains(peer) {
+        return peer;
+    }
+    let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+    if let Some(ours) = &addressing.front_door_id
+        && header("x-azure-fdid").is_some_and(|id| id.trim().eq_ignore_ascii_case(ours))
+        && let Some(client) = header("x-azure-clientip").and_then(parse_forwarded_addr)
+    {
+        return client;
+    }
+    let forwarded: Vec<IpAddr> = headers
+        .get_all("x-forwarded-for")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .filter_map(parse_forwarded_addr)
+        .collect();
+    if let Some(client) = forwarded.iter().rev().find(|ip| !trusted.contains(**ip)) {
+        return *client;
+    }
+    headers
+        .get("x-azure-clientip")
+        .and_then(|v| v.to_str().ok())
+        .and_then(parse_forwarded_addr)
+        .unwrap_or(peer)
+}
+
+/// `1.2.3.4`, `1.2.3.4:5678` (App Service adds the port), `::1` or `[::1]:5678`.
+fn parse_forwarded_addr(text: &str) -> Option<IpAddr> {
+    let text = text.trim();
+    if let Ok(ip) = text.parse() {
+        return Some(ip);
+    }
+    text.parse::<std::net::SocketAddr>().ok().map(|s| s.ip())
 }
 
 /// The caller's `x-request-id` when it is sane, else the host's invocation id, else a new one.
@@ -213,7 +308,7 @@ pub async fn serve(
             accepted = listener.accept() => accepted,
             () = &mut shutdown => break,
         };
-        let (stream, _peer) = match accepted {
+        let (stream, peer) = match accepted {
             Ok(pair) => pair,
             Err(e) => {
                 // Usually EMFILE; back off instead of spinning.
@@ -224,9 +319,10 @@ pub async fn serve(
         };
         let _ = stream.set_nodelay(true);
         let frontend = frontend.clone();
+        let peer = peer.ip();
         let service = hyper::service::service_fn(move |request| {
             let frontend = frontend.clone();
-            async move { Ok::<_, Infallible>(frontend.handle(request).await) }
+            async move { Ok::<_, Infallible>(frontend.handle(request, peer).await) }
         });
         let builder =
             hyper_util::server::conn::auto::Builder::new(hyper_util::rt::TokioExecutor::new());
@@ -271,9 +367,14 @@ mod tests {
         let api = warp::path!("boom")
             .map(|| -> Response { panic!("secret detail: password=hunter2") })
             .boxed();
-        let frontend = Arc::new(Frontend::new(api, Invocations::default(), 1024));
+        let frontend = Arc::new(Frontend::new(
+            api,
+            Some(Invocations::default()),
+            1024,
+            ClientAddressing::default(),
+        ));
         let request = Request::get("/boom").body(Full::new(Bytes::new())).unwrap();
-        let response = frontend.clone().handle(request).await;
+        let response = frontend.clone().handle(request, LOCAL).await;
         assert_eq!(response.status(), StatusCode::INTERNAL_SERVER_ERROR);
         assert!(response.headers().contains_key("x-request-id"));
         let body = response.into_body().collect().await.unwrap().to_bytes();
@@ -282,9 +383,78 @@ mod tests {
         assert!(!body.to_string().contains("hunter2"));
         // The server keeps serving after a panic.
         let again = frontend
-            .handle(Request::get("/boom").body(Full::new(Bytes::new())).unwrap())
+            .handle(
+                Request::get("/boom").body(Full::new(Bytes::new())).unwrap(),
+                LOCAL,
+            )
             .await;
         assert_eq!(again.status(), StatusCode::INTERNAL_SERVER_ERROR);
+    }
+
+    const LOCAL: IpAddr = IpAddr::V4(std::net::Ipv4Addr::LOCALHOST);
+
+    #[tokio::test]
+    async fn payload_routes_exist_only_under_the_host() {
+        use warp::Filter;
+        let api = warp::any()
+            .map(|| json_response(StatusCode::NOT_FOUND, &serde_json::json!({})))
+            .boxed();
+        let standalone = Arc::new(Frontend::new(api, None, 1024, ClientAddressing::default()));
+        let request = Request::post("/retention")
+            .body(Full::new(Bytes::from_static(
+                b"{\"Data\":{},\"Metadata\":{}}",
+            )))
+            .unwrap();
+        let response = standalone.handle(request, LOCAL).await;
+        assert_eq!(response.status(), StatusCode::NOT_FOUND);
+        assert_eq!(
+            response.headers()["x-content-type-options"],
+            "nosniff",
+            "every answer says nosniff"
+        );
+    }
+
+    #[test]
+    fn the_client_is_the_peer_unless_the_peer_is_a_trusted_proxy() {
+        let mut headers = http::HeaderMap::new();
+        headers.insert(
+            "x-forwarded-for",
+            HeaderValue::from_static("198.51.100.9, 203.0.113.5:4431, 10.0.0.2"),
+        );
+        headers.insert("x-azure-clientip", HeaderValue::from_static("192.0.2.1"));
+        let peer: IpAddr = "10.0.0.1".parse().unwrap();
+        let none = ClientAddressing::default();
+        assert_eq!(client_addr(peer, &headers, &none), peer);
+        let mut proxies = ClientAddressing {
+            trusted_proxies: TrustedProxies::parse("10.0.0.0/8").unwrap(),
+            front_door_id: None,
+        };
+        // The rightmost untrusted hop; what the client wrote to its left is not believed.
+        assert_eq!(
+            client_addr(peer, &headers, &proxies),
+            "203.0.113.5".parse::<IpAddr>().unwrap()
+        );
+        // Through our Front Door, its client header wins over the forwarding chain.
+        proxies.front_door_id = Some("fd-1234".into());
+        headers.insert("x-azure-fdid", HeaderValue::from_static("FD-1234"));
+        assert_eq!(
+            client_addr(peer, &headers, &proxies),
+            "192.0.2.1".parse::<IpAddr>().unwrap()
+        );
+        headers.insert("x-azure-fdid", HeaderValue::from_static("someone-elses"));
+        assert_eq!(
+            client_addr(peer, &headers, &proxies),
+            "203.0.113.5".parse::<IpAddr>().unwrap()
+        );
+        headers.remove("x-forwarded-for");
+        assert_eq!(
+            client_addr(peer, &headers, &proxies),
+            "192.0.2.1".parse::<IpAddr>().unwrap()
+        );
+        assert_eq!(
+            parse_forwarded_addr("[2001:db8::1]:443"),
+            Some("2001:db8::1".parse().unwrap())
+        );
     }
 
     #[test]

@@ -72,6 +72,20 @@ settings_table! {
         doc: "`admin` makes unauthenticated requests act as a local developer with platform-admin rights. Only for a developer machine; refused under the Functions host.";
     RATE_LIMIT = "BIFROST_RATE_LIMIT", secret: false, default: "100",
         doc: "Requests per second allowed per organization and per key (bursts up to twice that); excess gets 429 with Retry-After. 0 disables.";
+    ANONYMOUS_RATE_LIMIT = "BIFROST_ANONYMOUS_RATE_LIMIT", secret: false, default: "20",
+        doc: "Requests per second allowed per client address for callers without credentials (bursts up to twice that); excess gets 429 with Retry-After. 0 disables.";
+    ANONYMOUS_MAX_BODY = "BIFROST_ANONYMOUS_MAX_BODY_BYTES", secret: false, default: "65536",
+        doc: "Largest request body accepted from a caller without credentials (public forms and endpoints); larger bodies get 413 before anything reads them. Public form uploads have their own limit.";
+    UPLOAD_RATE_LIMIT = "BIFROST_UPLOAD_RATE_LIMIT", secret: false, default: "2",
+        doc: "File uploads per second allowed per client address for callers without credentials (bursts up to five); excess gets 429. 0 disables.";
+    TRUSTED_PROXIES = "BIFROST_TRUSTED_PROXIES", secret: false, default: "",
+        doc: "Comma-separated addresses or CIDR ranges of reverse proxies (Front Door, a load balancer) whose X-Forwarded-For / X-Azure-ClientIP name the client. Requests from anyone else are keyed by their socket address. Under the Functions host the host itself is trusted.";
+    FRONT_DOOR_ID = "BIFROST_FRONT_DOOR_ID", secret: false, default: "",
+        doc: "The Azure Front Door profile id (its X-Azure-FDID) in front of the app: requests carrying it take the client address from X-Azure-ClientIP, which Front Door sets. Restrict the app to that Front Door (access restrictions) so nobody can reach it directly with a forged id.";
+    ALLOWED_ORIGINS = "BIFROST_ALLOWED_ORIGINS", secret: false, default: "",
+        doc: "Comma-separated origins (https://portal.example.com) besides the app's own that browsers may call the API from: CORS is answered for them, and state-changing browser requests must come from one of them or the app itself.";
+    MAX_STREAMS = "BIFROST_MAX_STREAMS_PER_CALLER", secret: false, default: "8",
+        doc: "Live log streams (Server-Sent Events) one caller may hold open at once on an instance (1-1000); more get 429.";
     EXECUTION_LEASE = "BIFROST_EXECUTION_LEASE_SECONDS", secret: false, default: "60",
         doc: "Lease of a running execution (2-3600 s). The running instance renews it every third of it; a run whose lease passes is an orphan that execution_cleanup re-queues (retry_policy) or marks Failed.";
     WORKER_SLOTS = "BIFROST_WORKER_SLOTS", secret: false, default: "4",
@@ -91,6 +105,29 @@ settings_table! {
     LOG_FORMAT = "BIFROST_LOG_FORMAT", secret: false, default: "auto",
         doc: "`text`, `json`, or `auto` (JSON lines under the Functions host, text otherwise).";
 }
+
+/// Environment variables workflow code must not see (`fnmatch` patterns, case-insensitive):
+/// the platform's own settings and credentials, the managed identity's endpoint and header,
+/// and anything named like a secret. Workflows read configuration through `config`/`secrets`.
+pub const HIDDEN_FROM_WORKFLOWS: &[&str] = &[
+    "BIFROST_*",
+    "AzureWebJobs*",
+    "FUNCTIONS_*",
+    "IDENTITY_*",
+    "MSI_*",
+    "AZURE_*",
+    "WEBSITE_AUTH_*",
+    "WEBSITE_CONTENTAZUREFILECONNECTIONSTRING",
+    "MICROSOFT_PROVIDER_AUTHENTICATION_SECRET",
+    "CONTAINER_ENCRYPTION_KEY",
+    "APPLICATIONINSIGHTS_*",
+    "*SECRET*",
+    "*PASSWORD*",
+    "*TOKEN*",
+    "*_KEY",
+    "*CONNECTION_STRING*",
+    "*CONNECTIONSTRING*",
+];
 
 /// Where the settings came from, before validation.
 #[derive(Clone, Debug, Default)]
@@ -229,9 +266,105 @@ pub struct Settings {
     pub dev_identity: bool,
     /// Requests per second per organization and per key; 0 = unlimited.
     pub rate_limit_per_second: u32,
+    /// What callers without credentials, browsers and streams may do.
+    pub limits: RequestLimits,
+    /// Proxies whose forwarding headers name the client.
+    pub trusted_proxies: TrustedProxies,
+    /// Lower-cased Front Door profile id whose `X-Azure-ClientIP` names the client.
+    pub front_door_id: Option<String>,
+    /// Origins besides the app's own that browsers may call from (CORS, CSRF).
+    pub allowed_origins: Vec<String>,
     pub log_filter: String,
     pub log_format: LogFormat,
     pub executions: ExecutionSettings,
+}
+
+/// Limits on what callers without credentials, uploads and log streams may take.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RequestLimits {
+    /// Requests per second per client address without credentials; 0 = unlimited.
+    pub anonymous_per_second: u32,
+    /// Largest body a caller without credentials may send (uploads excepted).
+    pub anonymous_max_body: u64,
+    /// Anonymous uploads per second per client address; 0 = unlimited.
+    pub uploads_per_second: u32,
+    /// Open log streams per caller and instance.
+    pub streams_per_caller: usize,
+}
+
+/// Addresses and CIDR ranges of trusted reverse proxies.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct TrustedProxies(pub(crate) Vec<(IpAddr, u8)>);
+
+impl TrustedProxies {
+    /// Parses `10.0.0.0/8, 192.0.2.7, ::1` (a bare address is a single host).
+    pub fn parse(text: &str) -> Result<Self, String> {
+        let mut ranges = Vec::new();
+        for item in text.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+            let (addr, bits) = match item.split_once('/') {
+                Some((a, b)) => (a, Some(b)),
+                None => (item, None),
+            };
+            let addr: IpAddr = addr
+                .parse()
+                .map_err(|_| format!("{item:?} is not an address or CIDR range"))?;
+            let max = if addr.is_ipv4() { 32 } else { 128 };
+            let bits = match bits {
+                None => max,
+                Some(b) => b
+                    .parse::<u8>()
+                    .ok()
+                    .filter(|b| *b <= max)
+                    .ok_or_else(|| format!("{item:?} has an invalid prefix length"))?,
+            };
+            ranges.push((addr, bits));
+        }
+        Ok(Self(ranges))
+    }
+
+    /// Loopback only: the Functions host forwards from there.
+    pub fn loopback() -> Self {
+        Self(vec![
+            (IpAddr::from([127, 0, 0, 0]), 8),
+            (IpAddr::from(std::net::Ipv6Addr::LOCALHOST), 128),
+        ])
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    pub fn contains(&self, ip: IpAddr) -> bool {
+        let ip = canonical(ip);
+        self.0
+            .iter()
+            .any(|(net, bits)| match (canonical(*net), ip) {
+                (IpAddr::V4(n), IpAddr::V4(a)) => prefix_matches(&n.octets(), &a.octets(), *bits),
+                (IpAddr::V6(n), IpAddr::V6(a)) => prefix_matches(&n.octets(), &a.octets(), *bits),
+                _ => false,
+            })
+    }
+}
+
+/// IPv4-mapped IPv6 addresses (a dual-stack socket's view of an IPv4 peer) as IPv4.
+fn canonical(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
+        v4 => v4,
+    }
+}
+
+fn prefix_matches(net: &[u8], addr: &[u8], bits: u8) -> bool {
+    let full = usize::from(bits / 8);
+    if net[..full] != addr[..full] {
+        return false;
+    }
+    let rest = bits % 8;
+    if rest == 0 {
+        return true;
+    }
+    let mask = 0xffu8 << (8 - rest);
+    (net[full] & mask) == (addr[full] & mask)
 }
 
 /// How executions run and are kept (see `executions::recovery` and `jobs`).
@@ -421,7 +554,71 @@ impl Settings {
                 false
             }
         };
+        if dev_identity && !bind.is_loopback() {
+            fail(
+                DEV_IDENTITY,
+                format!(
+                    "`admin` acts as a platform administrator for anyone who can connect, so it \
+                     needs a loopback {BIND} (127.0.0.1 or ::1), not {bind}"
+                ),
+            );
+        }
         let rate_limit_per_second: u32 = parse_or(raw, RATE_LIMIT, 100, &mut fail);
+        let streams_per_caller: usize = parse_or(raw, MAX_STREAMS, 8, &mut fail);
+        if !(1..=1000).contains(&streams_per_caller) {
+            fail(
+                MAX_STREAMS,
+                format!("{streams_per_caller} is outside 1-1000"),
+            );
+        }
+        let anonymous_max_body: u64 = parse_or(raw, ANONYMOUS_MAX_BODY, 64 * 1024, &mut fail);
+        if anonymous_max_body < 1024 {
+            fail(ANONYMOUS_MAX_BODY, "must be at least 1024".into());
+        }
+        let limits = RequestLimits {
+            anonymous_per_second: parse_or(raw, ANONYMOUS_RATE_LIMIT, 20, &mut fail),
+            anonymous_max_body: anonymous_max_body.min(max_body_bytes),
+            uploads_per_second: parse_or(raw, UPLOAD_RATE_LIMIT, 2, &mut fail),
+            streams_per_caller,
+        };
+        let mut trusted_proxies =
+            match TrustedProxies::parse(raw.get(TRUSTED_PROXIES).unwrap_or("")) {
+                Ok(p) => p,
+                Err(e) => {
+                    fail(TRUSTED_PROXIES, e);
+                    TrustedProxies::default()
+                }
+            };
+        if under_functions_host {
+            // The host forwards every request from loopback, with the client in X-Forwarded-For.
+            trusted_proxies.0.extend(TrustedProxies::loopback().0);
+        }
+        let front_door_id = raw
+            .get(FRONT_DOOR_ID)
+            .map(|v| v.trim().to_ascii_lowercase());
+        let mut allowed_origins = Vec::new();
+        for origin in raw
+            .get(ALLOWED_ORIGINS)
+            .unwrap_or("")
+            .split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+        {
+            match url::Url::parse(origin) {
+                Ok(u)
+                    if matches!(u.scheme(), "http" | "https")
+                        && u.host_str().is_some()
+                        && u.path() == "/"
+                        && u.query().is_none() =>
+                {
+                    allowed_origins.push(u.origin().ascii_serialization());
+                }
+                _ => fail(
+                    ALLOWED_ORIGINS,
+                    format!("{origin:?} is not an origin like https://portal.example.com"),
+                ),
+            }
+        }
         let log_filter = raw.get(LOG).unwrap_or("info").to_owned();
         if let Err(e) = tracing_subscriber::EnvFilter::try_new(&log_filter) {
             fail(LOG, format!("is not a valid filter: {e}"));
@@ -493,6 +690,10 @@ impl Settings {
             easy_auth,
             dev_identity,
             rate_limit_per_second,
+            limits,
+            trusted_proxies,
+            front_door_id,
+            allowed_origins,
             log_filter,
             log_format,
             executions,
@@ -611,6 +812,43 @@ mod tests {
         .unwrap();
         let text = format!("{s:?} {}", s.summary());
         assert!(!text.contains("VERYSECRETKEY") && !text.contains("MASTERKEYVALUE"));
+    }
+
+    #[test]
+    fn the_development_identity_needs_a_loopback_address() {
+        let err = settings(&[(DEV_IDENTITY, "admin"), (BIND, "0.0.0.0")]).unwrap_err();
+        assert_eq!(err.0[0].name, DEV_IDENTITY);
+        assert!(settings(&[(DEV_IDENTITY, "admin"), (BIND, "::1")]).is_ok());
+    }
+
+    #[test]
+    fn trusted_proxies_are_addresses_and_ranges() {
+        let p = TrustedProxies::parse("10.0.0.0/8, 192.0.2.7 ,fd00::/8").unwrap();
+        assert!(p.contains("10.200.3.4".parse().unwrap()));
+        assert!(p.contains("::ffff:10.1.1.1".parse().unwrap()));
+        assert!(p.contains("192.0.2.7".parse().unwrap()));
+        assert!(!p.contains("192.0.2.8".parse().unwrap()));
+        assert!(p.contains("fd12::1".parse().unwrap()));
+        assert!(!p.contains("fe80::1".parse().unwrap()));
+        assert!(TrustedProxies::parse("10.0.0.0/33").is_err());
+        assert!(TrustedProxies::parse("proxy.example").is_err());
+        let s = settings(&[(TRUSTED_PROXIES, "nope")]).unwrap_err();
+        assert_eq!(s.0[0].name, TRUSTED_PROXIES);
+    }
+
+    #[test]
+    fn allowed_origins_are_bare_origins() {
+        let s = settings(&[(
+            ALLOWED_ORIGINS,
+            "https://portal.example.com, http://localhost:5173",
+        )])
+        .unwrap();
+        assert_eq!(
+            s.allowed_origins,
+            ["https://portal.example.com", "http://localhost:5173"]
+        );
+        let err = settings(&[(ALLOWED_ORIGINS, "https://portal.example.com/app")]).unwrap_err();
+        assert_eq!(err.0[0].name, ALLOWED_ORIGINS);
     }
 
     #[test]

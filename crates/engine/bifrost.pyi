@@ -61,8 +61,12 @@ def data_provider(
     description: Optional[str] = None,
     category: str = "General",
     cache_ttl_seconds: int = 300,
+    caller_independent: bool = False,
 ) -> Callable[[_F], _F]:
-    """Mark a function as a data provider returning [{"label", "value", "metadata"?}]."""
+    """Mark a function as a data provider returning [{"label", "value", "metadata"?}].
+
+    Answers are cached per organization and caller; `caller_independent=True` shares one
+    cached answer among everyone in the organization."""
 
 # ---- context ---------------------------------------------------------------------
 

@@ -3,7 +3,9 @@
 //! Pure code, no I/O. Invariants: the canonical form is independent of map ordering and of
 //! serde_json features (keys are sorted here, explicitly); an entry's hash covers its sequence,
 //! timestamp, event type, actor, scope, details and the previous hash, each JSON-escaped so no
-//! two different entries share a serialization.
+//! two different entries share a serialization. New entries are keyed (HMAC-SHA256 with the
+//! platform's audit key, [`crate::audit::AuditKey`]); plain SHA-256 ([`entry_hash`]) is how
+//! entries written before the key existed are verified.
 
 use std::fmt;
 use std::str::FromStr;
@@ -77,6 +79,8 @@ event_types! {
     EasyAuthIgnored => "easy_auth_ignored",
     ImportGuardViolation => "import_guard_violation",
     ExecutionStarted => "execution_started",
+    AdminChange => "admin_change",
+    QueueMessageRejected => "queue_message_rejected",
 }
 
 impl fmt::Display for AuditEventType {
@@ -237,7 +241,23 @@ pub fn entry_hash(
     details: &str,
     prev_hash: &str,
 ) -> String {
-    let canonical = format!(
+    let canonical = canonical_entry(
+        sequence, timestamp, event_type, actor, scope, details, prev_hash,
+    );
+    crate::auth::raw_key::hex(&Sha256::digest(canonical.as_bytes()))
+}
+
+/// The serialization an entry's hash (plain or keyed) is computed over.
+pub(crate) fn canonical_entry(
+    sequence: u64,
+    timestamp: OffsetDateTime,
+    event_type: &str,
+    actor: &str,
+    scope: &str,
+    details: &str,
+    prev_hash: &str,
+) -> String {
+    format!(
         "[{},{sequence},{},{},{},{},{details},{}]",
         json_string(CANONICAL_VERSION),
         json_string(&format_timestamp(timestamp)),
@@ -245,8 +265,7 @@ pub fn entry_hash(
         json_string(actor),
         json_string(scope),
         json_string(prev_hash),
-    );
-    crate::auth::raw_key::hex(&Sha256::digest(canonical.as_bytes()))
+    )
 }
 
 #[cfg(test)]
@@ -303,7 +322,7 @@ mod tests {
             assert_eq!(t.as_str().parse::<AuditEventType>().unwrap(), *t);
         }
         assert!("nope".parse::<AuditEventType>().is_err());
-        assert_eq!(AuditEventType::ALL.len(), 13);
+        assert_eq!(AuditEventType::ALL.len(), 15);
     }
 
     #[test]

@@ -18,6 +18,7 @@
 //! Tables: `Config` (partition = scope), `Entities` (`GLOBAL` for orgs and users, the org for
 //! roles), `Relationships` (the org for role assignments). [`ensure_tables`] creates all three.
 
+pub mod changes;
 pub mod config;
 pub mod error;
 pub mod orgs;
@@ -32,6 +33,7 @@ use std::sync::Arc;
 
 use bifrost_store::TableStore;
 
+pub use changes::{Actor, ChangeLog, Via};
 pub use config::{
     ConfigEntry, ConfigService, ConfigType, ConfigValue, ConfigWrite, MASK, SetOutcome,
     is_secret_key,

@@ -1,7 +1,8 @@
 //! Client organizations: CRUD, the email-domain rule and lookup by domain (for user
 //! auto-provisioning).
 //!
-//! Depends on the table contract only. Layout (table `Entities`, partition `GLOBAL`):
+//! Depends on the table contract and the change log (every write is audited first,
+//! [`crate::domain::changes`]). Layout (table `Entities`, partition `GLOBAL`):
 //! - `org:{id}` — `Name`, `Domain` (absent when none), `IsActive`, `CreatedAt`, `CreatedBy`,
 //!   `UpdatedAt` (v1's columns);
 //! - `orgdomain:{domain}` — `OrgId`: the uniqueness index of domains, written in the same atomic
@@ -19,6 +20,7 @@ use bifrost_store::table::{ETag, IfMatch, Properties, Query, ScopedBatch, Value,
 use bifrost_store::{OrgId, Scope, StoreError, TableStore};
 use time::OffsetDateTime;
 
+use crate::domain::changes::{Actor, Change, ChangeLog};
 use crate::domain::error::{DomainError, DomainResult};
 use crate::domain::rows::{
     ENTITIES_TABLE, PageRequest, Paged, bool_or, created_at, ensure, etag_of, now, opt_str,
@@ -118,15 +120,38 @@ pub fn normalize_domain(field: &str, raw: &str) -> DomainResult<String> {
     Ok(domain)
 }
 
+/// The audited fields of an organization.
+fn snapshot(org: &Organization) -> serde_json::Value {
+    serde_json::json!({"name": org.name, "domain": org.domain, "isActive": org.is_active})
+}
+
 /// Organization CRUD over `Entities`/`GLOBAL`.
 #[derive(Clone, Debug)]
 pub struct OrgService {
     store: Arc<dyn TableStore>,
+    changes: ChangeLog,
 }
 
 impl OrgService {
-    pub fn new(store: Arc<dyn TableStore>) -> Self {
-        Self { store }
+    pub fn new(store: Arc<dyn TableStore>, changes: ChangeLog) -> Self {
+        Self { store, changes }
+    }
+
+    fn change<'a>(
+        by: &'a Actor,
+        action: &'static str,
+        id: &OrgId,
+        before: Option<&Organization>,
+        after: Option<&Organization>,
+    ) -> Change<'a> {
+        Change {
+            by,
+            action,
+            scope: Scope::Org(id.clone()),
+            target: id.to_string(),
+            before: before.map(snapshot),
+            after: after.map(snapshot),
+        }
     }
 
     /// Creates the `Entities` table if missing.
@@ -134,7 +159,7 @@ impl OrgService {
         ensure(&self.store, &[ENTITIES_TABLE]).await
     }
 
-    pub async fn create(&self, new: NewOrganization) -> DomainResult<Organization> {
+    pub async fn create(&self, new: NewOrganization, by: &Actor) -> DomainResult<Organization> {
         let name = text("name", &new.name, MAX_ORG_NAME)?;
         let domain = new
             .domain
@@ -157,15 +182,22 @@ impl OrgService {
         if let Some(domain) = &org.domain {
             batch = batch.insert(domain_key(domain)?, domain_props(&org.id));
         }
-        let etags = match self.table()?.batch(batch).await {
-            Ok(etags) => etags,
-            Err(StoreError::BatchFailed { index: 1, source })
-                if matches!(*source, StoreError::AlreadyExists { .. }) =>
-            {
-                return Err(domain_taken(org.domain.as_deref().unwrap_or_default()));
-            }
-            Err(e) => return Err(e.into()),
-        };
+        let table = self.table()?;
+        let change = Self::change(by, "organization.create", &org.id, None, Some(&org));
+        let etags = self
+            .changes
+            .apply(change, async {
+                match table.batch(batch).await {
+                    Ok(etags) => Ok(etags),
+                    Err(StoreError::BatchFailed { index: 1, source })
+                        if matches!(*source, StoreError::AlreadyExists { .. }) =>
+                    {
+                        Err(domain_taken(org.domain.as_deref().unwrap_or_default()))
+                    }
+                    Err(e) => Err(e.into()),
+                }
+            })
+            .await?;
         let etag = etags
             .into_iter()
             .next()
@@ -220,6 +252,7 @@ impl OrgService {
         id: &OrgId,
         update: OrganizationUpdate,
         if_match: &IfMatch,
+        by: &Actor,
     ) -> DomainResult<Organization> {
         let current = self.get(id).await?;
         check_if_match(&current.etag, if_match, id)?;
@@ -261,26 +294,32 @@ impl OrgService {
                 batch = batch.insert(domain_key(new)?, domain_props(id));
             }
         }
-        let etags = match table.batch(batch).await {
-            Ok(etags) => etags,
-            Err(StoreError::BatchFailed { index, source })
-                if Some(index) == new_index_at
-                    && matches!(*source, StoreError::AlreadyExists { .. }) =>
-            {
-                return Err(domain_taken(next.domain.as_deref().unwrap_or_default()));
-            }
-            Err(StoreError::BatchFailed { index: 0, source })
-                if matches!(*source, StoreError::PreconditionFailed { .. }) =>
-            {
-                return Err(stale(id));
-            }
-            Err(StoreError::BatchFailed { index: 0, source })
-                if matches!(*source, StoreError::NotFound { .. }) =>
-            {
-                return Err(DomainError::not_found(format!("organization '{id}'")));
-            }
-            Err(e) => return Err(e.into()),
-        };
+        let change = Self::change(by, "organization.update", id, Some(&current), Some(&next));
+        let etags = self
+            .changes
+            .apply(change, async {
+                match table.batch(batch).await {
+                    Ok(etags) => Ok(etags),
+                    Err(StoreError::BatchFailed { index, source })
+                        if Some(index) == new_index_at
+                            && matches!(*source, StoreError::AlreadyExists { .. }) =>
+                    {
+                        Err(domain_taken(next.domain.as_deref().unwrap_or_default()))
+                    }
+                    Err(StoreError::BatchFailed { index: 0, source })
+                        if matches!(*source, StoreError::PreconditionFailed { .. }) =>
+                    {
+                        Err(stale(id))
+                    }
+                    Err(StoreError::BatchFailed { index: 0, source })
+                        if matches!(*source, StoreError::NotFound { .. }) =>
+                    {
+                        Err(DomainError::not_found(format!("organization '{id}'")))
+                    }
+                    Err(e) => Err(e.into()),
+                }
+            })
+            .await?;
         next.etag = etags
             .into_iter()
             .next()
@@ -291,7 +330,7 @@ impl OrgService {
 
     /// Deletes the organization and its domain claim. Refused with `Conflict` while users still
     /// belong to it. The org's roles and config rows are left to the caller's cleanup policy.
-    pub async fn delete(&self, id: &OrgId, if_match: &IfMatch) -> DomainResult<()> {
+    pub async fn delete(&self, id: &OrgId, if_match: &IfMatch, by: &Actor) -> DomainResult<()> {
         let current = self.get(id).await?;
         check_if_match(&current.etag, if_match, id)?;
         if self.has_users(id).await? {
@@ -309,20 +348,25 @@ impl OrgService {
         {
             batch = batch.delete(domain_key(domain)?, IfMatch::ETag(etag_of(&index)?));
         }
-        match table.batch(batch).await {
-            Ok(_) => Ok(()),
-            Err(StoreError::BatchFailed { index: 0, source })
-                if matches!(*source, StoreError::PreconditionFailed { .. }) =>
-            {
-                Err(stale(id))
-            }
-            Err(StoreError::BatchFailed { index: 0, source })
-                if matches!(*source, StoreError::NotFound { .. }) =>
-            {
-                Err(DomainError::not_found(format!("organization '{id}'")))
-            }
-            Err(e) => Err(e.into()),
-        }
+        let change = Self::change(by, "organization.delete", id, Some(&current), None);
+        self.changes
+            .apply(change, async {
+                match table.batch(batch).await {
+                    Ok(_) => Ok(()),
+                    Err(StoreError::BatchFailed { index: 0, source })
+                        if matches!(*source, StoreError::PreconditionFailed { .. }) =>
+                    {
+                        Err(stale(id))
+                    }
+                    Err(StoreError::BatchFailed { index: 0, source })
+                        if matches!(*source, StoreError::NotFound { .. }) =>
+                    {
+                        Err(DomainError::not_found(format!("organization '{id}'")))
+                    }
+                    Err(e) => Err(e.into()),
+                }
+            })
+            .await
     }
 
     /// The organization claiming `domain` (normalized first; errors name `domain`).
@@ -434,7 +478,7 @@ fn from_entity(entity: &bifrost_store::table::Entity) -> DomainResult<Organizati
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::testutil::Fixture;
+    use crate::domain::testutil::{Fixture, tester};
 
     fn new_org(name: &str, domain: Option<&str>) -> NewOrganization {
         NewOrganization {
@@ -483,7 +527,7 @@ mod tests {
         let fx = Fixture::new().await;
         let orgs = &fx.orgs;
         let org = orgs
-            .create(new_org("  Acme  ", Some("@ACME.com")))
+            .create(new_org("  Acme  ", Some("@ACME.com")), &tester())
             .await
             .unwrap();
         assert_eq!(org.name, "Acme");
@@ -499,7 +543,7 @@ mod tests {
             org.id
         );
         assert!(orgs.find_by_domain("other.com").await.unwrap().is_none());
-        let no_domain = orgs.create(new_org("Beta", None)).await.unwrap();
+        let no_domain = orgs.create(new_org("Beta", None), &tester()).await.unwrap();
         assert_eq!(no_domain.domain, None);
         let missing = orgs.get(&OrgId::generate()).await.unwrap_err();
         assert!(matches!(missing, DomainError::NotFound { .. }), "{missing}");
@@ -508,18 +552,22 @@ mod tests {
     #[tokio::test]
     async fn create_validates_fields_by_name() {
         let fx = Fixture::new().await;
-        let err = fx.orgs.create(new_org("  ", None)).await.unwrap_err();
+        let err = fx
+            .orgs
+            .create(new_org("  ", None), &tester())
+            .await
+            .unwrap_err();
         assert_eq!(field_of(&err), "name");
         let err = fx
             .orgs
-            .create(new_org(&"n".repeat(201), None))
+            .create(new_org(&"n".repeat(201), None), &tester())
             .await
             .unwrap_err();
         assert_eq!(field_of(&err), "name");
         assert!(err.to_string().contains("200"), "{err}");
         let err = fx
             .orgs
-            .create(new_org("Acme", Some("not a domain")))
+            .create(new_org("Acme", Some("not a domain")), &tester())
             .await
             .unwrap_err();
         assert_eq!(field_of(&err), "domain");
@@ -531,12 +579,12 @@ mod tests {
         let fx = Fixture::new().await;
         let a = fx
             .orgs
-            .create(new_org("A", Some("acme.com")))
+            .create(new_org("A", Some("acme.com")), &tester())
             .await
             .unwrap();
         let err = fx
             .orgs
-            .create(new_org("B", Some("ACME.COM")))
+            .create(new_org("B", Some("ACME.COM")), &tester())
             .await
             .unwrap_err();
         assert!(matches!(err, DomainError::Conflict { .. }), "{err}");
@@ -547,7 +595,7 @@ mod tests {
         // Moving a domain: B cannot take A's, but can once A lets it go.
         let b = fx
             .orgs
-            .create(new_org("B", Some("beta.com")))
+            .create(new_org("B", Some("beta.com")), &tester())
             .await
             .unwrap();
         let update = OrganizationUpdate {
@@ -556,7 +604,7 @@ mod tests {
         };
         let err = fx
             .orgs
-            .update(&b.id, update.clone(), &IfMatch::Any)
+            .update(&b.id, update.clone(), &IfMatch::Any, &tester())
             .await
             .unwrap_err();
         assert!(matches!(err, DomainError::Conflict { .. }), "{err}");
@@ -572,11 +620,16 @@ mod tests {
                     ..Default::default()
                 },
                 &IfMatch::Any,
+                &tester(),
             )
             .await
             .unwrap();
         assert!(fx.orgs.find_by_domain("acme.com").await.unwrap().is_none());
-        let b2 = fx.orgs.update(&b.id, update, &IfMatch::Any).await.unwrap();
+        let b2 = fx
+            .orgs
+            .update(&b.id, update, &IfMatch::Any, &tester())
+            .await
+            .unwrap();
         assert_eq!(b2.domain.as_deref(), Some("acme.com"));
         assert_eq!(
             fx.orgs
@@ -590,7 +643,7 @@ mod tests {
         // B's old domain is free again.
         assert!(fx.orgs.find_by_domain("beta.com").await.unwrap().is_none());
         fx.orgs
-            .create(new_org("C", Some("beta.com")))
+            .create(new_org("C", Some("beta.com")), &tester())
             .await
             .unwrap();
     }
@@ -598,7 +651,11 @@ mod tests {
     #[tokio::test]
     async fn updates_are_etag_guarded() {
         let fx = Fixture::new().await;
-        let org = fx.orgs.create(new_org("Acme", None)).await.unwrap();
+        let org = fx
+            .orgs
+            .create(new_org("Acme", None), &tester())
+            .await
+            .unwrap();
         let first = fx
             .orgs
             .update(
@@ -609,6 +666,7 @@ mod tests {
                     ..Default::default()
                 },
                 &IfMatch::from(&org.etag),
+                &tester(),
             )
             .await
             .unwrap();
@@ -625,6 +683,7 @@ mod tests {
                     ..Default::default()
                 },
                 &IfMatch::from(&org.etag),
+                &tester(),
             )
             .await
             .unwrap_err();
@@ -644,6 +703,7 @@ mod tests {
                     ..Default::default()
                 },
                 &IfMatch::Any,
+                &tester(),
             )
             .await
             .unwrap_err();
@@ -654,6 +714,7 @@ mod tests {
                 &OrgId::generate(),
                 OrganizationUpdate::default(),
                 &IfMatch::Any,
+                &tester(),
             )
             .await
             .unwrap_err();
@@ -663,7 +724,11 @@ mod tests {
     #[tokio::test]
     async fn concurrent_updates_with_the_same_etag_one_wins() {
         let fx = Fixture::new().await;
-        let org = fx.orgs.create(new_org("Acme", None)).await.unwrap();
+        let org = fx
+            .orgs
+            .create(new_org("Acme", None), &tester())
+            .await
+            .unwrap();
         let tasks: Vec<_> = (0..2)
             .map(|i| {
                 let orgs = fx.orgs.clone();
@@ -676,6 +741,7 @@ mod tests {
                             ..Default::default()
                         },
                         &IfMatch::ETag(etag),
+                        &tester(),
                     )
                     .await
                 })
@@ -700,7 +766,7 @@ mod tests {
         for i in 0..7 {
             ids.push(
                 fx.orgs
-                    .create(new_org(&format!("Org {i}"), None))
+                    .create(new_org(&format!("Org {i}"), None), &tester())
                     .await
                     .unwrap()
                     .id,
@@ -708,7 +774,7 @@ mod tests {
         }
         // Index rows of other kinds in the same partition never show up as orgs.
         fx.orgs
-            .create(new_org("With domain", Some("d.example")))
+            .create(new_org("With domain", Some("d.example")), &tester())
             .await
             .unwrap();
         let mut seen = Vec::new();
@@ -738,26 +804,30 @@ mod tests {
         let fx = Fixture::new().await;
         let org = fx
             .orgs
-            .create(new_org("Acme", Some("acme.com")))
+            .create(new_org("Acme", Some("acme.com")), &tester())
             .await
             .unwrap();
         let err = fx
             .orgs
-            .delete(&org.id, &IfMatch::ETag(ETag::new("W/\"stale\"")))
+            .delete(&org.id, &IfMatch::ETag(ETag::new("W/\"stale\"")), &tester())
             .await
             .unwrap_err();
         assert!(matches!(err, DomainError::PreconditionFailed { .. }));
         fx.orgs
-            .delete(&org.id, &IfMatch::from(&org.etag))
+            .delete(&org.id, &IfMatch::from(&org.etag), &tester())
             .await
             .unwrap();
         assert!(fx.orgs.find(&org.id).await.unwrap().is_none());
         assert!(fx.orgs.find_by_domain("acme.com").await.unwrap().is_none());
-        let err = fx.orgs.delete(&org.id, &IfMatch::Any).await.unwrap_err();
+        let err = fx
+            .orgs
+            .delete(&org.id, &IfMatch::Any, &tester())
+            .await
+            .unwrap_err();
         assert!(matches!(err, DomainError::NotFound { .. }));
         // The domain can be claimed again.
         fx.orgs
-            .create(new_org("Acme 2", Some("acme.com")))
+            .create(new_org("Acme 2", Some("acme.com")), &tester())
             .await
             .unwrap();
     }
@@ -767,13 +837,23 @@ mod tests {
         let fx = Fixture::new().await;
         let org = fx
             .orgs
-            .create(new_org("Acme", Some("acme.com")))
+            .create(new_org("Acme", Some("acme.com")), &tester())
             .await
             .unwrap();
         let user = fx.org_user("jo@acme.com", &org.id).await;
-        let err = fx.orgs.delete(&org.id, &IfMatch::Any).await.unwrap_err();
+        let err = fx
+            .orgs
+            .delete(&org.id, &IfMatch::Any, &tester())
+            .await
+            .unwrap_err();
         assert!(matches!(err, DomainError::Conflict { .. }), "{err}");
-        fx.users.delete(&user.id, &IfMatch::Any).await.unwrap();
-        fx.orgs.delete(&org.id, &IfMatch::Any).await.unwrap();
+        fx.users
+            .delete(&user.id, &IfMatch::Any, &tester())
+            .await
+            .unwrap();
+        fx.orgs
+            .delete(&org.id, &IfMatch::Any, &tester())
+            .await
+            .unwrap();
     }
 }

@@ -22,6 +22,7 @@ use bifrost_store::table::{
 use bifrost_store::{OrgId, RowKey, Scope, ScopedTable, StoreError, TableStore};
 use time::OffsetDateTime;
 
+use crate::domain::changes::{Actor, Change, ChangeLog};
 use crate::domain::error::{DomainError, DomainResult};
 use crate::domain::rows::{
     ENTITIES_TABLE, FormId, RELATIONSHIPS_TABLE, RoleId, UserId, bool_or, created_at, ensure,
@@ -71,13 +72,38 @@ pub struct RoleUpdate {
 pub struct RoleService {
     store: Arc<dyn TableStore>,
     users: UserService,
+    changes: ChangeLog,
+}
+
+/// The audited fields of a role.
+fn snapshot(role: &Role) -> serde_json::Value {
+    serde_json::json!({"name": role.name, "description": role.description, "isActive": role.is_active})
+}
+
+fn change<'a>(
+    by: &'a Actor,
+    action: &'static str,
+    org: &OrgId,
+    id: &RoleId,
+    before: Option<serde_json::Value>,
+    after: Option<serde_json::Value>,
+) -> Change<'a> {
+    Change {
+        by,
+        action,
+        scope: Scope::Org(org.clone()),
+        target: id.to_string(),
+        before,
+        after,
+    }
 }
 
 impl RoleService {
-    pub fn new(store: Arc<dyn TableStore>) -> Self {
+    pub fn new(store: Arc<dyn TableStore>, changes: ChangeLog) -> Self {
         Self {
-            users: UserService::new(store.clone()),
+            users: UserService::new(store.clone(), changes.clone()),
             store,
+            changes,
         }
     }
 
@@ -87,7 +113,7 @@ impl RoleService {
     }
 
     /// Creates a role; `Conflict` if the org already has a role of that name.
-    pub async fn create(&self, org: &OrgId, new: NewRole) -> DomainResult<Role> {
+    pub async fn create(&self, org: &OrgId, new: NewRole, by: &Actor) -> DomainResult<Role> {
         let name = text("name", &new.name, MAX_ROLE_NAME)?;
         let description = description(new.description.as_deref())?;
         let now = now();
@@ -105,15 +131,29 @@ impl RoleService {
         let batch = ScopedBatch::new()
             .insert(role_key(&role.id)?, to_props(&role))
             .insert(name_key(&role.name)?, id_props("RoleId", role.id.as_str()));
-        let etags = match self.entities(org)?.batch(batch).await {
-            Ok(etags) => etags,
-            Err(StoreError::BatchFailed { index: 1, source })
-                if matches!(*source, StoreError::AlreadyExists { .. }) =>
-            {
-                return Err(name_taken(&role.name));
-            }
-            Err(e) => return Err(e.into()),
-        };
+        let table = self.entities(org)?;
+        let audited = change(
+            by,
+            "role.create",
+            org,
+            &role.id,
+            None,
+            Some(snapshot(&role)),
+        );
+        let etags = self
+            .changes
+            .apply(audited, async {
+                match table.batch(batch).await {
+                    Ok(etags) => Ok(etags),
+                    Err(StoreError::BatchFailed { index: 1, source })
+                        if matches!(*source, StoreError::AlreadyExists { .. }) =>
+                    {
+                        Err(name_taken(&role.name))
+                    }
+                    Err(e) => Err(e.into()),
+                }
+            })
+            .await?;
         Ok(Role {
             etag: first_etag(etags)?,
             ..role
@@ -152,6 +192,7 @@ impl RoleService {
         id: &RoleId,
         update: RoleUpdate,
         if_match: &IfMatch,
+        by: &Actor,
     ) -> DomainResult<Role> {
         let current = self.get(org, id).await?;
         check_if_match(&current.etag, if_match, id)?;
@@ -181,22 +222,41 @@ impl RoleService {
             name_at = Some(batch.len());
             batch = batch.insert(name_key(&next.name)?, id_props("RoleId", id.as_str()));
         }
-        let etags = match table.batch(batch).await {
-            Ok(etags) => etags,
-            Err(StoreError::BatchFailed { index, source })
-                if Some(index) == name_at
-                    && matches!(*source, StoreError::AlreadyExists { .. }) =>
-            {
-                return Err(name_taken(&next.name));
-            }
-            Err(e) => return Err(role_write_error(e, id)),
-        };
+        let audited = change(
+            by,
+            "role.update",
+            org,
+            id,
+            Some(snapshot(&current)),
+            Some(snapshot(&next)),
+        );
+        let etags = self
+            .changes
+            .apply(audited, async {
+                match table.batch(batch).await {
+                    Ok(etags) => Ok(etags),
+                    Err(StoreError::BatchFailed { index, source })
+                        if Some(index) == name_at
+                            && matches!(*source, StoreError::AlreadyExists { .. }) =>
+                    {
+                        Err(name_taken(&next.name))
+                    }
+                    Err(e) => Err(role_write_error(e, id)),
+                }
+            })
+            .await?;
         next.etag = first_etag(etags)?;
         Ok(next)
     }
 
     /// Deletes the role, its name claim and every assignment of it.
-    pub async fn delete(&self, org: &OrgId, id: &RoleId, if_match: &IfMatch) -> DomainResult<()> {
+    pub async fn delete(
+        &self,
+        org: &OrgId,
+        id: &RoleId,
+        if_match: &IfMatch,
+        by: &Actor,
+    ) -> DomainResult<()> {
         let current = self.get(org, id).await?;
         check_if_match(&current.etag, if_match, id)?;
         let table = self.entities(org)?;
@@ -205,10 +265,15 @@ impl RoleService {
         if let Some(etag) = name_index_etag(&table, &current.name, id).await? {
             batch = batch.delete(name_key(&current.name)?, IfMatch::ETag(etag));
         }
-        table
-            .batch(batch)
-            .await
-            .map_err(|e| role_write_error(e, id))?;
+        let audited = change(by, "role.delete", org, id, Some(snapshot(&current)), None);
+        self.changes
+            .apply(audited, async {
+                table
+                    .batch(batch)
+                    .await
+                    .map_err(|e| role_write_error(e, id))
+            })
+            .await?;
         // The role row goes first: from here on readers ignore its assignment rows, so a failure
         // below leaves unreachable rows, never access.
         let rel = self.relationships(org)?;
@@ -233,8 +298,9 @@ impl RoleService {
         org: &OrgId,
         id: &RoleId,
         users: &[UserId],
-        assigned_by: Option<&str>,
+        by: &Actor,
     ) -> DomainResult<()> {
+        let assigned_by = Some(by.id.as_str());
         let users = dedup(users, "userIds")?;
         self.get(org, id).await?;
         for user in &users {
@@ -263,7 +329,12 @@ impl RoleService {
                 props,
             )
         });
-        upsert_pairs(&self.relationships(org)?, rows).await
+        let granted = serde_json::json!({"userIds": users.iter().map(ToString::to_string).collect::<Vec<_>>()});
+        let audited = change(by, "role.assign_users", org, id, None, Some(granted));
+        let table = self.relationships(org)?;
+        self.changes
+            .apply(audited, upsert_pairs(&table, rows))
+            .await
     }
 
     /// Removes one user from the role; `false` if they were not assigned.
@@ -272,14 +343,22 @@ impl RoleService {
         org: &OrgId,
         id: &RoleId,
         user: &UserId,
+        by: &Actor,
     ) -> DomainResult<bool> {
         self.get(org, id).await?;
-        unlink(
-            &self.relationships(org)?,
-            row_key(format!("roleuser:{id}:{user}"))?,
-            row_key(format!("userrole:{user}:{id}"))?,
-        )
-        .await
+        let table = self.relationships(org)?;
+        let revoked = serde_json::json!({"userIds": [user.to_string()]});
+        let audited = change(by, "role.unassign_user", org, id, Some(revoked), None);
+        self.changes
+            .apply(
+                audited,
+                unlink(
+                    &table,
+                    row_key(format!("roleuser:{id}:{user}"))?,
+                    row_key(format!("userrole:{user}:{id}"))?,
+                ),
+            )
+            .await
     }
 
     /// Links forms to the role (idempotent). Forms live in the workspace, so their existence is
@@ -289,8 +368,9 @@ impl RoleService {
         org: &OrgId,
         id: &RoleId,
         forms: &[FormId],
-        assigned_by: Option<&str>,
+        by: &Actor,
     ) -> DomainResult<()> {
+        let assigned_by = Some(by.id.as_str());
         let forms = dedup(forms, "formIds")?;
         self.get(org, id).await?;
         let now = now();
@@ -302,7 +382,12 @@ impl RoleService {
                 props,
             )
         });
-        upsert_pairs(&self.relationships(org)?, rows).await
+        let granted = serde_json::json!({"formIds": forms.iter().map(ToString::to_string).collect::<Vec<_>>()});
+        let audited = change(by, "role.assign_forms", org, id, None, Some(granted));
+        let table = self.relationships(org)?;
+        self.changes
+            .apply(audited, upsert_pairs(&table, rows))
+            .await
     }
 
     /// Removes one form from the role; `false` if it was not linked.
@@ -311,14 +396,22 @@ impl RoleService {
         org: &OrgId,
         id: &RoleId,
         form: &FormId,
+        by: &Actor,
     ) -> DomainResult<bool> {
         self.get(org, id).await?;
-        unlink(
-            &self.relationships(org)?,
-            row_key(format!("roleform:{id}:{form}"))?,
-            row_key(format!("formrole:{form}:{id}"))?,
-        )
-        .await
+        let table = self.relationships(org)?;
+        let revoked = serde_json::json!({"formIds": [form.to_string()]});
+        let audited = change(by, "role.unassign_form", org, id, Some(revoked), None);
+        self.changes
+            .apply(
+                audited,
+                unlink(
+                    &table,
+                    row_key(format!("roleform:{id}:{form}"))?,
+                    row_key(format!("formrole:{form}:{id}"))?,
+                ),
+            )
+            .await
     }
 
     /// The users assigned to the role; `NotFound` if the role is not in `org`.
@@ -596,7 +689,7 @@ fn from_entity(org: &OrgId, entity: &Entity) -> DomainResult<Role> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::testutil::Fixture;
+    use crate::domain::testutil::{Fixture, tester};
 
     fn role(name: &str) -> NewRole {
         NewRole {
@@ -621,13 +714,25 @@ mod tests {
     async fn crud_and_unique_names() {
         let fx = Fixture::new().await;
         let org = fx.org("A", None).await.id;
-        let r = fx.roles.create(&org, role(" Helpdesk ")).await.unwrap();
+        let r = fx
+            .roles
+            .create(&org, role(" Helpdesk "), &tester())
+            .await
+            .unwrap();
         assert_eq!(r.name, "Helpdesk");
         assert_eq!(r.description, "desc");
         assert_eq!(fx.roles.get(&org, &r.id).await.unwrap(), r);
-        let err = fx.roles.create(&org, role("HELPDESK")).await.unwrap_err();
+        let err = fx
+            .roles
+            .create(&org, role("HELPDESK"), &tester())
+            .await
+            .unwrap_err();
         assert!(matches!(err, DomainError::Conflict { .. }), "{err}");
-        let err = fx.roles.create(&org, role("")).await.unwrap_err();
+        let err = fx
+            .roles
+            .create(&org, role(""), &tester())
+            .await
+            .unwrap_err();
         assert_eq!(field_of(&err), "name");
         let err = fx
             .roles
@@ -637,12 +742,17 @@ mod tests {
                     description: Some("d".repeat(MAX_ROLE_DESCRIPTION + 1)),
                     ..role("X")
                 },
+                &tester(),
             )
             .await
             .unwrap_err();
         assert_eq!(field_of(&err), "description");
         // Names with key-forbidden characters are fine.
-        let odd = fx.roles.create(&org, role("Sales/EMEA #1?")).await.unwrap();
+        let odd = fx
+            .roles
+            .create(&org, role("Sales/EMEA #1?"), &tester())
+            .await
+            .unwrap();
         assert_eq!(fx.roles.list(&org).await.unwrap().len(), 2);
 
         let renamed = fx
@@ -656,13 +766,17 @@ mod tests {
                     ..Default::default()
                 },
                 &IfMatch::from(&r.etag),
+                &tester(),
             )
             .await
             .unwrap();
         assert_eq!(renamed.name, "Service Desk");
         assert!(!renamed.is_active);
         // The old name is free; the new one is taken.
-        fx.roles.create(&org, role("helpdesk")).await.unwrap();
+        fx.roles
+            .create(&org, role("helpdesk"), &tester())
+            .await
+            .unwrap();
         let err = fx
             .roles
             .update(
@@ -673,6 +787,7 @@ mod tests {
                     ..Default::default()
                 },
                 &IfMatch::Any,
+                &tester(),
             )
             .await
             .unwrap_err();
@@ -687,13 +802,20 @@ mod tests {
                     ..Default::default()
                 },
                 &IfMatch::Any,
+                &tester(),
             )
             .await
             .unwrap();
         // Stale ETag.
         let err = fx
             .roles
-            .update(&org, &r.id, RoleUpdate::default(), &IfMatch::from(&r.etag))
+            .update(
+                &org,
+                &r.id,
+                RoleUpdate::default(),
+                &IfMatch::from(&r.etag),
+                &tester(),
+            )
             .await
             .unwrap_err();
         assert!(
@@ -702,7 +824,10 @@ mod tests {
         );
         // Same name in another org is fine.
         let other = fx.org("B", None).await.id;
-        fx.roles.create(&other, role("Helpdesk")).await.unwrap();
+        fx.roles
+            .create(&other, role("Helpdesk"), &tester())
+            .await
+            .unwrap();
     }
 
     #[tokio::test]
@@ -713,25 +838,25 @@ mod tests {
         let u1 = fx.org_user("u1@a.example", &org).await.id;
         let u2 = fx.org_user("u2@a.example", &org).await.id;
         let outsider = fx.org_user("x@b.example", &other).await.id;
-        let r = fx.roles.create(&org, role("R")).await.unwrap();
-        let r2 = fx.roles.create(&org, role("R2")).await.unwrap();
+        let r = fx.roles.create(&org, role("R"), &tester()).await.unwrap();
+        let r2 = fx.roles.create(&org, role("R2"), &tester()).await.unwrap();
 
         fx.roles
             .assign_users(
                 &org,
                 &r.id,
                 &[u1.clone(), u2.clone(), u1.clone()],
-                Some("admin"),
+                &tester(),
             )
             .await
             .unwrap();
         // Idempotent.
         fx.roles
-            .assign_users(&org, &r.id, std::slice::from_ref(&u1), None)
+            .assign_users(&org, &r.id, std::slice::from_ref(&u1), &tester())
             .await
             .unwrap();
         fx.roles
-            .assign_users(&org, &r2.id, std::slice::from_ref(&u1), None)
+            .assign_users(&org, &r2.id, std::slice::from_ref(&u1), &tester())
             .await
             .unwrap();
         let mut users = fx.roles.users_of_role(&org, &r.id).await.unwrap();
@@ -752,14 +877,14 @@ mod tests {
         for bad in [outsider.clone(), UserId::generate()] {
             let err = fx
                 .roles
-                .assign_users(&org, &r.id, &[u1.clone(), bad], None)
+                .assign_users(&org, &r.id, &[u1.clone(), bad], &tester())
                 .await
                 .unwrap_err();
             assert_eq!(field_of(&err), "userIds");
         }
 
         fx.roles
-            .assign_forms(&org, &r.id, &[form("f1"), form("f2")], None)
+            .assign_forms(&org, &r.id, &[form("f1"), form("f2")], &tester())
             .await
             .unwrap();
         assert_eq!(fx.roles.forms_of_role(&org, &r.id).await.unwrap().len(), 2);
@@ -768,8 +893,18 @@ mod tests {
             r.id
         );
 
-        assert!(fx.roles.unassign_user(&org, &r.id, &u2).await.unwrap());
-        assert!(!fx.roles.unassign_user(&org, &r.id, &u2).await.unwrap());
+        assert!(
+            fx.roles
+                .unassign_user(&org, &r.id, &u2, &tester())
+                .await
+                .unwrap()
+        );
+        assert!(
+            !fx.roles
+                .unassign_user(&org, &r.id, &u2, &tester())
+                .await
+                .unwrap()
+        );
         assert_eq!(
             fx.roles.users_of_role(&org, &r.id).await.unwrap(),
             std::slice::from_ref(&u1)
@@ -777,13 +912,13 @@ mod tests {
         assert!(fx.roles.roles_of_user(&org, &u2).await.unwrap().is_empty());
         assert!(
             fx.roles
-                .unassign_form(&org, &r.id, &form("f2"))
+                .unassign_form(&org, &r.id, &form("f2"), &tester())
                 .await
                 .unwrap()
         );
         assert!(
             !fx.roles
-                .unassign_form(&org, &r.id, &form("f2"))
+                .unassign_form(&org, &r.id, &form("f2"), &tester())
                 .await
                 .unwrap()
         );
@@ -798,7 +933,7 @@ mod tests {
         let too_many: Vec<_> = (0..=MAX_ASSIGN).map(|i| form(&format!("f{i}"))).collect();
         let err = fx
             .roles
-            .assign_forms(&org, &r.id, &too_many, None)
+            .assign_forms(&org, &r.id, &too_many, &tester())
             .await
             .unwrap_err();
         assert_eq!(field_of(&err), "formIds");
@@ -808,15 +943,19 @@ mod tests {
     async fn many_assignments_span_batches_and_delete_cleans_them_all() {
         let fx = Fixture::new().await;
         let org = fx.org("A", None).await.id;
-        let r = fx.roles.create(&org, role("Big")).await.unwrap();
-        let keep = fx.roles.create(&org, role("Keep")).await.unwrap();
+        let r = fx.roles.create(&org, role("Big"), &tester()).await.unwrap();
+        let keep = fx
+            .roles
+            .create(&org, role("Keep"), &tester())
+            .await
+            .unwrap();
         let forms: Vec<_> = (0..130).map(|i| form(&format!("form{i:03}"))).collect();
         fx.roles
-            .assign_forms(&org, &r.id, &forms, None)
+            .assign_forms(&org, &r.id, &forms, &tester())
             .await
             .unwrap();
         fx.roles
-            .assign_forms(&org, &keep.id, &forms[..3], None)
+            .assign_forms(&org, &keep.id, &forms[..3], &tester())
             .await
             .unwrap();
         assert_eq!(
@@ -826,12 +965,12 @@ mod tests {
 
         let err = fx
             .roles
-            .delete(&org, &r.id, &IfMatch::ETag(ETag::new("stale")))
+            .delete(&org, &r.id, &IfMatch::ETag(ETag::new("stale")), &tester())
             .await
             .unwrap_err();
         assert!(matches!(err, DomainError::PreconditionFailed { .. }));
         fx.roles
-            .delete(&org, &r.id, &IfMatch::from(&r.etag))
+            .delete(&org, &r.id, &IfMatch::from(&r.etag), &tester())
             .await
             .unwrap();
         assert!(fx.roles.find(&org, &r.id).await.unwrap().is_none());
@@ -851,18 +990,18 @@ mod tests {
             keep.id
         );
         // The name is free again.
-        fx.roles.create(&org, role("big")).await.unwrap();
+        fx.roles.create(&org, role("big"), &tester()).await.unwrap();
     }
 
     #[tokio::test]
     async fn leaving_the_org_or_being_deleted_removes_assignments() {
         let fx = Fixture::new().await;
         let org = fx.org("A", Some("a.example")).await.id;
-        let r = fx.roles.create(&org, role("R")).await.unwrap();
+        let r = fx.roles.create(&org, role("R"), &tester()).await.unwrap();
         let u1 = fx.org_user("u1@a.example", &org).await;
         let u2 = fx.org_user("u2@a.example", &org).await;
         fx.roles
-            .assign_users(&org, &r.id, &[u1.id.clone(), u2.id.clone()], None)
+            .assign_users(&org, &r.id, &[u1.id.clone(), u2.id.clone()], &tester())
             .await
             .unwrap();
         fx.users
@@ -873,10 +1012,14 @@ mod tests {
                     ..Default::default()
                 },
                 &IfMatch::Any,
+                &tester(),
             )
             .await
             .unwrap();
-        fx.users.delete(&u2.id, &IfMatch::Any).await.unwrap();
+        fx.users
+            .delete(&u2.id, &IfMatch::Any, &tester())
+            .await
+            .unwrap();
         assert!(
             fx.roles
                 .users_of_role(&org, &r.id)
@@ -894,16 +1037,23 @@ mod tests {
         let a = fx.org("A", Some("a.example")).await.id;
         let b = fx.org("B", Some("b.example")).await.id;
         let b_user = fx.org_user("u@b.example", &b).await.id;
-        let b_role = fx.roles.create(&b, role("B role")).await.unwrap();
-        fx.roles
-            .assign_users(&b, &b_role.id, std::slice::from_ref(&b_user), None)
+        let b_role = fx
+            .roles
+            .create(&b, role("B role"), &tester())
             .await
             .unwrap();
         fx.roles
-            .assign_forms(&b, &b_role.id, &[form("bf")], None)
+            .assign_users(&b, &b_role.id, std::slice::from_ref(&b_user), &tester())
             .await
             .unwrap();
-        fx.roles.create(&a, role("A role")).await.unwrap();
+        fx.roles
+            .assign_forms(&b, &b_role.id, &[form("bf")], &tester())
+            .await
+            .unwrap();
+        fx.roles
+            .create(&a, role("A role"), &tester())
+            .await
+            .unwrap();
 
         let not_found = |r: DomainResult<_>| matches!(r, Err(DomainError::NotFound { .. }));
         assert!(not_found(fx.roles.get(&a, &b_role.id).await.map(|_| ())));
@@ -916,13 +1066,16 @@ mod tests {
                         name: Some("pwned".into()),
                         ..Default::default()
                     },
-                    &IfMatch::Any
+                    &IfMatch::Any,
+                    &tester(),
                 )
                 .await
                 .map(|_| ())
         ));
         assert!(not_found(
-            fx.roles.delete(&a, &b_role.id, &IfMatch::Any).await
+            fx.roles
+                .delete(&a, &b_role.id, &IfMatch::Any, &tester())
+                .await
         ));
         assert!(not_found(
             fx.roles.users_of_role(&a, &b_role.id).await.map(|_| ())
@@ -932,24 +1085,24 @@ mod tests {
         ));
         assert!(not_found(
             fx.roles
-                .unassign_user(&a, &b_role.id, &b_user)
+                .unassign_user(&a, &b_role.id, &b_user, &tester())
                 .await
                 .map(|_| ())
         ));
         assert!(not_found(
             fx.roles
-                .unassign_form(&a, &b_role.id, &form("bf"))
+                .unassign_form(&a, &b_role.id, &form("bf"), &tester())
                 .await
                 .map(|_| ())
         ));
         assert!(not_found(
             fx.roles
-                .assign_forms(&a, &b_role.id, &[form("x")], None)
+                .assign_forms(&a, &b_role.id, &[form("x")], &tester())
                 .await
         ));
         assert!(not_found(
             fx.roles
-                .assign_users(&a, &b_role.id, std::slice::from_ref(&b_user), None)
+                .assign_users(&a, &b_role.id, std::slice::from_ref(&b_user), &tester())
                 .await
         ));
         let a_roles = fx.roles.list(&a).await.unwrap();
@@ -973,7 +1126,7 @@ mod tests {
         let a_role = &a_roles[0];
         let err = fx
             .roles
-            .assign_users(&a, &a_role.id, std::slice::from_ref(&b_user), None)
+            .assign_users(&a, &a_role.id, std::slice::from_ref(&b_user), &tester())
             .await
             .unwrap_err();
         assert_eq!(field_of(&err), "userIds");

@@ -9,11 +9,17 @@ use bifrost_secrets::{LocalSecrets, SecretStore};
 use bifrost_store::table::SqliteTables;
 use bifrost_store::{OrgId, Scope, ScopedTable, TableStore};
 
+use crate::audit::AuditLog;
 use crate::domain::rows::{CONFIG_TABLE, RELATIONSHIPS_TABLE, RoleId, UserId, scoped};
 use crate::domain::{
-    ConfigService, NewOrganization, NewRole, NewUser, OrgService, Organization, RoleService, User,
-    UserService, UserType, ensure_tables,
+    Actor, ChangeLog, ConfigService, NewOrganization, NewRole, NewUser, OrgService, Organization,
+    RoleService, User, UserService, UserType, Via, ensure_tables,
 };
+
+/// The author of changes made by tests.
+pub(crate) fn tester() -> Actor {
+    Actor::new("test:fixture", Via::Api)
+}
 
 pub(crate) struct Fixture {
     _dir: tempfile::TempDir,
@@ -23,6 +29,7 @@ pub(crate) struct Fixture {
     pub users: UserService,
     pub roles: RoleService,
     pub config: ConfigService,
+    pub audit: Arc<AuditLog>,
 }
 
 impl Fixture {
@@ -32,11 +39,18 @@ impl Fixture {
         let secrets: Arc<dyn SecretStore> =
             Arc::new(LocalSecrets::open(&dir.path().join("secrets"), None).unwrap());
         ensure_tables(&tables).await.unwrap();
+        let audit = Arc::new(
+            AuditLog::open(tables.clone(), secrets.clone())
+                .await
+                .unwrap(),
+        );
+        let changes = ChangeLog::new(audit.clone());
         Self {
-            orgs: OrgService::new(tables.clone()),
-            users: UserService::new(tables.clone()),
-            roles: RoleService::new(tables.clone()),
+            orgs: OrgService::new(tables.clone(), changes.clone()),
+            users: UserService::new(tables.clone(), changes.clone()),
+            roles: RoleService::new(tables.clone(), changes),
             config: ConfigService::new(tables.clone(), secrets.clone()),
+            audit,
             tables,
             secrets,
             _dir: dir,
@@ -45,25 +59,31 @@ impl Fixture {
 
     pub async fn org(&self, name: &str, domain: Option<&str>) -> Organization {
         self.orgs
-            .create(NewOrganization {
-                name: name.to_owned(),
-                domain: domain.map(str::to_owned),
-                is_active: true,
-                created_by: None,
-            })
+            .create(
+                NewOrganization {
+                    name: name.to_owned(),
+                    domain: domain.map(str::to_owned),
+                    is_active: true,
+                    created_by: None,
+                },
+                &tester(),
+            )
             .await
             .unwrap()
     }
 
     pub async fn org_user(&self, email: &str, org: &OrgId) -> User {
         self.users
-            .create(NewUser {
-                email: email.to_owned(),
-                display_name: None,
-                user_type: UserType::OrgUser(org.clone()),
-                is_active: true,
-                entra_object_id: None,
-            })
+            .create(
+                NewUser {
+                    email: email.to_owned(),
+                    display_name: None,
+                    user_type: UserType::OrgUser(org.clone()),
+                    is_active: true,
+                    entra_object_id: None,
+                },
+                &tester(),
+            )
             .await
             .unwrap()
     }
@@ -78,11 +98,12 @@ impl Fixture {
                     name: format!("role for {user}"),
                     ..Default::default()
                 },
+                &tester(),
             )
             .await
             .unwrap();
         self.roles
-            .assign_users(org, &role.id, std::slice::from_ref(user), None)
+            .assign_users(org, &role.id, std::slice::from_ref(user), &tester())
             .await
             .unwrap();
         role.id

@@ -1,7 +1,7 @@
 //! Users: CRUD, lookup by email and by Entra object id, and the login provisioning rule.
 //!
-//! Depends on the table contract, [`OrgService`] (domain lookup) and the role-assignment cleanup
-//! of `roles.rs`. Layout (table `Entities`, partition `GLOBAL`):
+//! Depends on the table contract, [`OrgService`] (domain lookup), the role-assignment cleanup
+//! of `roles.rs` and the change log (every write is audited first, [`crate::domain::changes`]). Layout (table `Entities`, partition `GLOBAL`):
 //! - `user:{id}` — `Email`, `DisplayName`, `UserType` (`PLATFORM`/`ORG`), `IsPlatformAdmin`,
 //!   `OrgId` (org users), `IsActive`, `EntraUserId`, `CreatedAt`, `UpdatedAt`, `LastLogin`;
 //! - `useremail:{email}` and `userentra:{oid}` — `UserId`: unique indexes, written in the same
@@ -25,6 +25,7 @@ use bifrost_store::table::{
 use bifrost_store::{OrgId, RowKey, Scope, ScopedTable, StoreError, TableStore};
 use time::OffsetDateTime;
 
+use crate::domain::changes::{Actor, Change, ChangeLog, Via};
 use crate::domain::error::{DomainError, DomainResult};
 use crate::domain::orgs::{OrgService, normalize_domain};
 use crate::domain::roles::remove_user_assignments;
@@ -37,6 +38,8 @@ pub(crate) const USER_PREFIX: &str = "user:";
 const EMAIL_PREFIX: &str = "useremail:";
 const ENTRA_PREFIX: &str = "userentra:";
 const FIRST_USER_MARKER: &str = "bootstrap:firstuser";
+/// Changes on every user update or delete, so every instance drops cached principals promptly.
+const REVISION_ROW: &str = "revision:users";
 /// Longest display name, in characters.
 pub const MAX_DISPLAY_NAME: usize = 200;
 
@@ -224,6 +227,17 @@ enum InsertError {
     Other(DomainError),
 }
 
+impl crate::domain::changes::ChangeError for InsertError {
+    fn kind(&self) -> &'static str {
+        match self {
+            InsertError::EmailTaken | InsertError::EntraTaken | InsertError::FirstUserTaken => {
+                "conflict"
+            }
+            InsertError::Other(e) => e.kind(),
+        }
+    }
+}
+
 impl From<DomainError> for InsertError {
     fn from(e: DomainError) -> Self {
         InsertError::Other(e)
@@ -235,14 +249,62 @@ impl From<DomainError> for InsertError {
 pub struct UserService {
     store: Arc<dyn TableStore>,
     orgs: OrgService,
+    changes: ChangeLog,
+}
+
+/// The audited fields of a user.
+fn snapshot(user: &User) -> serde_json::Value {
+    serde_json::json!({
+        "email": user.email,
+        "displayName": user.display_name,
+        "userType": if user.user_type.is_platform_admin() { "PLATFORM" } else { "ORG" },
+        "orgId": user.user_type.org_id().map(ToString::to_string),
+        "isActive": user.is_active,
+        "entraUserId": user.entra_object_id,
+    })
+}
+
+fn change<'a>(
+    by: &'a Actor,
+    action: &'static str,
+    before: Option<&User>,
+    after: Option<&User>,
+) -> Change<'a> {
+    let user = after.or(before);
+    Change {
+        by,
+        action,
+        scope: user
+            .and_then(|u| u.user_type.org_id())
+            .map_or(Scope::Global, |org| Scope::Org(org.clone())),
+        target: user.map(|u| u.id.to_string()).unwrap_or_default(),
+        before: before.map(snapshot),
+        after: after.map(snapshot),
+    }
 }
 
 impl UserService {
-    pub fn new(store: Arc<dyn TableStore>) -> Self {
+    pub fn new(store: Arc<dyn TableStore>, changes: ChangeLog) -> Self {
         Self {
-            orgs: OrgService::new(store.clone()),
+            orgs: OrgService::new(store.clone(), changes.clone()),
             store,
+            changes,
         }
+    }
+
+    /// Inserts a new user after auditing it (see `insert_user` for the errors).
+    async fn create_audited(
+        &self,
+        user: &User,
+        claim_first_admin: bool,
+        by: &Actor,
+    ) -> Result<ETag, InsertError> {
+        self.changes
+            .apply(
+                change(by, "user.create", None, Some(user)),
+                self.insert_user(user, claim_first_admin),
+            )
+            .await
     }
 
     /// Creates `Entities` and `Relationships` (role cleanup) if missing.
@@ -256,7 +318,7 @@ impl UserService {
 
     /// Creates a user (administrator action). `Conflict` if the email or Entra id is taken;
     /// `Invalid` (field `orgId`) if the org does not exist.
-    pub async fn create(&self, new: NewUser) -> DomainResult<User> {
+    pub async fn create(&self, new: NewUser, by: &Actor) -> DomainResult<User> {
         let email = normalize_email("email", &new.email)?;
         let display_name = match new.display_name.as_deref() {
             Some(name) => text("displayName", name, MAX_DISPLAY_NAME)?,
@@ -281,7 +343,7 @@ impl UserService {
             last_login: None,
             etag: ETag::new(""),
         };
-        match self.insert_user(&user, false).await {
+        match self.create_audited(&user, false, by).await {
             Ok(etag) => Ok(User { etag, ..user }),
             Err(InsertError::EmailTaken) => Err(email_taken(&user.email)),
             Err(InsertError::EntraTaken) => Err(entra_taken()),
@@ -290,6 +352,29 @@ impl UserService {
             )),
             Err(InsertError::Other(e)) => Err(e),
         }
+    }
+
+    /// A value that changes whenever a user is updated or deleted (0 before the first change).
+    /// Identity caches compare it to drop what they hold about users.
+    pub async fn revision(&self) -> DomainResult<u64> {
+        Ok(self
+            .table()?
+            .get(&RowKey::new(REVISION_ROW)?)
+            .await?
+            .and_then(|row| row.get("Rev").and_then(Value::as_i64))
+            .map_or(0, |n| n as u64))
+    }
+
+    async fn bump_revision(&self) -> DomainResult<()> {
+        let next = rand::random::<i64>();
+        self.table()?
+            .upsert(
+                RowKey::new(REVISION_ROW)?,
+                Properties::from([("Rev".to_owned(), Value::Int64(next))]),
+                WriteMode::Replace,
+            )
+            .await?;
+        Ok(())
     }
 
     /// The user, or `NotFound`.
@@ -360,6 +445,7 @@ impl UserService {
         id: &UserId,
         update: UserUpdate,
         if_match: &IfMatch,
+        by: &Actor,
     ) -> DomainResult<User> {
         let current = self.get(id).await?;
         check_if_match(&current.etag, if_match, id)?;
@@ -377,7 +463,14 @@ impl UserService {
         if let Some(active) = update.is_active {
             next.is_active = active;
         }
-        let next = self.write_changes(&current, next).await?;
+        let next = self
+            .changes
+            .apply(
+                change(by, "user.update", Some(&current), Some(&next)),
+                self.write_changes(&current, next.clone()),
+            )
+            .await?;
+        self.bump_revision().await?;
         if let Some(old_org) = current.user_type.org_id()
             && next.user_type.org_id() != Some(old_org)
         {
@@ -406,7 +499,7 @@ impl UserService {
     }
 
     /// Deletes the user, its index rows and its role assignments.
-    pub async fn delete(&self, id: &UserId, if_match: &IfMatch) -> DomainResult<()> {
+    pub async fn delete(&self, id: &UserId, if_match: &IfMatch, by: &Actor) -> DomainResult<()> {
         let current = self.get(id).await?;
         check_if_match(&current.etag, if_match, id)?;
         let table = self.table()?;
@@ -420,10 +513,15 @@ impl UserService {
         {
             batch = batch.delete(entra_key(oid)?, IfMatch::ETag(etag));
         }
-        table
-            .batch(batch)
-            .await
-            .map_err(|e| user_write_error(e, id))?;
+        self.changes
+            .apply(change(by, "user.delete", Some(&current), None), async {
+                table
+                    .batch(batch)
+                    .await
+                    .map_err(|e| user_write_error(e, id))
+            })
+            .await?;
+        self.bump_revision().await?;
         if let Some(org) = current.user_type.org_id() {
             remove_user_assignments(&self.store, org, id).await?;
         }
@@ -459,7 +557,13 @@ impl UserService {
             } else {
                 let mut next = user.clone();
                 next.email = email.clone();
-                self.write_changes(&user, next).await?
+                let by = Actor::new(format!("user:{}", user.id), Via::Login);
+                self.changes
+                    .apply(
+                        change(&by, "user.update", Some(&user), Some(&next)),
+                        self.write_changes(&user, next.clone()),
+                    )
+                    .await?
             };
             return self.finish_login(user).await;
         }
@@ -472,7 +576,14 @@ impl UserService {
                 (Some(new), None) => {
                     let mut next = user.clone();
                     next.entra_object_id = Some(new.clone());
-                    let linked = self.write_changes(&user, next).await?;
+                    let by = Actor::new(format!("user:{}", user.id), Via::Login);
+                    let linked = self
+                        .changes
+                        .apply(
+                            change(&by, "user.update", Some(&user), Some(&next)),
+                            self.write_changes(&user, next.clone()),
+                        )
+                        .await?;
                     self.finish_login(linked).await
                 }
                 _ => self.finish_login(user).await,
@@ -499,8 +610,9 @@ impl UserService {
             etag: ETag::new(""),
         };
 
+        let by = Actor::new(format!("user:{}", user.id), Via::Login);
         if !self.any_user_exists().await? {
-            match self.insert_user(&user, true).await {
+            match self.create_audited(&user, true, &by).await {
                 Ok(etag) => {
                     return Ok(ProvisionOutcome::FirstPlatformAdmin(User { etag, ..user }));
                 }
@@ -523,7 +635,7 @@ impl UserService {
             ));
         }
         user.user_type = UserType::OrgUser(org.id);
-        match self.insert_user(&user, false).await {
+        match self.create_audited(&user, false, &by).await {
             Ok(etag) => Ok(ProvisionOutcome::JoinedOrg(User { etag, ..user })),
             Err(InsertError::EmailTaken | InsertError::EntraTaken) => {
                 self.login_after_race(&email).await
@@ -829,7 +941,7 @@ fn from_entity(entity: &Entity) -> DomainResult<User> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::testutil::Fixture;
+    use crate::domain::testutil::{Fixture, tester};
 
     fn field_of(err: &DomainError) -> &str {
         match err {
@@ -884,13 +996,16 @@ mod tests {
         let org = fx.org("Acme", Some("acme.com")).await;
         let user = fx
             .users
-            .create(NewUser {
-                email: "Jo@Acme.com".into(),
-                display_name: Some("Jo".into()),
-                user_type: UserType::OrgUser(org.id.clone()),
-                is_active: true,
-                entra_object_id: Some("OID-1".into()),
-            })
+            .create(
+                NewUser {
+                    email: "Jo@Acme.com".into(),
+                    display_name: Some("Jo".into()),
+                    user_type: UserType::OrgUser(org.id.clone()),
+                    is_active: true,
+                    entra_object_id: Some("OID-1".into()),
+                },
+                &tester(),
+            )
             .await
             .unwrap();
         assert_eq!(user.email, "jo@acme.com");
@@ -922,27 +1037,41 @@ mod tests {
                 .is_none()
         );
         assert!(fx.users.find_by_entra_id("oid-2").await.unwrap().is_none());
-        let defaulted = fx.users.create(admin("boss@msp.example")).await.unwrap();
+        let defaulted = fx
+            .users
+            .create(admin("boss@msp.example"), &tester())
+            .await
+            .unwrap();
         assert_eq!(defaulted.display_name, "boss");
         assert!(defaulted.user_type.is_platform_admin());
 
-        let err = fx.users.create(admin("not-an-email")).await.unwrap_err();
+        let err = fx
+            .users
+            .create(admin("not-an-email"), &tester())
+            .await
+            .unwrap_err();
         assert_eq!(field_of(&err), "email");
         let err = fx
             .users
-            .create(NewUser {
-                display_name: Some(" ".into()),
-                ..admin("a@b.example")
-            })
+            .create(
+                NewUser {
+                    display_name: Some(" ".into()),
+                    ..admin("a@b.example")
+                },
+                &tester(),
+            )
             .await
             .unwrap_err();
         assert_eq!(field_of(&err), "displayName");
         let err = fx
             .users
-            .create(NewUser {
-                user_type: UserType::OrgUser(OrgId::generate()),
-                ..admin("a@b.example")
-            })
+            .create(
+                NewUser {
+                    user_type: UserType::OrgUser(OrgId::generate()),
+                    ..admin("a@b.example")
+                },
+                &tester(),
+            )
             .await
             .unwrap_err();
         assert_eq!(field_of(&err), "orgId");
@@ -954,21 +1083,31 @@ mod tests {
     async fn emails_and_entra_ids_are_unique() {
         let fx = Fixture::new().await;
         fx.users
-            .create(NewUser {
-                entra_object_id: Some("oid-1".into()),
-                ..admin("a@msp.example")
-            })
+            .create(
+                NewUser {
+                    entra_object_id: Some("oid-1".into()),
+                    ..admin("a@msp.example")
+                },
+                &tester(),
+            )
             .await
             .unwrap();
-        let err = fx.users.create(admin("A@MSP.example")).await.unwrap_err();
+        let err = fx
+            .users
+            .create(admin("A@MSP.example"), &tester())
+            .await
+            .unwrap_err();
         assert!(matches!(err, DomainError::Conflict { .. }), "{err}");
         assert!(err.to_string().contains("a@msp.example"), "{err}");
         let err = fx
             .users
-            .create(NewUser {
-                entra_object_id: Some("OID-1".into()),
-                ..admin("b@msp.example")
-            })
+            .create(
+                NewUser {
+                    entra_object_id: Some("OID-1".into()),
+                    ..admin("b@msp.example")
+                },
+                &tester(),
+            )
             .await
             .unwrap_err();
         assert!(matches!(err, DomainError::Conflict { .. }), "{err}");
@@ -993,7 +1132,10 @@ mod tests {
         let fx = Fixture::new().await;
         let a = fx.org("A", Some("a.example")).await;
         let b = fx.org("B", Some("b.example")).await;
-        fx.users.create(admin("root@msp.example")).await.unwrap();
+        fx.users
+            .create(admin("root@msp.example"), &tester())
+            .await
+            .unwrap();
         for i in 0..3 {
             fx.org_user(&format!("u{i}@a.example"), &a.id).await;
         }
@@ -1074,6 +1216,7 @@ mod tests {
                     ..Default::default()
                 },
                 &IfMatch::from(&user.etag),
+                &tester(),
             )
             .await
             .unwrap();
@@ -1110,6 +1253,7 @@ mod tests {
                     ..Default::default()
                 },
                 &IfMatch::from(&user.etag),
+                &tester(),
             )
             .await
             .unwrap_err();
@@ -1132,6 +1276,7 @@ mod tests {
                     ..Default::default()
                 },
                 &IfMatch::Any,
+                &tester(),
             )
             .await
             .unwrap_err();
@@ -1147,6 +1292,7 @@ mod tests {
                     ..Default::default()
                 },
                 &IfMatch::Any,
+                &tester(),
             )
             .await
             .unwrap();
@@ -1162,6 +1308,7 @@ mod tests {
                     ..Default::default()
                 },
                 &IfMatch::Any,
+                &tester(),
             )
             .await
             .unwrap_err();
@@ -1173,10 +1320,13 @@ mod tests {
         let fx = Fixture::new().await;
         let user = fx
             .users
-            .create(NewUser {
-                entra_object_id: Some("oid-9".into()),
-                ..admin("a@msp.example")
-            })
+            .create(
+                NewUser {
+                    entra_object_id: Some("oid-9".into()),
+                    ..admin("a@msp.example")
+                },
+                &tester(),
+            )
             .await
             .unwrap();
         assert_eq!(user.last_login, None);
@@ -1185,11 +1335,14 @@ mod tests {
         assert!(fx.users.get(&user.id).await.unwrap().last_login.is_some());
         let err = fx
             .users
-            .delete(&user.id, &IfMatch::from(&user.etag))
+            .delete(&user.id, &IfMatch::from(&user.etag), &tester())
             .await
             .unwrap_err();
         assert!(matches!(err, DomainError::PreconditionFailed { .. }));
-        fx.users.delete(&user.id, &IfMatch::Any).await.unwrap();
+        fx.users
+            .delete(&user.id, &IfMatch::Any, &tester())
+            .await
+            .unwrap();
         assert!(fx.users.find(&user.id).await.unwrap().is_none());
         assert!(
             fx.users
@@ -1201,10 +1354,13 @@ mod tests {
         assert!(fx.users.find_by_entra_id("oid-9").await.unwrap().is_none());
         // Email and Entra id are free again.
         fx.users
-            .create(NewUser {
-                entra_object_id: Some("oid-9".into()),
-                ..admin("a@msp.example")
-            })
+            .create(
+                NewUser {
+                    entra_object_id: Some("oid-9".into()),
+                    ..admin("a@msp.example")
+                },
+                &tester(),
+            )
             .await
             .unwrap();
         let err = fx
@@ -1318,7 +1474,10 @@ mod tests {
     #[tokio::test]
     async fn concurrent_logins_of_one_new_person_create_one_user() {
         let fx = Fixture::new().await;
-        fx.users.create(admin("root@msp.example")).await.unwrap();
+        fx.users
+            .create(admin("root@msp.example"), &tester())
+            .await
+            .unwrap();
         fx.org("Acme", Some("acme.com")).await;
         let tasks: Vec<_> = (0..3)
             .map(|_| {
@@ -1342,7 +1501,10 @@ mod tests {
     #[tokio::test]
     async fn users_created_by_an_admin_block_the_first_login_rule() {
         let fx = Fixture::new().await;
-        fx.users.create(admin("root@msp.example")).await.unwrap();
+        fx.users
+            .create(admin("root@msp.example"), &tester())
+            .await
+            .unwrap();
         let outcome = fx
             .users
             .provision_on_login(&login(None, "someone@msp.example"))
@@ -1358,7 +1520,10 @@ mod tests {
     async fn email_change_on_a_known_entra_id_keeps_the_user() {
         let fx = Fixture::new().await;
         let acme = fx.org("Acme", Some("acme.com")).await;
-        fx.users.create(admin("root@msp.example")).await.unwrap();
+        fx.users
+            .create(admin("root@msp.example"), &tester())
+            .await
+            .unwrap();
         let ProvisionOutcome::JoinedOrg(jo) = fx
             .users
             .provision_on_login(&login(Some("oid-jo"), "jo@acme.com"))
@@ -1402,7 +1567,11 @@ mod tests {
     #[tokio::test]
     async fn email_match_links_entra_id_but_refuses_a_different_one() {
         let fx = Fixture::new().await;
-        let user = fx.users.create(admin("root@msp.example")).await.unwrap();
+        let user = fx
+            .users
+            .create(admin("root@msp.example"), &tester())
+            .await
+            .unwrap();
         let outcome = fx
             .users
             .provision_on_login(&login(Some("oid-root"), "root@msp.example"))
@@ -1432,7 +1601,10 @@ mod tests {
     #[tokio::test]
     async fn inactive_users_and_orgs_get_no_access() {
         let fx = Fixture::new().await;
-        fx.users.create(admin("root@msp.example")).await.unwrap();
+        fx.users
+            .create(admin("root@msp.example"), &tester())
+            .await
+            .unwrap();
         let acme = fx.org("Acme", Some("acme.com")).await;
         let jo = fx.org_user("jo@acme.com", &acme.id).await;
         fx.users
@@ -1443,6 +1615,7 @@ mod tests {
                     ..Default::default()
                 },
                 &IfMatch::Any,
+                &tester(),
             )
             .await
             .unwrap();
@@ -1464,6 +1637,7 @@ mod tests {
                     ..Default::default()
                 },
                 &IfMatch::Any,
+                &tester(),
             )
             .await
             .unwrap();

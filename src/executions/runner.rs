@@ -166,31 +166,74 @@ pub struct Finished {
     pub transient: bool,
 }
 
-/// The message an async execution is queued with. The record holds input and caller; the
-/// message only says which record to run and with which rights.
+/// The message an async execution is queued with: only what locates the stored record and the
+/// attempt it is for. Workflow, caller, rights and input are taken from the record, never from
+/// the message (whoever can write to the queue must not be able to choose them).
+///
+/// Messages written before this rule also named the workflow and the rights; they are still
+/// read, and refused (audited) when they disagree with the record.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct QueuedExecution {
     pub execution_id: String,
     /// `GLOBAL` or an organization id.
     pub scope: String,
-    pub workflow_name: String,
-    #[serde(default)]
-    pub is_platform_admin: bool,
-    #[serde(default)]
-    pub is_function_key: bool,
+    /// The attempt this message starts (absent in messages of earlier versions).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub attempt: Option<u32>,
+    /// Earlier versions only: must match the record.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub workflow_name: Option<String>,
+    /// Earlier versions only: must match the record.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub is_platform_admin: Option<bool>,
+    /// Earlier versions only: must match the record.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub is_function_key: Option<bool>,
 }
 
 impl QueuedExecution {
-    /// The message of a stored execution (another attempt, or a lost message sent again).
+    /// The message of a stored execution's current attempt (its first, or a lost message sent
+    /// again).
     pub fn of(scope: &Scope, record: &ExecutionRecord) -> Self {
+        Self::attempt(scope, record, record.attempt)
+    }
+
+    /// The message of attempt `attempt` of a stored execution.
+    pub fn attempt(scope: &Scope, record: &ExecutionRecord, attempt: u32) -> Self {
         Self {
             execution_id: record.execution_id.clone(),
             scope: scope.to_string(),
-            workflow_name: record.workflow_name.clone(),
-            is_platform_admin: record.rights.is_platform_admin,
-            is_function_key: record.rights.is_function_key,
+            attempt: Some(attempt),
+            workflow_name: None,
+            is_platform_admin: None,
+            is_function_key: None,
         }
+    }
+
+    /// Why this message may not start `record`, if it may not: a field it names that the
+    /// record says otherwise.
+    pub fn disagreement(&self, record: &ExecutionRecord) -> Option<&'static str> {
+        if self
+            .workflow_name
+            .as_ref()
+            .is_some_and(|w| *w != record.workflow_name)
+        {
+            return Some("workflowName");
+        }
+        if self
+            .is_platform_admin
+            .is_some_and(|a| a != record.rights.is_platform_admin)
+        {
+            return Some("isPlatformAdmin");
+        }
+        if self
+            .is_function_key
+            .is_some_and(|k| k != record.rights.is_function_key)
+        {
+            return Some("isFunctionKey");
+        }
+        None
     }
 }
 
@@ -542,7 +585,7 @@ impl Runner {
         if let Err(e) = self.executions.append_logs(scope, id, &[note]).await {
             tracing::warn!(error = %e, execution_id = %id, "could not log the retry");
         }
-        let message = QueuedExecution::of(scope, record);
+        let message = QueuedExecution::attempt(scope, record, next);
         if let Err(e) = self.send(&message, delay).await {
             let mut current = self
                 .executions
@@ -559,6 +602,25 @@ impl Runner {
             return Err(RunError::Store(e));
         }
         Ok(Some(delay))
+    }
+
+    /// Audits a queue message that disagreed with its stored execution (see
+    /// [`QueuedExecution::disagreement`]); the message is dropped by the caller.
+    pub async fn reject_message(&self, scope: &Scope, message: &QueuedExecution, field: &str) {
+        tracing::warn!(execution_id = %message.execution_id, field, "queue message disagrees with the stored execution; refused");
+        let event = AuditEvent::new(AuditEventType::QueueMessageRejected, "queue", scope.clone())
+            .detail("execution_id", message.execution_id.clone())
+            .detail("field", field)
+            .detail(
+                "workflow",
+                message
+                    .workflow_name
+                    .clone()
+                    .map_or(serde_json::Value::Null, serde_json::Value::from),
+            );
+        if let Err(e) = self.audit.append(event).await {
+            tracing::error!(error = %e, execution_id = %message.execution_id, "could not audit a rejected queue message");
+        }
     }
 
     async fn send(&self, message: &QueuedExecution, delay: Duration) -> Result<(), StoreError> {

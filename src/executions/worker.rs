@@ -80,6 +80,11 @@ impl Default for WorkerConfig {
 /// error).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Handled {
+    /// The message disagrees with the stored record (it names another workflow or other
+    /// rights): refused and audited, the record untouched.
+    Rejected(&'static str),
+    /// The message is for another attempt than the record's current one: dropped.
+    Stale { message: u32, current: u32 },
     /// The execution ran and finished with this status.
     Ran(String),
     /// The record was not `Pending` (already taken, finished or cancelled): not run again.
@@ -166,6 +171,24 @@ async fn process(
         return Ok(Handled::Missing);
     };
     let executions = runner.executions();
+    // The record decides what runs and with which rights; a message that says otherwise was
+    // not written by us.
+    let Some(stored) = executions.get(&scope, &job.execution_id).await? else {
+        return Ok(Handled::Missing);
+    };
+    if let Some(field) = job.disagreement(&stored) {
+        runner.reject_message(&scope, &job, field).await;
+        return Ok(Handled::Rejected(field));
+    }
+    if let Some(attempt) = job.attempt
+        && attempt != stored.attempt
+    {
+        // A duplicate of another attempt's message: the current attempt has its own.
+        return Ok(Handled::Stale {
+            message: attempt,
+            current: stored.attempt,
+        });
+    }
     let gate = (config.max_running_per_org > 0 && scope.org_id().is_some())
         .then(|| config.org_gates.gate(&scope));
     let held = match &gate {
@@ -195,7 +218,12 @@ async fn process(
     let Some(mut record) = executions.get(&scope, &job.execution_id).await? else {
         return Ok(Handled::Missing);
     };
-    let request = match request_of(runner, &job, &scope, &record) {
+    if let Some(field) = job.disagreement(&record) {
+        // Changed between our check and the move; leave the record for recovery to settle.
+        runner.reject_message(&scope, &job, field).await;
+        return Ok(Handled::Rejected(field));
+    }
+    let request = match request_of(runner, &scope, &record) {
         Ok(request) => request,
         Err(reason) => {
             runner
@@ -273,9 +301,9 @@ fn parse(body: &str) -> Option<(QueuedExecution, Scope)> {
     Some((job, scope))
 }
 
+/// The run a stored record describes: its workflow, input, caller and rights.
 fn request_of(
     runner: &Runner,
-    job: &QueuedExecution,
     scope: &Scope,
     record: &ExecutionRecord,
 ) -> Result<RunRequest, String> {
@@ -285,10 +313,10 @@ fn request_of(
     };
     // The input was checked when the run was queued; the workspace may have changed since.
     let (workflow, input) = runner
-        .prepare(&job.workflow_name, input, super::input::Coercion::Strict)
+        .prepare(&record.workflow_name, input, super::input::Coercion::Strict)
         .map_err(|e| e.to_string())?;
     Ok(RunRequest {
-        execution_id: job.execution_id.clone(),
+        execution_id: record.execution_id.clone(),
         workflow,
         input,
         scope: scope.clone(),
@@ -298,8 +326,8 @@ fn request_of(
             &record.executed_by_name,
         ),
         actor: record.executed_by.clone(),
-        is_platform_admin: job.is_platform_admin,
-        is_function_key: job.is_function_key,
+        is_platform_admin: record.rights.is_platform_admin,
+        is_function_key: record.rights.is_function_key,
         form_id: record.form_id.clone(),
         timeout: None,
     })
@@ -508,7 +536,9 @@ mod tests {
         )
         .await
         .unwrap();
-        let audit = Arc::new(AuditLog::new(tables.clone()).unwrap());
+        let secrets: Arc<dyn bifrost_secrets::SecretStore> =
+            Arc::new(bifrost_secrets::LocalSecrets::open(&dir.join("secrets"), None).unwrap());
+        let audit = Arc::new(AuditLog::new(tables.clone(), secrets).unwrap());
         audit.ensure_table().await.unwrap();
         let engine = Arc::new(CountingEngine {
             runs: AtomicUsize::new(0),
@@ -518,8 +548,8 @@ mod tests {
         let runner = Runner::new(
             engine.clone(),
             executions,
-            audit,
-            OrgService::new(tables),
+            audit.clone(),
+            OrgService::new(tables, crate::domain::ChangeLog::new(audit)),
             queues.clone(),
         );
         let queue = QueueName::new(QUEUE).unwrap();

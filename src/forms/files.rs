@@ -11,27 +11,31 @@
 //! the scope and form in the path keep one form's or organization's files out of another's
 //! submissions.
 //!
-//! Workflows read the bytes through the SDK's sandboxed files: before a submission runs, each of
-//! its files is copied to the organization's `temp` location as `form-uploads/{fileId}/{name}`,
-//! so `files.read_bytes(f"form-uploads/{f['fileId']}/{f['name']}", location="temp")` works. The
-//! copy is local to the instance that accepted the submission: sync runs and the in-process
-//! worker run there, but an async run picked up by another instance (Functions host scaled out)
-//! does not find it. A blob-backed SDK location would lift that limit.
+//! Workflows read the bytes through the SDK's file area: before a submission runs, each of its
+//! files is copied to the organization's `temp` location as `form-uploads/{fileId}/{name}`, so
+//! `files.read_bytes(f"form-uploads/{f['fileId']}/{f['name']}", location="temp")` works. The
+//! area is in the blob store ([`crate::sdk_files`]), so whichever instance runs the workflow
+//! finds it.
+//!
+//! Retention deletes uploads a day old: a submission that used one has its copy by then, and
+//! an upload no run used is left-over (or someone filling storage through a public form).
 //!
 //! Invariants: an upload is at most [`MAX_UPLOAD_BYTES`] and within its field's `maxSizeMB`
 //! and `allowedTypes`; stored names are single path segments (no `/`, `\`, control characters,
 //! `.` or `..`).
 
-use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use bifrost_engine::FileLocation;
 use bifrost_store::blob::{BlobPath, BlobStore, ContainerName};
 use bifrost_store::{Scope, StoreError};
 use bytes::Bytes;
 use serde_json::{Map, Value};
+use time::OffsetDateTime;
 
 use super::model::{FieldType, FormField};
 use super::validate::{FileRef, Validator};
+use crate::sdk_files::SdkFiles;
 
 pub const UPLOADS_CONTAINER: &str = "form-uploads";
 /// The largest upload, whatever the field allows.
@@ -178,32 +182,49 @@ impl Uploads {
         Ok(Ok(path))
     }
 
-    /// Copies an uploaded file into `temp_root/{scope}/form-uploads/{fileId}/{name}`, the SDK's
-    /// `temp` location of that scope (nothing is done when the copy exists).
+    /// Copies an uploaded file to `form-uploads/{fileId}/{name}` of the scope's SDK `temp`
+    /// location (nothing is done when the copy exists).
     pub async fn materialize(
         &self,
-        temp_root: &Path,
+        files: &SdkFiles,
         scope: &Scope,
         file: &FileRef,
         path: &BlobPath,
-    ) -> Result<PathBuf, UploadError> {
-        let target = temp_root
-            .join(scope.to_string())
-            .join(TEMP_FOLDER)
-            .join(&file.file_id)
-            .join(safe_name(&file.name));
-        if tokio::fs::try_exists(&target).await.unwrap_or(false) {
+    ) -> Result<String, UploadError> {
+        let target = format!("{TEMP_FOLDER}/{}/{}", file.file_id, safe_name(&file.name));
+        let copy_error = |e: bifrost_engine::HostError| {
+            UploadError::Store(StoreError::Backend(format!("copying an upload: {e}")))
+        };
+        if files
+            .exists(scope, FileLocation::Temp, &target)
+            .await
+            .map_err(copy_error)?
+        {
             return Ok(target);
         }
         let (bytes, _) = self.blobs.get(&self.container, path).await?;
-        let io = |e: std::io::Error| {
-            UploadError::Store(StoreError::Backend(format!("copying an upload: {e}")))
-        };
-        if let Some(parent) = target.parent() {
-            tokio::fs::create_dir_all(parent).await.map_err(io)?;
-        }
-        tokio::fs::write(&target, &bytes).await.map_err(io)?;
+        files
+            .write(scope, FileLocation::Temp, &target, bytes.to_vec())
+            .await
+            .map_err(copy_error)?;
         Ok(target)
+    }
+
+    /// Deletes every upload written before `cutoff`; returns how many went. A platform job:
+    /// it reads every scope's uploads.
+    pub async fn purge_before(&self, cutoff: OffsetDateTime) -> Result<usize, StoreError> {
+        let blobs = match self.blobs.list(&self.container, "").await {
+            Ok(blobs) => blobs,
+            Err(StoreError::NotFound { .. }) => return Ok(0),
+            Err(e) => return Err(e),
+        };
+        let mut purged = 0;
+        for blob in blobs.iter().filter(|b| b.last_modified < cutoff) {
+            if self.blobs.delete(&self.container, &blob.name).await? {
+                purged += 1;
+            }
+        }
+        Ok(purged)
     }
 }
 
@@ -366,18 +387,35 @@ mod tests {
                 .is_err()
         );
 
-        let temp = dir.path().join("tmp");
+        let ws = dir.path().join("ws");
+        std::fs::create_dir_all(&ws).unwrap();
+        let files = SdkFiles::new(uploads.blobs.clone(), &ws).unwrap();
+        files.ensure_container().await.unwrap();
         let copy = uploads
-            .materialize(&temp, &scope, &saved, &path)
+            .materialize(&files, &scope, &saved, &path)
             .await
             .unwrap();
+        assert_eq!(copy, format!("form-uploads/{}/notes.txt", saved.file_id));
         assert_eq!(
-            copy,
-            temp.join("o1/form-uploads")
-                .join(&saved.file_id)
-                .join("notes.txt")
+            files.read(&scope, FileLocation::Temp, &copy).await.unwrap(),
+            b"hi"
         );
-        assert_eq!(std::fs::read(copy).unwrap(), b"hi");
+        // A day later the upload is gone; the run's copy stays.
+        let later = OffsetDateTime::now_utc() + time::Duration::days(1);
+        assert_eq!(uploads.purge_before(later).await.unwrap(), 1);
+        assert!(
+            uploads
+                .find(&scope, "f1", &saved.file_id)
+                .await
+                .unwrap()
+                .is_none()
+        );
+        assert!(
+            files
+                .exists(&scope, FileLocation::Temp, &copy)
+                .await
+                .unwrap()
+        );
     }
 
     #[test]

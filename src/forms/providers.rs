@@ -182,6 +182,34 @@ pub fn cache_key(provider: &str, inputs: &Map<String, Value>) -> String {
     hex(&Sha256::digest(canonical.to_string().as_bytes()))
 }
 
+/// What a provider can observe about its caller besides the organization (which is the cache
+/// partition): the user and whether they are a platform administrator.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CacheCaller<'a> {
+    pub user_id: &'a str,
+    pub is_platform_admin: bool,
+}
+
+/// The cache row key of a provider call for `caller`: the same answer is shared only by calls
+/// that look the same to the provider. `None` for a provider that declared itself
+/// caller-independent (then [`cache_key`]).
+pub fn caller_cache_key(
+    provider: &str,
+    inputs: &Map<String, Value>,
+    caller: Option<&CacheCaller<'_>>,
+) -> String {
+    let Some(caller) = caller else {
+        return cache_key(provider, inputs);
+    };
+    let canonical = Value::Array(vec![
+        Value::String(provider.to_owned()),
+        canonical(&Value::Object(inputs.clone())),
+        Value::String(caller.user_id.to_owned()),
+        Value::Bool(caller.is_platform_admin),
+    ]);
+    hex(&Sha256::digest(canonical.to_string().as_bytes()))
+}
+
 /// `value` with object keys sorted at every level (whatever `serde_json`'s map order is).
 fn canonical(value: &Value) -> Value {
     match value {
@@ -350,6 +378,7 @@ mod tests {
             description: String::new(),
             category: String::new(),
             cache_ttl_seconds: 60,
+            caller_independent: false,
             source: None,
             source_file_path: Default::default(),
             parameters: params,
@@ -419,6 +448,27 @@ mod tests {
         assert_eq!(Value::Object(ok), json!({"a": "x", "b": 3}));
         let bad = check_parameters(&p, obj(json!({"a": "x", "b": "three"}))).unwrap_err();
         assert_eq!(bad[0].field, "inputs.b");
+    }
+
+    #[test]
+    fn cache_keys_tell_callers_apart_unless_the_provider_is_caller_independent() {
+        let inputs = Map::new();
+        let ann = CacheCaller {
+            user_id: "ann",
+            is_platform_admin: false,
+        };
+        let bob = CacheCaller {
+            user_id: "bob",
+            ..ann.clone()
+        };
+        let admin_ann = CacheCaller {
+            is_platform_admin: true,
+            ..ann.clone()
+        };
+        let k = |c| caller_cache_key("p", &inputs, c);
+        assert_ne!(k(Some(&ann)), k(Some(&bob)));
+        assert_ne!(k(Some(&ann)), k(Some(&admin_ann)));
+        assert_eq!(k(None), cache_key("p", &inputs));
     }
 
     #[test]

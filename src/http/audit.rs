@@ -38,7 +38,7 @@ pub const ROUTES: &[Route] = &[
         method: "GET",
         path: "/api/audit/verify",
         access: Access::PlatformAdmin,
-        summary: "Verify the whole hash chain and report the first broken link",
+        summary: "Verify the hash chain (from the last checkpoint, or ?full=true from the start) and report the first broken link",
     },
 ];
 
@@ -92,6 +92,9 @@ pub struct VerifyResponse {
     pub ok: bool,
     /// Entries verified before the first break (all of them when `ok`).
     pub checked: u64,
+    /// The first sequence number this pass walked: 1 for a full pass, otherwise the entry after
+    /// the last signed checkpoint (whose entry is checked against the signature first).
+    pub from: u64,
     pub first_broken: Option<BrokenLinkDto>,
 }
 
@@ -180,11 +183,22 @@ async fn list(state: &AppState, raw: &str) -> Result<AuditList, ApiError> {
 }
 
 async fn verify(state: &AppState, raw: &str) -> Result<VerifyResponse, ApiError> {
-    QueryParams::parse(raw, &[])?;
-    let report = state.services.audit.verify().await.map_err(audit_error)?;
+    let q = QueryParams::parse(raw, &["full"])?;
+    let full = match q.get("full") {
+        None | Some("false") => false,
+        Some("true") => true,
+        Some(_) => return Err(ApiError::bad_request("full", "must be true or false")),
+    };
+    let report = state
+        .services
+        .audit
+        .verify(full)
+        .await
+        .map_err(audit_error)?;
     Ok(VerifyResponse {
         ok: report.ok,
         checked: report.checked,
+        from: report.from,
         first_broken: report.first_broken.map(|b| {
             let (reason, field) = match b.reason {
                 BreakReason::HashMismatch => ("hash_mismatch", None),
@@ -192,6 +206,11 @@ async fn verify(state: &AppState, raw: &str) -> Result<VerifyResponse, ApiError>
                 BreakReason::MissingSequence => ("missing_sequence", None),
                 BreakReason::Malformed { field } => ("malformed", Some(field)),
                 BreakReason::HeadMismatch => ("head_mismatch", None),
+                BreakReason::Unkeyed => ("unkeyed", None),
+                BreakReason::UnknownKey => ("unknown_key", None),
+                BreakReason::Truncated => ("truncated", None),
+                BreakReason::MarkMismatch => ("mark_mismatch", None),
+                BreakReason::ForgedMark => ("forged_mark", None),
             };
             BrokenLinkDto {
                 sequence: b.sequence,

@@ -50,6 +50,53 @@ where
     Ok(body.freeze())
 }
 
+/// A body not read yet: public routes authorize the caller first and then read it with the
+/// limit that caller is allowed ([`crate::http::context::PublicRequest`]).
+pub struct Deferred {
+    declared: Option<u64>,
+    /// In a mutex only so the request can be shared (`Sync`) while its caller is authorized.
+    stream: std::sync::Mutex<BodyStream>,
+}
+
+type BodyStream = std::pin::Pin<Box<dyn Stream<Item = Result<Bytes, warp::Error>> + Send>>;
+
+impl Deferred {
+    /// Reads the body, refusing with 413 as soon as it exceeds `limit` bytes.
+    pub async fn read(self, limit: u64) -> Result<Bytes, super::error::ApiError> {
+        let stream = self
+            .stream
+            .into_inner()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        collect_limited(stream, self.declared, limit)
+            .await
+            .map_err(|rejection| match rejection.find::<RequestRejected>() {
+                Some(RequestRejected(e)) => e.clone(),
+                None => ApiError::BadRequest {
+                    field: None,
+                    message: "request body could not be read".into(),
+                },
+            })
+    }
+}
+
+/// Extracts the body without reading it.
+pub fn deferred() -> impl Filter<Extract = (Deferred,), Error = Rejection> + Clone {
+    warp::header::optional::<u64>("content-length")
+        .and(warp::body::stream())
+        .map(|declared, stream: _| {
+            let stream = futures::StreamExt::map(stream, |chunk: Result<_, warp::Error>| {
+                chunk.map(|mut buf| {
+                    let n = Buf::remaining(&buf);
+                    Buf::copy_to_bytes(&mut buf, n)
+                })
+            });
+            Deferred {
+                declared,
+                stream: std::sync::Mutex::new(Box::pin(stream) as BodyStream),
+            }
+        })
+}
+
 /// A JSON body of type `T`, within the size limit; malformed JSON is a 400 naming the position.
 pub fn json<T: DeserializeOwned + Send>(
     limit: u64,

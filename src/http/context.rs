@@ -4,20 +4,29 @@
 //! query), then Easy Auth (only when `WEBSITE_AUTH_ENABLED`; otherwise the headers are ignored and
 //! audited), then the local developer identity (only when explicitly enabled), else anonymous.
 //! The scope comes from the principal, and platform admins may switch it with
-//! `X-Organization-Id`. The route's declared [`Access`] is enforced here, and so is the
-//! per-organization and per-key rate limit; handlers receive a ready [`RequestContext`].
+//! `X-Organization-Id`. The route's declared [`Access`] is enforced here, and so are the rate
+//! limits (per organization, per key, and per client address for callers without credentials)
+//! and the browser rule against cross-site request forgery ([`check_browser_request`]);
+//! handlers receive a ready [`RequestContext`].
+//!
+//! Public routes (whose rules depend on the form or workflow they name) take a
+//! [`PublicRequest`]: its body is read only after [`PublicRequest::authorize`], with the small
+//! limit of callers without credentials when that is who is calling.
 
 use std::collections::HashMap;
+use std::net::IpAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use bifrost_store::{OrgId, Scope};
+use bytes::Bytes;
 use warp::Filter;
 use warp::filters::BoxedFilter;
-use warp::http::HeaderMap;
+use warp::http::{HeaderMap, Method};
 
 use super::access::{Access, Route, route};
+use super::body::Deferred;
 use super::error::{ApiError, RequestRejected};
 use crate::app::AppState;
 use crate::audit::{AuditEvent, AuditEventType};
@@ -26,12 +35,15 @@ use crate::auth::{
     extract_function_key,
 };
 use crate::domain::{LoginIdentity, ProvisionOutcome, UserType};
+use crate::server::ClientAddr;
 
 /// The caller and the organization a request acts for.
 #[derive(Clone, Debug)]
 pub struct RequestContext {
     pub principal: Principal,
     pub scope: Scope,
+    /// The client's address (see [`ClientAddr`]), when known.
+    pub client: Option<IpAddr>,
 }
 
 impl RequestContext {
@@ -46,6 +58,11 @@ impl RequestContext {
     /// The audit log's name for the caller (ids, never secrets).
     pub fn actor(&self) -> String {
         self.principal.audit_actor()
+    }
+
+    /// The caller as the author of an audited change made through the API.
+    pub fn change_actor(&self) -> crate::domain::Actor {
+        crate::domain::Actor::new(self.actor(), crate::domain::Via::Api)
     }
 }
 
@@ -63,6 +80,37 @@ pub struct Identity {
     buckets: Mutex<HashMap<String, Bucket>>,
     last_ignored_audit: AtomicU64,
     started: Option<Instant>,
+    /// Open log streams per caller (see [`Identity::open_stream`]).
+    streams: Mutex<HashMap<String, usize>>,
+    /// The users' revision last seen, and when it was read (other instances' changes).
+    users_revision: Mutex<(u64, Option<Instant>)>,
+}
+
+/// How often an instance looks whether another instance changed users, which drops cached
+/// principals: a deactivated user is refused within this delay everywhere (at once here).
+const USERS_REVISION_POLL: Duration = Duration::from_secs(1);
+
+/// One open log stream of a caller; dropping it frees the slot.
+pub struct StreamSlot {
+    identity: Arc<crate::app::AppState>,
+    caller: String,
+}
+
+impl Drop for StreamSlot {
+    fn drop(&mut self) {
+        let mut streams = self
+            .identity
+            .identity
+            .streams
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        if let Some(n) = streams.get_mut(&self.caller) {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                streams.remove(&self.caller);
+            }
+        }
+    }
 }
 
 struct Bucket {
@@ -81,21 +129,27 @@ impl Identity {
     /// Token bucket per caller: `rate` per second, bursts up to twice that. Returns the wait
     /// before a token is available when the bucket is empty.
     fn take(&self, key: &str, rate: u32) -> Result<(), Duration> {
+        self.take_burst(key, rate, f64::from(rate) * 2.0)
+    }
+
+    /// [`Self::take`] with an explicit burst size.
+    fn take_burst(&self, key: &str, rate: u32, burst: f64) -> Result<(), Duration> {
         if rate == 0 {
             return Ok(());
         }
         let rate = f64::from(rate);
+        let burst = burst.max(1.0);
         let now = Instant::now();
         let mut buckets = self.buckets.lock().unwrap_or_else(|p| p.into_inner());
         if buckets.len() > 100_000 {
             buckets.retain(|_, b| now.duration_since(b.updated) < Duration::from_secs(60));
         }
         let bucket = buckets.entry(key.to_owned()).or_insert(Bucket {
-            tokens: rate * 2.0,
+            tokens: burst,
             updated: now,
         });
         let elapsed = now.duration_since(bucket.updated).as_secs_f64();
-        bucket.tokens = (bucket.tokens + elapsed * rate).min(rate * 2.0);
+        bucket.tokens = (bucket.tokens + elapsed * rate).min(burst);
         bucket.updated = now;
         if bucket.tokens >= 1.0 {
             bucket.tokens -= 1.0;
@@ -121,6 +175,36 @@ impl Identity {
         cache.insert(token.to_owned(), (principal.clone(), Instant::now()));
     }
 
+    /// Drops every cached principal: a user was changed (deactivated, deleted, moved), and the
+    /// next request of any user reads the users again.
+    pub fn forget_principals(&self) {
+        self.principals
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clear();
+    }
+
+    /// Whether the users' revision should be read again (at most every [`USERS_REVISION_POLL`]).
+    fn users_revision_due(&self) -> bool {
+        let seen = self
+            .users_revision
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        seen.1.is_none_or(|at| at.elapsed() >= USERS_REVISION_POLL)
+    }
+
+    /// Records the users' revision just read; a change drops the cached principals.
+    fn saw_users_revision(&self, revision: u64) {
+        let mut seen = self
+            .users_revision
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        if seen.1.is_some() && seen.0 != revision {
+            self.forget_principals();
+        }
+        *seen = (revision, Some(Instant::now()));
+    }
+
     /// True at most once per [`IGNORED_AUDIT_INTERVAL`].
     fn should_audit_ignored(&self) -> bool {
         let now = self
@@ -137,19 +221,125 @@ impl Identity {
 }
 
 /// The filter every API route starts with: resolves the caller, enforces route `id`'s access
-/// and the rate limit. Rejections carry an [`ApiError`] (401/403/429/503).
+/// and the rate limit. Rejections carry an [`ApiError`] (401/403/415/429/503).
 pub fn guard(state: Arc<AppState>, id: &'static str) -> BoxedFilter<(RequestContext,)> {
     warp::header::headers_cloned()
         .and(warp::query::raw().or(warp::any().map(String::new)).unify())
-        .and_then(move |headers: HeaderMap, query: String| {
-            let state = state.clone();
-            async move {
-                authorize(&state, id, &headers, &query)
-                    .await
-                    .map_err(|e| warp::reject::custom(RequestRejected(e)))
-            }
-        })
+        .and(warp::ext::optional::<ClientAddr>())
+        .and_then(
+            move |headers: HeaderMap, query: String, client: Option<ClientAddr>| {
+                let state = state.clone();
+                async move {
+                    authorize(&state, id, &headers, &query, client.map(|c| c.0))
+                        .await
+                        .map_err(|e| warp::reject::custom(RequestRejected(e)))
+                }
+            },
+        )
         .boxed()
+}
+
+/// A request to a public route, its body not read yet (see the module documentation).
+pub struct PublicRequest {
+    pub method: Method,
+    pub headers: HeaderMap,
+    pub query: String,
+    pub client: Option<IpAddr>,
+    body: Deferred,
+}
+
+/// Extracts a [`PublicRequest`]; nothing of the body is read.
+pub fn public_request() -> BoxedFilter<(PublicRequest,)> {
+    warp::method()
+        .and(warp::header::headers_cloned())
+        .and(warp::query::raw().or(warp::any().map(String::new)).unify())
+        .and(warp::ext::optional::<ClientAddr>())
+        .and(super::body::deferred())
+        .map(
+            |method, headers, query, client: Option<ClientAddr>, body| PublicRequest {
+                method,
+                headers,
+                query,
+                client: client.map(|c| c.0),
+                body,
+            },
+        )
+        .boxed()
+}
+
+impl PublicRequest {
+    /// Resolves and authorizes the caller for route `id` (as [`guard`] does).
+    pub async fn authorize(&self, state: &AppState, id: &str) -> Result<RequestContext, ApiError> {
+        authorize(state, id, &self.headers, &self.query, self.client).await
+    }
+
+    /// The body, read now: up to the server's limit for callers with credentials, and up to the
+    /// anonymous limit for everyone else.
+    pub async fn body(self, state: &AppState, ctx: &RequestContext) -> Result<Bytes, ApiError> {
+        let limits = &state.settings.limits;
+        let limit = if ctx.principal.is_authenticated() {
+            state.settings.max_body_bytes
+        } else {
+            limits.anonymous_max_body
+        };
+        self.body.read(limit).await
+    }
+
+    /// The body, read now up to `limit` (for routes whose caller proves itself beyond the
+    /// principal, such as a workflow key on an endpoint).
+    pub async fn read_body(self, limit: u64) -> Result<Bytes, ApiError> {
+        self.body.read(limit).await
+    }
+
+    /// An upload's body, read now up to `limit`; callers without credentials are also held to
+    /// the upload rate of their address.
+    pub async fn upload(
+        self,
+        state: &AppState,
+        ctx: &RequestContext,
+        limit: u64,
+    ) -> Result<Bytes, ApiError> {
+        if !ctx.principal.is_authenticated() {
+            let key = format!("upload:{}", client_key(ctx.client));
+            state
+                .identity
+                .take_burst(&key, state.settings.limits.uploads_per_second, 5.0)
+                .map_err(|wait| ApiError::TooManyRequests {
+                    retry_after: wait.max(Duration::from_secs(1)),
+                })?;
+        }
+        self.body.read(limit).await
+    }
+}
+
+fn bearer(headers: &HeaderMap) -> bool {
+    headers
+        .get(warp::http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.len() > 7 && v[..7].eq_ignore_ascii_case("bearer "))
+}
+
+/// Takes a token of `bucket` at `rate` per second, or answers 429 with the wait.
+pub(crate) fn take_token(state: &AppState, bucket: &str, rate: u32) -> Result<(), ApiError> {
+    state
+        .identity
+        .take(bucket, rate)
+        .map_err(|wait| ApiError::TooManyRequests {
+            retry_after: wait.max(Duration::from_secs(1)),
+        })
+}
+
+/// The bucket of a caller without credentials at `client`.
+pub(crate) fn take_anonymous(state: &AppState, client: Option<IpAddr>) -> Result<(), ApiError> {
+    take_token(
+        state,
+        &format!("anon:{}", client_key(client)),
+        state.settings.limits.anonymous_per_second,
+    )
+}
+
+fn client_key(client: Option<IpAddr>) -> String {
+    client.map_or_else(|| "unknown".to_owned(), |ip| ip.to_string())
 }
 
 /// Resolves and authorizes one request (the body of [`guard`], testable without warp).
@@ -158,25 +348,28 @@ pub async fn authorize(
     id: &str,
     headers: &HeaderMap,
     query: &str,
+    client: Option<IpAddr>,
 ) -> Result<RequestContext, ApiError> {
     let route =
         route(id).ok_or_else(|| ApiError::Internal(format!("route {id} is not declared")))?;
-    let principal = resolve_principal(state, headers, query).await?;
+    let principal = resolve_principal(state, headers, query, client).await?;
     let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
     let scope = match principal.effective_scope(header("x-organization-id")) {
         Ok(scope) => scope,
         Err(AuthError::CrossOrgDenied { home, requested }) => {
-            audit(
-                state,
-                AuditEvent::new(
-                    AuditEventType::CrossOrgDenied,
-                    principal.audit_actor(),
-                    home,
-                )
+            let actor = principal.audit_actor();
+            let event = AuditEvent::new(AuditEventType::CrossOrgDenied, actor.clone(), home)
                 .detail("requested", requested.to_string())
-                .detail("route", route.id),
-            )
-            .await;
+                .detail("route", route.id);
+            // Anyone with a key can repeat this at will: aggregated per caller and org.
+            if let Err(e) = state
+                .services
+                .audit
+                .append_aggregated(event, &actor, &requested.to_string())
+                .await
+            {
+                tracing::error!(error = %e, actor = %actor, "could not audit a cross-org denial");
+            }
             return Err(ApiError::Forbidden(
                 "only platform administrators can act for another organization".into(),
             ));
@@ -190,21 +383,143 @@ pub async fn authorize(
         Err(other) => return Err(auth_error(other)),
     };
     check_access(route, &principal)?;
-    let bucket = match (&principal, &scope) {
-        (Principal::FunctionKey { key_id, .. }, _) => Some(format!("key:{key_id}")),
-        (_, Scope::Org(org)) => Some(format!("org:{org}")),
-        (Principal::Anonymous, Scope::Global) => None,
-        (p, Scope::Global) => Some(format!("actor:{}", p.audit_actor())),
+    check_browser_request(state, route, &principal, headers)?;
+    let (bucket, rate) = match (&principal, &scope) {
+        (Principal::FunctionKey { key_id, .. }, _) => (
+            format!("key:{key_id}"),
+            state.settings.rate_limit_per_second,
+        ),
+        // A workflow key is checked (and its caller limited) by the endpoint itself.
+        (Principal::Anonymous, _) if route.id.starts_with("endpoints.") && bearer(headers) => {
+            return Ok(RequestContext {
+                principal,
+                scope,
+                client,
+            });
+        }
+        // Callers without credentials are told apart by their address only.
+        (Principal::Anonymous, _) => (
+            format!("anon:{}", client_key(client)),
+            state.settings.limits.anonymous_per_second,
+        ),
+        (_, Scope::Org(org)) => (format!("org:{org}"), state.settings.rate_limit_per_second),
+        (p, Scope::Global) => (
+            format!("actor:{}", p.audit_actor()),
+            state.settings.rate_limit_per_second,
+        ),
     };
-    if let Some(bucket) = bucket {
-        state
-            .identity
-            .take(&bucket, state.settings.rate_limit_per_second)
-            .map_err(|wait| ApiError::TooManyRequests {
-                retry_after: wait.max(Duration::from_secs(1)),
-            })?;
+    state
+        .identity
+        .take(&bucket, rate)
+        .map_err(|wait| ApiError::TooManyRequests {
+            retry_after: wait.max(Duration::from_secs(1)),
+        })?;
+    Ok(RequestContext {
+        principal,
+        scope,
+        client,
+    })
+}
+
+/// The rule against cross-site request forgery, for principals a browser carries along by
+/// itself: an Easy Auth user whose request carries cookies (the session cookie is what a
+/// forged request rides on), and the local developer identity (which needs no credentials at
+/// all). Their state-changing requests must come from the app's own origin or an allowed one
+/// (`Origin`, which browsers set on every cross-site request and scripts cannot forge), and —
+/// cookie sessions — be JSON, which a cross-site form or a "simple" request cannot send
+/// without a CORS preflight this server never grants to foreign origins. Function keys, bearer
+/// tokens and workflow keys are not sent by browsers on their own and are not affected.
+pub fn check_browser_request(
+    state: &AppState,
+    route: &Route,
+    principal: &Principal,
+    headers: &HeaderMap,
+) -> Result<(), ApiError> {
+    if matches!(route.method, "GET" | "HEAD") {
+        return Ok(());
     }
-    Ok(RequestContext { principal, scope })
+    let cookie_session = matches!(
+        principal,
+        Principal::PlatformAdmin { .. } | Principal::OrgUser { .. }
+    ) && headers.contains_key(warp::http::header::COOKIE);
+    let developer = matches!(principal, Principal::LocalDeveloper);
+    if !cookie_session && !developer {
+        return Ok(());
+    }
+    match headers.get(warp::http::header::ORIGIN).map(|v| v.to_str()) {
+        Some(Ok(origin)) if origin_allowed(origin, headers, &state.settings.allowed_origins) => {}
+        Some(origin) => {
+            return Err(ApiError::Forbidden(format!(
+                "cross-site request refused: origin {} is not this application's",
+                origin.unwrap_or("(unreadable)")
+            )));
+        }
+        None if cookie_session => {
+            return Err(ApiError::Forbidden(
+                "a browser session's request must carry an Origin header".into(),
+            ));
+        }
+        None => {}
+    }
+    // Uploads carry the file's own content type; DELETE has no body.
+    if cookie_session && route.method != "DELETE" && route.id != "forms.upload" {
+        let json = headers
+            .get(warp::http::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.split(';').next())
+            .is_some_and(|v| v.trim().eq_ignore_ascii_case("application/json"));
+        if !json {
+            return Err(ApiError::UnsupportedMediaType(
+                "a browser session's request must be sent as application/json".into(),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// `origin` is the app's own (its authority matches the request's host, as the browser saw
+/// it) or one of the configured extra origins.
+fn origin_allowed(origin: &str, headers: &HeaderMap, allowed: &[String]) -> bool {
+    if allowed.iter().any(|a| a.eq_ignore_ascii_case(origin)) {
+        return true;
+    }
+    let Ok(url) = url::Url::parse(origin) else {
+        return false;
+    };
+    let Some(host) = url.host_str() else {
+        return false;
+    };
+    let authority = match url.port() {
+        Some(port) => format!("{host}:{port}"),
+        None => host.to_owned(),
+    };
+    ["x-forwarded-host", "x-original-host", "host"]
+        .iter()
+        .filter_map(|h| headers.get(*h).and_then(|v| v.to_str().ok()))
+        .any(|h| h.eq_ignore_ascii_case(&authority))
+}
+
+/// Counts one more open log stream for the caller, or refuses with 429 when they hold
+/// [`crate::settings::RequestLimits::streams_per_caller`] already. The slot is freed when the
+/// returned guard drops (when the stream ends or its client goes away).
+pub fn open_stream(state: &Arc<AppState>, ctx: &RequestContext) -> Result<StreamSlot, ApiError> {
+    let caller = ctx.actor();
+    let mut streams = state
+        .identity
+        .streams
+        .lock()
+        .unwrap_or_else(|p| p.into_inner());
+    let open = streams.entry(caller.clone()).or_insert(0);
+    if *open >= state.settings.limits.streams_per_caller {
+        return Err(ApiError::TooManyRequests {
+            retry_after: Duration::from_secs(5),
+        });
+    }
+    *open += 1;
+    Ok(StreamSlot {
+        identity: state.clone(),
+        caller,
+    })
 }
 
 /// The route's declared access against the principal: 401 for anonymous callers, 403 for
@@ -225,6 +540,7 @@ async fn resolve_principal(
     state: &AppState,
     headers: &HeaderMap,
     query: &str,
+    client: Option<IpAddr>,
 ) -> Result<Principal, ApiError> {
     let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
     let services = &state.services;
@@ -248,13 +564,22 @@ async fn resolve_principal(
                 Ok(Principal::from(key))
             }
             Err(AuthError::InvalidKey(rejection)) => {
+                let source = client_key(client);
                 let mut event =
                     AuditEvent::new(AuditEventType::KeyRejected, "anonymous", Scope::Global)
-                        .detail("reason", rejection.reason.as_str());
+                        .detail("reason", rejection.reason.as_str())
+                        .detail("source", source.clone());
                 if let Some(id) = &rejection.key_id {
                     event = event.detail("key_id", id.to_string());
                 }
-                audit(state, event).await;
+                // Anyone can send bad keys: aggregated per address and reason.
+                if let Err(e) = services
+                    .audit
+                    .append_aggregated(event, &source, rejection.reason.as_str())
+                    .await
+                {
+                    tracing::error!(error = %e, "could not audit a rejected key");
+                }
                 Err(ApiError::Unauthorized("invalid key".into()))
             }
             Err(other) => Err(auth_error(other)),
@@ -269,6 +594,11 @@ async fn resolve_principal(
                 + easy.principal_id.unwrap_or_default()
                 + "|"
                 + easy.principal_name.unwrap_or_default();
+            if state.identity.users_revision_due() {
+                // Another instance may have deactivated a user since we cached them.
+                let revision = services.users.revision().await.map_err(ApiError::from)?;
+                state.identity.saw_users_revision(revision);
+            }
             if let Some(principal) = state.identity.cached_principal(&cache_key) {
                 return Ok(principal);
             }
@@ -364,8 +694,34 @@ fn auth_error(e: AuthError) -> ApiError {
     }
 }
 
+/// Appends the record of a grant that has just been made, or undoes the grant: `undo` runs when
+/// the entry cannot be written (fail closed: nothing that grants access exists without its
+/// audit entry), and the request answers 503.
+pub async fn audit_grant<F, Fut>(
+    state: &AppState,
+    event: AuditEvent,
+    undo: F,
+) -> Result<(), ApiError>
+where
+    F: FnOnce() -> Fut,
+    Fut: std::future::Future<Output = ()>,
+{
+    match state.services.audit.append(event.clone()).await {
+        Ok(_) => Ok(()),
+        Err(e) => {
+            tracing::error!(error = %e, event = ?event.event_type, actor = %event.actor, "audit append failed; undoing the grant");
+            undo().await;
+            Err(ApiError::Unavailable {
+                reason: "the audit log cannot record this, so it was not done".into(),
+                retry_after: Duration::from_secs(5),
+            })
+        }
+    }
+}
+
 /// Appends to the audit log; a failure is logged loudly but does not fail the request (the
-/// event is in the error log with its details).
+/// event is in the error log with its details). For records of events that grant nothing
+/// (reads, revocations, denials); grants go through [`audit_grant`].
 pub async fn audit(state: &AppState, event: AuditEvent) {
     if let Err(e) = state.services.audit.append(event.clone()).await {
         tracing::error!(error = %e, event = ?event.event_type, actor = %event.actor, "audit append failed");

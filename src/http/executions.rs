@@ -659,11 +659,20 @@ impl QueryParams {
 
 /// How often a live stream looks for new lines and the run's status.
 const STREAM_POLL: std::time::Duration = std::time::Duration::from_millis(300);
+/// Longest wait between reads while storage keeps failing (the wait doubles from
+/// [`STREAM_POLL`] on each consecutive failure).
+const STREAM_BACKOFF_MAX: std::time::Duration = std::time::Duration::from_secs(5);
+/// A comment goes out this often; writing it is how a client that went away is noticed.
+const STREAM_KEEP_ALIVE: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// `GET .../logs/stream`: Server-Sent Events read from storage, so a stream works on every
 /// instance whichever one runs the workflow. Events: `log` (a line, `id` = its sequence, so a
 /// reconnecting client resumes with `Last-Event-ID`) and a final `status` (`{status}`) once the
 /// run has finished and every line was sent. Same visibility rules as `GET .../logs`.
+///
+/// A caller holds at most `BIFROST_MAX_STREAMS_PER_CALLER` streams open (429 beyond); a stream's
+/// reader stops as soon as its client is gone (the keep-alive write fails and drops the body,
+/// which closes the channel the reader waits on), and it backs off while storage fails.
 async fn stream_logs(
     state: Arc<AppState>,
     ctx: RequestContext,
@@ -679,88 +688,80 @@ async fn stream_logs(
         })?,
     };
     visible(&state, &ctx, &id).await?;
+    let slot = crate::http::context::open_stream(&state, &ctx)?;
     let admin = ctx.is_platform_admin();
     let start = last_event_id.unwrap_or(since);
-    struct Cursor {
-        state: Arc<AppState>,
-        ctx: RequestContext,
-        id: String,
-        since: u64,
-        done: bool,
-        ticks: u32,
-    }
-    let cursor = Cursor {
-        state,
-        ctx,
-        id,
-        since: start,
-        done: false,
-        ticks: 0,
-    };
-    let events = futures::stream::unfold(cursor, move |mut c| async move {
-        if c.done {
-            return None;
-        }
+    // The storage futures are not `Sync`, which warp's SSE body needs: read on a task and hand
+    // the events over a channel. The task ends when the run does or the client goes away.
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<warp::sse::Event>(64);
+    tokio::spawn(async move {
+        let _slot = slot;
+        let executions = &state.services.executions;
+        let mut since = start;
+        let mut wait = std::time::Duration::ZERO;
         loop {
-            if c.ticks > 0 {
-                tokio::time::sleep(STREAM_POLL).await;
+            tokio::select! {
+                () = tx.closed() => return,
+                () = tokio::time::sleep(wait) => {}
             }
-            c.ticks += 1;
-            let executions = &c.state.services.executions;
             // Status first: a run that finished before this read has all its lines stored.
-            let status = match executions.get(&c.ctx.scope, &c.id).await {
+            let status = match executions.get(&ctx.scope, &id).await {
                 Ok(Some(r)) => r.status,
                 Ok(None) => {
-                    c.done = true;
-                    return Some((vec![status_event("NotFound")], c));
+                    let _ = tx.send(status_event("NotFound")).await;
+                    return;
                 }
-                Err(_) => continue,
+                Err(e) => {
+                    wait = backoff(wait);
+                    tracing::debug!(error = %e, execution_id = %id, "log stream: storage read failed; backing off");
+                    continue;
+                }
             };
-            let Ok(page) = executions
-                .logs(&c.ctx.scope, &c.id, c.since, MAX_LOG_PAGE)
-                .await
-            else {
-                continue;
+            let page = match executions.logs(&ctx.scope, &id, since, MAX_LOG_PAGE).await {
+                Ok(page) => page,
+                Err(e) => {
+                    wait = backoff(wait);
+                    tracing::debug!(error = %e, execution_id = %id, "log stream: storage read failed; backing off");
+                    continue;
+                }
             };
+            wait = STREAM_POLL;
             if let Some(last) = page.last_sequence {
-                c.since = last;
+                since = last;
             }
-            let mut out: Vec<warp::sse::Event> = page
+            for entry in page
                 .entries
                 .iter()
                 .filter(|e| admin || !ADMIN_ONLY_LEVELS.contains(&e.level.as_str()))
-                .filter_map(|e| {
-                    warp::sse::Event::default()
-                        .event("log")
-                        .id(e.sequence.to_string())
-                        .json_data(log_dto(e))
-                        .ok()
-                })
-                .collect();
-            if !page.more && FINISHED.contains(&status.as_str()) {
-                out.push(status_event(&status));
-                c.done = true;
+            {
+                if let Ok(event) = warp::sse::Event::default()
+                    .event("log")
+                    .id(entry.sequence.to_string())
+                    .json_data(log_dto(entry))
+                    && tx.send(event).await.is_err()
+                {
+                    return;
+                }
             }
-            if !out.is_empty() {
-                return Some((out, c));
-            }
-        }
-    })
-    .flat_map(futures::stream::iter);
-    // The storage futures are not `Sync`, which warp's SSE body needs: poll on a task and hand
-    // the events over a channel. The task ends when the run does or the client goes away.
-    let (tx, rx) = futures::channel::mpsc::unbounded();
-    tokio::spawn(async move {
-        futures::pin_mut!(events);
-        while let Some(event) = events.next().await {
-            if tx.unbounded_send(event).is_err() {
+            if page.more {
+                wait = std::time::Duration::ZERO;
+            } else if FINISHED.contains(&status.as_str()) {
+                let _ = tx.send(status_event(&status)).await;
                 return;
             }
         }
     });
+    let events = futures::stream::poll_fn(move |cx| rx.poll_recv(cx));
     Ok(warp::reply::Reply::into_response(warp::sse::reply(
-        warp::sse::keep_alive().stream(rx.map(Ok::<_, std::convert::Infallible>)),
+        warp::sse::keep_alive()
+            .interval(STREAM_KEEP_ALIVE)
+            .stream(events.map(Ok::<_, std::convert::Infallible>)),
     )))
+}
+
+/// The next wait after a failed read: doubled, from [`STREAM_POLL`] up to [`STREAM_BACKOFF_MAX`].
+fn backoff(wait: std::time::Duration) -> std::time::Duration {
+    (wait.max(STREAM_POLL / 2) * 2).min(STREAM_BACKOFF_MAX)
 }
 
 fn status_event(status: &str) -> warp::sse::Event {

@@ -49,7 +49,7 @@ use serde_json::{Map, Value};
 use time::OffsetDateTime;
 use warp::Filter;
 use warp::filters::BoxedFilter;
-use warp::http::{HeaderMap, Method, StatusCode};
+use warp::http::{Method, StatusCode};
 use warp::reply::Response;
 
 use crate::app::AppState;
@@ -62,13 +62,14 @@ use crate::forms::files::{MAX_UPLOAD_BYTES, UploadError, Uploads, file_refs};
 use crate::forms::generated::form_for_workflow;
 use crate::forms::model::{AccessLevel, FieldIssue, FieldType, Form, FormInput, FormSchema};
 use crate::forms::providers::{
-    InputContext, cache_key, check_parameters, needs_launch_result, resolve_inputs,
+    CacheCaller, InputContext, cache_key, caller_cache_key, check_parameters, needs_launch_result,
+    resolve_inputs,
 };
 use crate::forms::store::{FormStore, FormStoreError, ImportReport, StoredForm, TtlCache};
 use crate::forms::validate::{FieldError, FileRef};
 use crate::http::access::{Access, Route};
 use crate::http::body;
-use crate::http::context::{RequestContext, audit, authorize, guard};
+use crate::http::context::{PublicRequest, RequestContext, audit, guard, public_request};
 use crate::http::error::{ApiError, json_response};
 use crate::http::input::{no_content, respond, timestamp, with_state};
 use crate::http::openapi::{OperationSpec, QueryParam};
@@ -283,8 +284,6 @@ impl From<ImportReport> for ImportResult {
 
 pub fn routes(state: Arc<AppState>) -> BoxedFilter<(Response,)> {
     let limit = state.settings.max_body_bytes;
-    let raw_query = || warp::query::raw().or(warp::any().map(String::new)).unify();
-    let public = || warp::header::headers_cloned().and(raw_query());
 
     let list = warp::path!("api" / "forms")
         .and(warp::get())
@@ -312,11 +311,11 @@ pub fn routes(state: Arc<AppState>) -> BoxedFilter<(Response,)> {
 
     let get = warp::path!("api" / "forms" / String)
         .and(warp::get())
-        .and(public())
+        .and(public_request())
         .and(with_state(state.clone()))
         .then(
-            |id: String, headers: HeaderMap, query: String, state: Arc<AppState>| async move {
-                respond(get(&state, &id, &headers, &query).await)
+            |id: String, req: PublicRequest, state: Arc<AppState>| async move {
+                respond(get(&state, &id, req).await)
             },
         )
         .boxed();
@@ -340,91 +339,60 @@ pub fn routes(state: Arc<AppState>) -> BoxedFilter<(Response,)> {
         })
         .boxed();
 
-    let validate =
-        warp::path!("api" / "forms" / String / "validate")
-            .and(warp::post())
-            .and(public())
-            .and(body::bytes_limited(limit))
-            .and(with_state(state.clone()))
-            .then(
-                |id: String,
-                 headers: HeaderMap,
-                 query: String,
-                 body: Bytes,
-                 state: Arc<AppState>| async move {
-                    respond(validate(&state, &id, &headers, &query, &body).await)
-                },
-            )
-            .boxed();
+    let validate = warp::path!("api" / "forms" / String / "validate")
+        .and(warp::post())
+        .and(public_request())
+        .and(with_state(state.clone()))
+        .then(
+            |id: String, req: PublicRequest, state: Arc<AppState>| async move {
+                respond(validate(&state, &id, req).await)
+            },
+        )
+        .boxed();
 
     let startup = warp::path!("api" / "forms" / String / "startup")
         .and(warp::get().or(warp::post()).unify())
-        .and(warp::method())
-        .and(public())
-        .and(body::bytes_limited(limit))
+        .and(public_request())
         .and(with_state(state.clone()))
         .then(
-            |id: String,
-             method: Method,
-             headers: HeaderMap,
-             query: String,
-             body: Bytes,
-             state: Arc<AppState>| async move {
-                respond(startup(&state, &id, &method, &headers, &query, &body).await)
+            |id: String, req: PublicRequest, state: Arc<AppState>| async move {
+                respond(startup(&state, &id, req).await)
             },
         )
         .boxed();
 
     let provider = warp::path!("api" / "forms" / String / "data-providers" / String)
         .and(warp::post())
-        .and(public())
-        .and(body::bytes_limited(limit))
+        .and(public_request())
         .and(with_state(state.clone()))
         .then(
-            |id: String,
-             name: String,
-             headers: HeaderMap,
-             query: String,
-             body: Bytes,
-             state: Arc<AppState>| async move {
-                respond(data_provider(&state, &id, &name, &headers, &query, &body).await)
+            |id: String, name: String, req: PublicRequest, state: Arc<AppState>| async move {
+                respond(data_provider(&state, &id, &name, req).await)
             },
         )
         .boxed();
 
-    let upload =
-        warp::path!("api" / "forms" / String / "files")
-            .and(warp::post())
-            .and(public())
-            .and(body::bytes_limited(MAX_UPLOAD_BYTES))
-            .and(with_state(state.clone()))
-            .then(
-                |id: String,
-                 headers: HeaderMap,
-                 query: String,
-                 body: Bytes,
-                 state: Arc<AppState>| async move {
-                    respond(upload(&state, &id, &headers, &query, body).await)
-                },
-            )
-            .boxed();
+    let upload = warp::path!("api" / "forms" / String / "files")
+        .and(warp::post())
+        .and(public_request())
+        .and(with_state(state.clone()))
+        .then(
+            |id: String, req: PublicRequest, state: Arc<AppState>| async move {
+                respond(upload(&state, &id, req).await)
+            },
+        )
+        .boxed();
 
-    let execute =
-        warp::path!("api" / "forms" / String / "execute")
-            .and(warp::post())
-            .and(public())
-            .and(body::bytes_limited(limit))
-            .and(with_state(state.clone()))
-            .then(
-                |id: String,
-                 headers: HeaderMap,
-                 query: String,
-                 body: Bytes,
-                 state: Arc<AppState>| async move {
-                    respond(execute(&state, &id, &headers, &query, &body).await)
-                },
-            )
-            .boxed();
+    let execute = warp::path!("api" / "forms" / String / "execute")
+        .and(warp::post())
+        .and(public_request())
+        .and(with_state(state.clone()))
+        .then(
+            |id: String, req: PublicRequest, state: Arc<AppState>| async move {
+                respond(execute(&state, &id, req).await)
+            },
+        )
+        .boxed();
 
     let workflow_form = warp::path!("api" / "workflows" / String / "form")
         .and(warp::get())
@@ -812,13 +780,8 @@ async fn import(state: &AppState, ctx: &RequestContext) -> Result<Response, ApiE
     Ok(json_response(StatusCode::OK, &ImportResult::from(report)))
 }
 
-async fn get(
-    state: &AppState,
-    id: &str,
-    headers: &HeaderMap,
-    query: &str,
-) -> Result<Response, ApiError> {
-    let ctx = authorize(state, "forms.get", headers, query).await?;
+async fn get(state: &AppState, id: &str, req: PublicRequest) -> Result<Response, ApiError> {
+    let ctx = req.authorize(state, "forms.get").await?;
     let opened = open_form(state, ctx, id).await?;
     Ok(json_response(StatusCode::OK, opened.form()))
 }
@@ -1002,27 +965,22 @@ fn workspace_failure(what: &str, outcome: &ExecutionOutcome, admin: bool) -> Api
     ApiError::WorkflowFailed(format!("{what} failed: {detail}"))
 }
 
-async fn startup(
-    state: &AppState,
-    id: &str,
-    method: &Method,
-    headers: &HeaderMap,
-    raw_query: &str,
-    body: &Bytes,
-) -> Result<Response, ApiError> {
-    let route = if *method == Method::GET {
+async fn startup(state: &AppState, id: &str, req: PublicRequest) -> Result<Response, ApiError> {
+    let get = req.method == Method::GET;
+    let route = if get {
         "forms.startupGet"
     } else {
         "forms.startupPost"
     };
-    let ctx = authorize(state, route, headers, raw_query).await?;
+    let ctx = req.authorize(state, route).await?;
     let opened = open_form(state, ctx, id).await?;
-    let request: SubmitRequest = if *method == Method::GET {
+    let raw_query = req.query.clone();
+    let request: SubmitRequest = if get {
         SubmitRequest::default()
     } else {
-        parse_body(body)?
+        parse_body(&req.body(state, &opened.ctx).await?)?
     };
-    let query = allowed_query(opened.form(), raw_query, &request.query);
+    let query = allowed_query(opened.form(), &raw_query, &request.query);
     let result = launch_result(state, &opened, &request.form_data, &query, true).await?;
     Ok(json_response(StatusCode::OK, &StartupResult { result }))
 }
@@ -1030,15 +988,12 @@ async fn startup(
 // ---------------------------------------------------------------------------------------------
 // Validation and submission
 
-async fn validate(
-    state: &AppState,
-    id: &str,
-    headers: &HeaderMap,
-    raw_query: &str,
-    body: &Bytes,
-) -> Result<Response, ApiError> {
-    let ctx = authorize(state, "forms.validate", headers, raw_query).await?;
+async fn validate(state: &AppState, id: &str, req: PublicRequest) -> Result<Response, ApiError> {
+    let ctx = req.authorize(state, "forms.validate").await?;
     let opened = open_form(state, ctx, id).await?;
+    let raw_query = req.query.clone();
+    let body = req.body(state, &opened.ctx).await?;
+    let raw_query = raw_query.as_str();
     let mut step = None;
     for (k, v) in url::form_urlencoded::parse(raw_query.as_bytes()) {
         if k == "step" {
@@ -1047,7 +1002,7 @@ async fn validate(
             })?);
         }
     }
-    let request: SubmitRequest = parse_body(body)?;
+    let request: SubmitRequest = parse_body(&body)?;
     let form = opened.form();
     let query = allowed_query(form, raw_query, &request.query);
     let validator = match step {
@@ -1080,18 +1035,13 @@ async fn validate(
     ))
 }
 
-async fn execute(
-    state: &AppState,
-    id: &str,
-    headers: &HeaderMap,
-    raw_query: &str,
-    body: &Bytes,
-) -> Result<Response, ApiError> {
-    let ctx = authorize(state, "forms.execute", headers, raw_query).await?;
+async fn execute(state: &AppState, id: &str, req: PublicRequest) -> Result<Response, ApiError> {
+    let ctx = req.authorize(state, "forms.execute").await?;
     let opened = open_form(state, ctx, id).await?;
-    let request: SubmitRequest = parse_body(body)?;
+    let raw_query = req.query.clone();
+    let request: SubmitRequest = parse_body(&req.body(state, &opened.ctx).await?)?;
     let form = opened.form();
-    let query = allowed_query(form, raw_query, &request.query);
+    let query = allowed_query(form, &raw_query, &request.query);
     let launch = if reads_launch_result(form) {
         launch_result(state, &opened, &request.form_data, &query, false).await?
     } else {
@@ -1150,10 +1100,9 @@ async fn hand_over_files(
     if !errors.is_empty() {
         return Err(ApiError::invalid_fields(errors));
     }
-    let temp = state.settings.data_dir.join("tmp");
     for (file, path) in found {
         uploads
-            .materialize(&temp, &opened.run_scope, &file, &path)
+            .materialize(&state.services.files, &opened.run_scope, &file, &path)
             .await
             .map_err(upload_error)?;
     }
@@ -1169,15 +1118,11 @@ fn upload_error(e: UploadError) -> ApiError {
     }
 }
 
-async fn upload(
-    state: &AppState,
-    id: &str,
-    headers: &HeaderMap,
-    raw_query: &str,
-    body: Bytes,
-) -> Result<Response, ApiError> {
-    let ctx = authorize(state, "forms.upload", headers, raw_query).await?;
+async fn upload(state: &AppState, id: &str, req: PublicRequest) -> Result<Response, ApiError> {
+    let ctx = req.authorize(state, "forms.upload").await?;
     let opened = open_form(state, ctx, id).await?;
+    let raw_query = req.query.clone();
+    let headers = req.headers.clone();
     let (mut field_name, mut file_name) = (None, None);
     for (k, v) in url::form_urlencoded::parse(raw_query.as_bytes()) {
         match k.as_ref() {
@@ -1202,10 +1147,8 @@ async fn upload(
         .get("content-type")
         .and_then(|v| v.to_str().ok())
         .unwrap_or_default();
-    let limit = Uploads::limit(field);
-    if body.len() as u64 > limit {
-        return Err(ApiError::PayloadTooLarge { limit });
-    }
+    let limit = Uploads::limit(field).min(MAX_UPLOAD_BYTES);
+    let body = req.upload(state, &opened.ctx, limit).await?;
     let file: FileRef = state
         .services
         .uploads
@@ -1229,13 +1172,13 @@ async fn data_provider(
     state: &AppState,
     id: &str,
     name: &str,
-    headers: &HeaderMap,
-    raw_query: &str,
-    body: &Bytes,
+    req: PublicRequest,
 ) -> Result<Response, ApiError> {
-    let ctx = authorize(state, "forms.dataProvider", headers, raw_query).await?;
+    let ctx = req.authorize(state, "forms.dataProvider").await?;
     let opened = open_form(state, ctx, id).await?;
-    let request: ProviderRequest = parse_body(body)?;
+    let raw_query = req.query.clone();
+    let raw_query = raw_query.as_str();
+    let request: ProviderRequest = parse_body(&req.body(state, &opened.ctx).await?)?;
     let form = opened.form();
     let using: Vec<_> = form
         .form_schema
@@ -1287,7 +1230,18 @@ async fn data_provider(
 
     let cache = &state.services.provider_cache;
     let ttl = provider.cache_ttl_seconds;
-    let key = cache_key(name, &inputs);
+    // A provider sees its caller: one caller's answer is not another's, unless the provider
+    // declared that it does not look (the organization is the cache's partition already).
+    let caller = caller_of(&opened.ctx.principal);
+    let cache_caller = CacheCaller {
+        user_id: &caller.user_id,
+        is_platform_admin: opened.ctx.is_platform_admin(),
+    };
+    let key = caller_cache_key(
+        name,
+        &inputs,
+        (!provider.caller_independent).then_some(&cache_caller),
+    );
     let now = OffsetDateTime::now_utc();
     if ttl > 0 && !request.no_cache {
         match cache.get(&opened.run_scope, &key, now).await {

@@ -28,7 +28,7 @@ use crate::audit::{AuditEvent, AuditEventType};
 use crate::auth::keys::{KeyError, KeyId, KeyRecord};
 use crate::http::access::{Access, Route};
 use crate::http::body;
-use crate::http::context::{RequestContext, audit, guard};
+use crate::http::context::{RequestContext, audit, audit_grant, guard};
 use crate::http::error::{ApiError, json_response};
 use crate::http::input::{
     Fields, existing_org, existing_scope, no_content, respond, timestamp, with_state,
@@ -202,13 +202,18 @@ async fn create(state: &AppState, ctx: &RequestContext, body: Value) -> Result<R
         .create(name, scope.clone(), expires_at, &ctx.actor())
         .await
         .map_err(key_error)?;
-    audit(
+    audit_grant(
         state,
         AuditEvent::new(AuditEventType::KeyCreated, ctx.actor(), scope)
             .detail("key_id", record.id.to_string())
             .detail("key_name", record.name.clone()),
+        || async {
+            if let Err(e) = state.services.keys.revoke(&record.id, "audit-unavailable").await {
+                tracing::error!(error = %e, key_id = %record.id, "could not revoke an unaudited key");
+            }
+        },
     )
-    .await;
+    .await?;
     Ok(json_response(
         StatusCode::CREATED,
         &CreatedKey {

@@ -138,8 +138,8 @@ pub fn routes(state: Arc<AppState>) -> BoxedFilter<(Response,)> {
         .and(body::json::<Value>(limit))
         .and(with_state(state.clone()))
         .then(
-            |id: String, _ctx, etag: Option<String>, body, state: Arc<AppState>| async move {
-                respond(update(&state, &id, etag.as_deref(), body).await)
+            |id: String, ctx, etag: Option<String>, body, state: Arc<AppState>| async move {
+                respond(update(&state, &ctx, &id, etag.as_deref(), body).await)
             },
         );
     let delete = warp::path!("api" / "organizations" / String)
@@ -148,8 +148,8 @@ pub fn routes(state: Arc<AppState>) -> BoxedFilter<(Response,)> {
         .and(if_match_header())
         .and(with_state(state))
         .then(
-            |id: String, _ctx, etag: Option<String>, state: Arc<AppState>| async move {
-                respond(delete(&state, &id, etag.as_deref()).await)
+            |id: String, ctx, etag: Option<String>, state: Arc<AppState>| async move {
+                respond(delete(&state, &ctx, &id, etag.as_deref()).await)
             },
         );
     list.or(create)
@@ -199,7 +199,7 @@ async fn create(state: &AppState, ctx: &RequestContext, body: Value) -> Result<R
         is_active: fields.bool("isActive")?.unwrap_or(true),
         created_by: Some(ctx.actor()),
     };
-    let org = state.services.orgs.create(new).await?;
+    let org = state.services.orgs.create(new, &ctx.change_actor()).await?;
     Ok(one(StatusCode::CREATED, &org))
 }
 
@@ -210,6 +210,7 @@ async fn get(state: &AppState, id: &str) -> Result<Response, ApiError> {
 
 async fn update(
     state: &AppState,
+    ctx: &RequestContext,
     id: &str,
     etag: Option<&str>,
     body: Value,
@@ -222,13 +223,26 @@ async fn update(
         domain: fields.nullable_str("domain")?.map(|d| d.map(str::to_owned)),
         is_active: fields.bool("isActive")?,
     };
-    let org = state.services.orgs.update(&id, update, &condition).await?;
+    let org = state
+        .services
+        .orgs
+        .update(&id, update, &condition, &ctx.change_actor())
+        .await?;
     Ok(one(StatusCode::OK, &org))
 }
 
-async fn delete(state: &AppState, id: &str, etag: Option<&str>) -> Result<Response, ApiError> {
+async fn delete(
+    state: &AppState,
+    ctx: &RequestContext,
+    id: &str,
+    etag: Option<&str>,
+) -> Result<Response, ApiError> {
     let id = org_id(id)?;
     let condition = if_match(etag)?;
-    state.services.orgs.delete(&id, &condition).await?;
+    state
+        .services
+        .orgs
+        .delete(&id, &condition, &ctx.change_actor())
+        .await?;
     Ok(no_content())
 }

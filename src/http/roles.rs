@@ -309,7 +309,11 @@ async fn create(state: &AppState, ctx: &RequestContext, body: Value) -> Result<R
         description: fields.str("description")?.map(str::to_owned),
         created_by: Some(ctx.actor()),
     };
-    let role = state.services.roles.create(&org, new).await?;
+    let role = state
+        .services
+        .roles
+        .create(&org, new, &ctx.change_actor())
+        .await?;
     Ok(one(StatusCode::CREATED, &role))
 }
 
@@ -338,7 +342,7 @@ async fn update(
     let role = state
         .services
         .roles
-        .update(&org, &id, update, &condition)
+        .update(&org, &id, update, &condition, &ctx.change_actor())
         .await?;
     Ok(one(StatusCode::OK, &role))
 }
@@ -352,7 +356,11 @@ async fn delete(
     let org = org(state, ctx).await?;
     let id = role_id(id)?;
     let condition = if_match(etag)?;
-    state.services.roles.delete(&org, &id, &condition).await?;
+    state
+        .services
+        .roles
+        .delete(&org, &id, &condition, &ctx.change_actor())
+        .await?;
     Ok(no_content())
 }
 
@@ -409,17 +417,17 @@ async fn assign(
     let org = org(state, ctx).await?;
     let id = role_id(id)?;
     let roles = &state.services.roles;
-    let actor = ctx.actor();
+    let actor = ctx.change_actor();
     match link {
         Link::Users => {
             let fields = Fields::new(body, &["userIds"])?;
             let ids = ids_field(&fields, "userIds", UserId::parse)?;
-            roles.assign_users(&org, &id, &ids, Some(&actor)).await?;
+            roles.assign_users(&org, &id, &ids, &actor).await?;
         }
         Link::Forms => {
             let fields = Fields::new(body, &["formIds"])?;
             let ids = ids_field(&fields, "formIds", FormId::parse)?;
-            roles.assign_forms(&org, &id, &ids, Some(&actor)).await?;
+            roles.assign_forms(&org, &id, &ids, &actor).await?;
         }
     }
     linked_response(state, &org, &id, link).await
@@ -461,12 +469,12 @@ async fn unassign(
     let removed = match link {
         Link::Users => {
             roles
-                .unassign_user(&org, &id, &UserId::parse(other)?)
+                .unassign_user(&org, &id, &UserId::parse(other)?, &ctx.change_actor())
                 .await?
         }
         Link::Forms => {
             roles
-                .unassign_form(&org, &id, &FormId::parse(other)?)
+                .unassign_form(&org, &id, &FormId::parse(other)?, &ctx.change_actor())
                 .await?
         }
     };

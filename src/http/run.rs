@@ -31,7 +31,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use warp::Filter;
 use warp::filters::BoxedFilter;
-use warp::http::{HeaderMap, HeaderValue, Method, StatusCode};
+use warp::http::{HeaderValue, Method, StatusCode};
 use warp::reply::Response;
 
 use crate::app::AppState;
@@ -40,7 +40,9 @@ use crate::executions::input::Coercion;
 use crate::executions::{Finished, RunError, RunRequest, Runner};
 use crate::http::access::{Access, Route};
 use crate::http::body;
-use crate::http::context::{RequestContext, authorize, guard};
+use crate::http::context::{
+    PublicRequest, RequestContext, guard, public_request, take_anonymous, take_token,
+};
 use crate::http::error::{ApiError, json_response, reply};
 use crate::http::executions::{GENERIC_ERROR, LogLineDto, rfc3339};
 use crate::http::input::existing_scope;
@@ -164,19 +166,11 @@ pub fn routes(state: Arc<AppState>) -> BoxedFilter<(Response,)> {
             },
         );
     let endpoint = warp::path!("api" / "endpoints" / String)
-        .and(warp::method())
-        .and(warp::header::headers_cloned())
-        .and(raw_query())
-        .and(body::bytes_limited(limit))
+        .and(public_request())
         .and(with_state)
         .then(
-            |name: String,
-             method: Method,
-             headers: HeaderMap,
-             query: String,
-             body: Bytes,
-             state: Arc<AppState>| async move {
-                endpoint(&state, &name, &method, &headers, &query, &body)
+            |name: String, req: PublicRequest, state: Arc<AppState>| async move {
+                endpoint(&state, &name, req)
                     .await
                     .unwrap_or_else(ApiError::into_response)
             },
@@ -255,21 +249,14 @@ async fn execute(
     run_sync(&runner, request, body.transient, wait, true, true).await
 }
 
-async fn endpoint(
-    state: &AppState,
-    name: &str,
-    method: &Method,
-    headers: &HeaderMap,
-    query: &str,
-    body: &Bytes,
-) -> Result<Response, ApiError> {
-    let route_id = match *method {
+async fn endpoint(state: &AppState, name: &str, req: PublicRequest) -> Result<Response, ApiError> {
+    let route_id = match req.method {
         Method::GET => "endpoints.get",
         Method::PUT => "endpoints.put",
         Method::DELETE => "endpoints.delete",
         _ => "endpoints.post",
     };
-    let ctx = authorize(state, route_id, headers, query).await?;
+    let ctx = req.authorize(state, route_id).await?;
     let runner = Runner::for_app(state);
     let not_found = || ApiError::NotFound(format!("endpoint '{name}' not found"));
     let workflow = runner.workflow(name).ok_or_else(not_found)?;
@@ -277,12 +264,43 @@ async fn endpoint(
         return Err(not_found());
     }
     // A function key wins (the guard already checked it); a public endpoint ignores any
-    // `Authorization` header (third-party webhooks send their own); otherwise a workflow key.
+    // `Authorization` header (third-party webhooks send their own); otherwise a workflow key,
+    // checked before the body is read.
     let workflow_key = match &ctx.principal {
         Principal::FunctionKey { .. } => None,
-        _ if workflow.public_endpoint => None,
-        _ => Some(workflow_keys::authenticate_endpoint(state, &workflow, headers).await?),
+        _ if workflow.public_endpoint => {
+            if !ctx.principal.is_authenticated() {
+                // Skipped by `authorize` because of the Authorization header.
+                take_anonymous(state, ctx.client)?;
+            }
+            None
+        }
+        _ => match workflow_keys::authenticate_endpoint(state, &workflow, &req.headers).await {
+            Ok(key) => {
+                take_token(
+                    state,
+                    &format!("wkey:{}", key.key_id),
+                    state.settings.rate_limit_per_second,
+                )?;
+                Some(key)
+            }
+            Err(e) => {
+                take_anonymous(state, ctx.client)?;
+                return Err(e);
+            }
+        },
     };
+    let method = req.method.clone();
+    let method = &method;
+    let query = req.query.clone();
+    let query = query.as_str();
+    let limit = if workflow_key.is_some() || ctx.principal.is_authenticated() {
+        state.settings.max_body_bytes
+    } else {
+        state.settings.limits.anonymous_max_body
+    };
+    let body = req.read_body(limit).await?;
+    let body = &body;
     let key = matches!(ctx.principal, Principal::FunctionKey { .. });
     let allowed = allowed_methods(&workflow);
     if !allowed.iter().any(|m| m == method.as_str()) {

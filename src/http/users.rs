@@ -160,8 +160,8 @@ pub fn routes(state: Arc<AppState>) -> BoxedFilter<(Response,)> {
         .and(body::json::<Value>(limit))
         .and(with_state(state.clone()))
         .then(
-            |_ctx: RequestContext, body, state: Arc<AppState>| async move {
-                respond(create(&state, body).await)
+            |ctx: RequestContext, body, state: Arc<AppState>| async move {
+                respond(create(&state, &ctx, body).await)
             },
         );
     let get = warp::path!("api" / "users" / String)
@@ -178,8 +178,8 @@ pub fn routes(state: Arc<AppState>) -> BoxedFilter<(Response,)> {
         .and(body::json::<Value>(limit))
         .and(with_state(state.clone()))
         .then(
-            |id: String, _ctx, etag: Option<String>, body, state: Arc<AppState>| async move {
-                respond(update(&state, &id, etag.as_deref(), body).await)
+            |id: String, ctx, etag: Option<String>, body, state: Arc<AppState>| async move {
+                respond(update(&state, &ctx, &id, etag.as_deref(), body).await)
             },
         );
     let delete = warp::path!("api" / "users" / String)
@@ -188,8 +188,8 @@ pub fn routes(state: Arc<AppState>) -> BoxedFilter<(Response,)> {
         .and(if_match_header())
         .and(with_state(state.clone()))
         .then(
-            |id: String, _ctx, etag: Option<String>, state: Arc<AppState>| async move {
-                respond(delete(&state, &id, etag.as_deref()).await)
+            |id: String, ctx, etag: Option<String>, state: Arc<AppState>| async move {
+                respond(delete(&state, &ctx, &id, etag.as_deref()).await)
             },
         );
     let roles =
@@ -276,7 +276,7 @@ async fn list(
     ))
 }
 
-async fn create(state: &AppState, body: Value) -> Result<Response, ApiError> {
+async fn create(state: &AppState, ctx: &RequestContext, body: Value) -> Result<Response, ApiError> {
     let fields = Fields::new(body, CREATE_FIELDS)?;
     let email = fields.required_str("email")?.to_owned();
     let display_name = fields.str("displayName")?.map(str::to_owned);
@@ -301,13 +301,16 @@ async fn create(state: &AppState, body: Value) -> Result<Response, ApiError> {
     let user = state
         .services
         .users
-        .create(NewUser {
-            email,
-            display_name,
-            user_type,
-            is_active: fields.bool("isActive")?.unwrap_or(true),
-            entra_object_id: None,
-        })
+        .create(
+            NewUser {
+                email,
+                display_name,
+                user_type,
+                is_active: fields.bool("isActive")?.unwrap_or(true),
+                entra_object_id: None,
+            },
+            &ctx.change_actor(),
+        )
         .await?;
     Ok(one(StatusCode::CREATED, &user))
 }
@@ -319,6 +322,7 @@ async fn get(state: &AppState, id: &str) -> Result<Response, ApiError> {
 
 async fn update(
     state: &AppState,
+    ctx: &RequestContext,
     id: &str,
     etag: Option<&str>,
     body: Value,
@@ -353,14 +357,30 @@ async fn update(
         user_type,
         is_active: fields.bool("isActive")?,
     };
-    let user = state.services.users.update(&id, update, &condition).await?;
+    let user = state
+        .services
+        .users
+        .update(&id, update, &condition, &ctx.change_actor())
+        .await?;
+    // The user's cached sign-in on this instance is gone at once (others follow the revision).
+    state.identity.forget_principals();
     Ok(one(StatusCode::OK, &user))
 }
 
-async fn delete(state: &AppState, id: &str, etag: Option<&str>) -> Result<Response, ApiError> {
+async fn delete(
+    state: &AppState,
+    ctx: &RequestContext,
+    id: &str,
+    etag: Option<&str>,
+) -> Result<Response, ApiError> {
     let id = user_id(id)?;
     let condition = if_match(etag)?;
-    state.services.users.delete(&id, &condition).await?;
+    state
+        .services
+        .users
+        .delete(&id, &condition, &ctx.change_actor())
+        .await?;
+    state.identity.forget_principals();
     Ok(no_content())
 }
 

@@ -44,7 +44,7 @@ use crate::auth::{
 };
 use crate::http::access::{Access, Route};
 use crate::http::body;
-use crate::http::context::{RequestContext, audit, guard};
+use crate::http::context::{RequestContext, audit, audit_grant, guard};
 use crate::http::error::{ApiError, json_response};
 use crate::http::executions::QueryParams;
 use crate::http::input::{Fields, no_content, respond, timestamp, with_state};
@@ -281,7 +281,7 @@ async fn create(state: &AppState, ctx: &RequestContext, body: Value) -> Result<R
         .create(new, &ctx.actor())
         .await
         .map_err(key_error)?;
-    audit(
+    audit_grant(
         state,
         key_event(AuditEventType::KeyCreated, ctx.actor(), &record.id)
             .detail(
@@ -298,8 +298,18 @@ async fn create(state: &AppState, ctx: &RequestContext, body: Value) -> Result<R
                     .expires_at
                     .map_or(Value::Null, |t| timestamp(t).into()),
             ),
+        || async {
+            if let Err(e) = state
+                .services
+                .workflow_keys
+                .revoke(&record.id, "audit-unavailable")
+                .await
+            {
+                tracing::error!(error = %e, key_id = %record.id, "could not revoke an unaudited key");
+            }
+        },
     )
-    .await;
+    .await?;
     Ok(json_response(
         StatusCode::CREATED,
         &CreatedWorkflowKey {

@@ -121,6 +121,12 @@ impl InvocationHandler for QueueFunction {
                 Handled::Missing => "no such execution".to_owned(),
                 Handled::Poisoned => "poisoned".to_owned(),
                 Handled::Deferred => "deferred: organization at its concurrency limit".to_owned(),
+                Handled::Rejected(field) => {
+                    format!("rejected: the message's {field} disagrees with the stored execution")
+                }
+                Handled::Stale { message, current } => format!(
+                    "skipped: message for attempt {message}, the execution is at attempt {current}"
+                ),
             };
             Ok(InvocationResponse {
                 logs: vec![format!("{QUEUE_FUNCTION}: {summary}")],

@@ -28,8 +28,10 @@ use time::OffsetDateTime;
 use crate::domain::{ConfigService, OrgService};
 use crate::executions::input::Coercion;
 use crate::executions::{CleanupReport, RunError, RunRequest, Runner};
+use crate::forms::files::Uploads;
 use crate::forms::providers::ProviderCache;
 use crate::schedules::{ScheduleError, ScheduleStore};
+use crate::sdk_files::SdkFiles;
 
 /// The config key an organization (or GLOBAL) sets to override the retention days.
 pub const RETENTION_CONFIG_KEY: &str = "execution_retention_days";
@@ -95,7 +97,14 @@ pub struct RetentionReport {
     pub purged: usize,
     /// Expired data-provider cache rows deleted.
     pub cache_purged: usize,
+    /// Form uploads older than a day deleted (a run that used one has its own copy).
+    pub uploads_purged: usize,
+    /// Files of the SDK's `temp` location older than the retention deleted.
+    pub temp_files_purged: usize,
 }
+
+/// How long an uploaded form file is kept: long enough to fill in and submit the form.
+pub const UPLOAD_RETENTION: time::Duration = time::Duration::days(1);
 
 /// The timer jobs and what they need. Cheap to clone.
 #[derive(Clone)]
@@ -105,35 +114,47 @@ pub struct Jobs {
     config: ConfigService,
     orgs: OrgService,
     provider_cache: ProviderCache,
+    uploads: Uploads,
+    files: SdkFiles,
     retention_days: u32,
 }
 
+/// What the timer jobs work on besides the runner.
+pub struct JobServices {
+    pub schedules: ScheduleStore,
+    pub config: ConfigService,
+    pub orgs: OrgService,
+    pub provider_cache: ProviderCache,
+    pub uploads: Uploads,
+    pub files: SdkFiles,
+}
+
 impl Jobs {
-    pub fn new(
-        runner: Runner,
-        schedules: ScheduleStore,
-        config: ConfigService,
-        orgs: OrgService,
-        provider_cache: ProviderCache,
-        retention_days: u32,
-    ) -> Self {
+    pub fn new(runner: Runner, services: JobServices, retention_days: u32) -> Self {
         Self {
             runner,
-            schedules,
-            config,
-            orgs,
-            provider_cache,
+            schedules: services.schedules,
+            config: services.config,
+            orgs: services.orgs,
+            provider_cache: services.provider_cache,
+            uploads: services.uploads,
+            files: services.files,
             retention_days,
         }
     }
 
     pub fn for_app(state: &crate::app::AppState) -> Self {
+        let s = &state.services;
         Self::new(
             Runner::for_app(state),
-            state.services.schedules.clone(),
-            state.services.config.clone(),
-            state.services.orgs.clone(),
-            state.services.provider_cache.clone(),
+            JobServices {
+                schedules: s.schedules.clone(),
+                config: s.config.clone(),
+                orgs: s.orgs.clone(),
+                provider_cache: s.provider_cache.clone(),
+                uploads: s.uploads.clone(),
+                files: s.files.clone(),
+            },
             state.settings.executions.retention_days,
         )
     }
@@ -242,8 +263,8 @@ impl Jobs {
         }
     }
 
-    /// Deletes finished executions older than each scope's retention, and expired
-    /// data-provider cache rows.
+    /// Deletes finished executions and `temp` files older than each scope's retention, expired
+    /// data-provider cache rows, and form uploads older than [`UPLOAD_RETENTION`].
     pub async fn retention(&self, now: OffsetDateTime) -> Result<RetentionReport, JobError> {
         let orgs = self
             .orgs
@@ -267,8 +288,18 @@ impl Jobs {
                 .purge_expired(&scope, now)
                 .await
                 .map_err(RunError::from)?;
+            report.temp_files_purged += self
+                .files
+                .purge_temp_before(&scope, cutoff)
+                .await
+                .map_err(RunError::from)?;
             report.scopes += 1;
         }
+        report.uploads_purged = self
+            .uploads
+            .purge_before(now - UPLOAD_RETENTION)
+            .await
+            .map_err(RunError::from)?;
         Ok(report)
     }
 

@@ -147,7 +147,7 @@ pub fn principal(email: &str, user_id: &str) -> String {
 pub async fn audit_entries(server: &Server, event_type: AuditEventType) -> Vec<AuditEntry> {
     let tables =
         Arc::new(SqliteTables::open(&server.data.path().join("data/tables.sqlite")).unwrap());
-    let log = AuditLog::open(tables).await.unwrap();
+    let log = AuditLog::reader(tables).unwrap();
     let mut query = AuditQuery {
         event_type: Some(event_type),
         page_size: Some(1000),

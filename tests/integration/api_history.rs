@@ -4,7 +4,7 @@
 //! share the SQLite file) and, where a test needs a record the CLI cannot make (another user's,
 //! a still-running one), straight through `bifrost::executions::Executions` on the same file.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use base64::Engine as _;
@@ -18,7 +18,7 @@ use reqwest::{RequestBuilder, StatusCode};
 use serde_json::{Value, json};
 use time::OffsetDateTime;
 
-use crate::support::{Server, ServerBuilder, bin, client};
+use crate::support::{Server, ServerBuilder, bin, cli_key, client};
 
 const WORKFLOWS: &str = r#"
 import logging
@@ -294,13 +294,17 @@ async fn execution_history_is_scoped_filtered_and_redacted_by_caller() {
     // Bob's first request provisions him as a user of the org; he has no executions yet.
     let empty = json_of(as_bob(w.get("/api/executions")), StatusCode::OK).await;
     assert_eq!(empty["executions"], json!([]));
-    let bob_id = UserService::new(w.tables())
-        .find_by_email("bob@contoso.example")
-        .await
-        .unwrap()
-        .unwrap()
-        .id
-        .to_string();
+    let reader = bifrost::audit::AuditLog::reader(w.tables()).unwrap();
+    let bob_id = UserService::new(
+        w.tables(),
+        bifrost::domain::ChangeLog::new(Arc::new(reader)),
+    )
+    .find_by_email("bob@contoso.example")
+    .await
+    .unwrap()
+    .unwrap()
+    .id
+    .to_string();
 
     // Three CLI runs in the org, one in GLOBAL.
     let ok_run = w.run(&["hello", "--org", org, "--param", "name=Ada"]);
@@ -619,22 +623,6 @@ async fn execution_history_is_scoped_filtered_and_redacted_by_caller() {
     .await;
 }
 
-fn cli_key(data_dir: &Path, name: &str, org: Option<&str>) -> String {
-    let mut cmd = std::process::Command::new(bin());
-    cmd.args(["keys", "create", name, "--data-dir"])
-        .arg(data_dir);
-    if let Some(org) = org {
-        cmd.args(["--org", org]);
-    }
-    let out = cmd.output().unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap().trim().to_owned()
-}
-
 #[tokio::test]
 async fn audit_entries_are_listed_and_a_tampered_entry_is_named_by_verify() {
     let server = ServerBuilder::new()
@@ -735,7 +723,9 @@ async fn audit_entries_are_listed_and_a_tampered_entry_is_named_by_verify() {
         .await
         .unwrap();
 
-    let broken = json_of(get("/api/audit/verify"), StatusCode::OK).await;
+    // The default pass starts at its last checkpoint (entry 2 lies behind it); the full pass
+    // walks the whole chain and names the edit.
+    let broken = json_of(get("/api/audit/verify?full=true"), StatusCode::OK).await;
     assert_eq!(broken["ok"], false, "{broken}");
     assert_eq!(broken["firstBroken"]["sequence"], 2);
     assert_eq!(broken["firstBroken"]["reason"], "hash_mismatch");

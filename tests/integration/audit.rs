@@ -1,10 +1,8 @@
 //! What the running server records in the hash-chained audit log.
 
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use bifrost::audit::{AuditEventType, AuditLog, AuditQuery};
-use bifrost_store::table::SqliteTables;
+use bifrost::audit::{AuditEventType, AuditQuery};
 
 use crate::support::{ServerBuilder, client};
 
@@ -32,9 +30,7 @@ async fn an_import_guard_violation_is_audited_and_the_chain_verifies() {
         "the guarded import fails that file: {health}"
     );
 
-    let tables =
-        Arc::new(SqliteTables::open(&server.data.path().join("data/tables.sqlite")).unwrap());
-    let audit = AuditLog::open(tables).await.unwrap();
+    let audit = crate::support::audit_log(&server.data.path().join("data")).await;
     let deadline = Instant::now() + Duration::from_secs(10);
     let entry = loop {
         let page = audit
@@ -60,5 +56,5 @@ async fn an_import_guard_violation_is_audited_and_the_chain_verifies() {
             .unwrap()
             .ends_with("sneaky.py")
     );
-    assert!(audit.verify().await.unwrap().ok);
+    assert!(audit.verify(true).await.unwrap().ok);
 }

@@ -264,10 +264,7 @@ async def tenant_use(context: ExecutionContext, write: bool = False):
     // Workflow secret reads and writes are audited by name, never by value.
     let runtime = tokio::runtime::Runtime::new().unwrap();
     runtime.block_on(async {
-        let tables = std::sync::Arc::new(
-            bifrost_store::table::SqliteTables::open(&data.path().join("tables.sqlite")).unwrap(),
-        );
-        let audit = bifrost::audit::AuditLog::open(tables).await.unwrap();
+        let audit = crate::support::audit_log(data.path()).await;
         let page = audit
             .list(&bifrost::audit::AuditQuery::default())
             .await
@@ -288,6 +285,6 @@ async def tenant_use(context: ExecutionContext, write: bool = False):
             !all.contains("s3cr3t-global-key"),
             "a secret value reached the audit log"
         );
-        assert!(audit.verify().await.unwrap().ok);
+        assert!(audit.verify(true).await.unwrap().ok);
     });
 }

@@ -223,7 +223,47 @@ async fn live_logs_are_stored_and_streamed_while_the_run_goes() {
 #[tokio::test]
 async fn host_timer_and_queue_invocations_run_the_jobs() {
     let ws = workspace("");
-    let server = builder(&ws).start();
+    // Under the host (the payload routes exist only there), where the development identity is
+    // refused: the API calls carry a key.
+    let builder = ServerBuilder::new()
+        .env("BIFROST_WORKSPACE_LOCATION", ws.path().to_str().unwrap())
+        .env("BIFROST_RATE_LIMIT", "0")
+        .under_host();
+    let key = crate::support::cli_key(&builder.data_dir().join("data"), "host-admin", None);
+    let server = builder.start();
+    let post = |server: &Server, path: &str, body: Value| {
+        let key = key.clone();
+        let url = server.url(path);
+        async move {
+            let res = client()
+                .post(url)
+                .header("x-functions-key", key)
+                .json(&body)
+                .send()
+                .await
+                .unwrap();
+            let status = res.status();
+            let text = res.text().await.unwrap();
+            (
+                status,
+                serde_json::from_str::<Value>(&text).unwrap_or(Value::String(text)),
+            )
+        }
+    };
+    let get = |server: &Server, path: &str| {
+        let key = key.clone();
+        let url = server.url(path);
+        async move {
+            let res = client()
+                .get(url)
+                .header("x-functions-key", key)
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(res.status(), StatusCode::OK);
+            res.json::<Value>().await.unwrap()
+        }
+    };
     // Timer invocations as the Functions host sends them.
     let timer = json!({
         "Data": {"timer": {"Schedule": {"AdjustForDST": true}, "ScheduleStatus": null, "IsPastDue": true}},
@@ -353,6 +393,7 @@ async fn two_instances_on_azure_storage_run_each_scheduled_slot_once() {
     ));
     let start = || {
         builder(&ws)
+            .azurite_data()
             .env("BIFROST_STORAGE", "azure")
             .env("AzureWebJobsStorage", &conn)
             .env("BIFROST_TIMER_SCHEDULE_PROCESSOR", "* * * * * *")

@@ -13,6 +13,7 @@ mod openapi;
 mod permissions;
 mod run_workflows;
 mod schedules;
+mod security;
 mod storage;
 mod support;
 mod workflow_keys;

@@ -1,15 +1,16 @@
 //! The permission matrix: every declared route × every kind of caller, against the real binary.
 //!
 //! Expected statuses follow from the route's declared access: anonymous and invalid-key callers
-//! get 401 on every non-public route, org users and org-scoped keys get 403 on admin routes, and
-//! nobody gets a 5xx. Dummy ids and empty bodies may make a handler answer 400/404/405 — that is
+//! get 401 on every non-public route, org users and org-scoped keys get 403 on admin routes, a
+//! browser session's state-changing request from a foreign origin gets 403 on every route, and
+//! nobody gets a 5xx. The Functions host's payload routes do not exist on a standalone server. Dummy ids and empty bodies may make a handler answer 400/404/405 — that is
 //! fine: the point is that authorization happened before the handler and nothing crashed.
 
 use base64::Engine as _;
 use bifrost::http::access::{Access, all_routes};
 use serde_json::{Value, json};
 
-use crate::support::{ServerBuilder, bin, client};
+use crate::support::{ServerBuilder, cli_key, client};
 
 fn easy_auth(email: &str, oid: &str) -> String {
     let principal = json!({
@@ -25,22 +26,6 @@ fn easy_auth(email: &str, oid: &str) -> String {
     base64::engine::general_purpose::STANDARD.encode(principal.to_string())
 }
 
-fn cli_key(data_dir: &std::path::Path, name: &str, org: Option<&str>) -> String {
-    let mut cmd = std::process::Command::new(bin());
-    cmd.args(["keys", "create", name, "--data-dir"])
-        .arg(data_dir);
-    if let Some(org) = org {
-        cmd.args(["--org", org]);
-    }
-    let out = cmd.output().unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap().trim().to_owned()
-}
-
 #[derive(Clone, Copy, Debug, PartialEq)]
 enum Caller {
     Anonymous,
@@ -49,6 +34,8 @@ enum Caller {
     OrgKey,
     PlatformAdmin,
     GlobalKey,
+    /// The platform admin's browser session (cookie), driven by another site.
+    CrossSiteBrowser,
 }
 
 #[tokio::test]
@@ -86,6 +73,7 @@ async fn every_route_times_every_principal() {
         Caller::OrgKey,
         Caller::PlatformAdmin,
         Caller::GlobalKey,
+        Caller::CrossSiteBrowser,
     ];
     let routes = all_routes();
     for access in [Access::Public, Access::Authenticated, Access::PlatformAdmin] {
@@ -110,6 +98,10 @@ async fn every_route_times_every_principal() {
                 Caller::OrgKey => req.header("x-functions-key", &org_key),
                 Caller::PlatformAdmin => req.header("x-ms-client-principal", &admin_principal),
                 Caller::GlobalKey => req.header("x-functions-key", &global_key),
+                Caller::CrossSiteBrowser => req
+                    .header("x-ms-client-principal", &admin_principal)
+                    .header("cookie", "AppServiceAuthSession=stolen-by-riding")
+                    .header("origin", "https://evil.example"),
             };
             if matches!(route.method, "POST" | "PUT" | "PATCH") {
                 req = req.json(&json!({}));
@@ -118,6 +110,8 @@ async fn every_route_times_every_principal() {
             let denied_as_anonymous = matches!(caller, Caller::Anonymous | Caller::InvalidKey);
             let limited = matches!(caller, Caller::OrgUser | Caller::OrgKey);
             let expected_ok = match route.access {
+                _ if caller == Caller::CrossSiteBrowser && route.method != "GET" => status == 403,
+                _ if caller == Caller::CrossSiteBrowser => !matches!(status, 401 | 403),
                 // A presented-but-invalid key is refused even where no key is needed.
                 Access::Public if caller == Caller::InvalidKey => {
                     matches!(status, 401) || status < 400
@@ -135,6 +129,22 @@ async fn every_route_times_every_principal() {
                     route.method, path, route.access
                 ));
             }
+        }
+    }
+    // The host's payload routes: each function of `functions/` answers 404 standalone.
+    let functions = std::fs::read_dir(crate::support::repo_root().join("functions")).unwrap();
+    for entry in functions {
+        let name = entry.unwrap().file_name().to_string_lossy().into_owned();
+        let status = c
+            .post(server.url(&format!("/{name}")))
+            .json(&json!({"Data": {}, "Metadata": {}}))
+            .send()
+            .await
+            .unwrap()
+            .status()
+            .as_u16();
+        if status != 404 {
+            failures.push(format!("POST /{name} (a payload route) standalone: {status}"));
         }
     }
     assert!(

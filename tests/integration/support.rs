@@ -68,6 +68,21 @@ impl ServerBuilder {
         self
     }
 
+    /// Runs as the Functions host starts it (`FUNCTIONS_CUSTOMHANDLER_PORT` on a free port):
+    /// only then are the payload routes (`POST /{FunctionName}`) served.
+    pub fn under_host(self) -> Self {
+        let port = free_port().to_string();
+        self.env("FUNCTIONS_CUSTOMHANDLER_PORT", &port)
+    }
+
+    /// Uses the data folder every Azurite-backed server of this test run shares: the tables in
+    /// Azurite name the audit key, whose material lives in the folder's secret store, so servers
+    /// on one Azurite need one secret store (as instances in Azure share one Key Vault).
+    pub fn azurite_data(self) -> Self {
+        let dir = azurite_data_dir();
+        self.env("BIFROST_DATA_DIR", dir.to_str().unwrap())
+    }
+
     /// Leave the port to the settings (e.g. a local.settings.json in `cwd`).
     pub fn port_from_settings(mut self) -> Self {
         self.port_from_settings = true;
@@ -116,6 +131,29 @@ impl ServerBuilder {
             out.status,
             String::from_utf8_lossy(&out.stderr).into_owned(),
         )
+    }
+
+    /// Like [`Self::run_to_exit`], but kills the process if it is still running after `limit`
+    /// (then the status is `None`).
+    pub fn run_to_exit_within(self, limit: Duration) -> (Option<std::process::ExitStatus>, String) {
+        let mut child = self.command().spawn().unwrap();
+        let deadline = Instant::now() + limit;
+        let status = loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                break Some(status);
+            }
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                let _ = child.wait();
+                break None;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        };
+        let mut stderr = String::new();
+        if let Some(mut pipe) = child.stderr.take() {
+            let _ = pipe.read_to_string(&mut stderr);
+        }
+        (status, stderr)
     }
 
     /// Starts the server and waits until it prints its address.
@@ -244,4 +282,54 @@ pub fn client() -> reqwest::Client {
         .timeout(Duration::from_secs(30))
         .build()
         .unwrap()
+}
+
+/// The audit log of a data folder, with the audit key of its secret store (to verify it).
+pub async fn audit_log(data_dir: &Path) -> bifrost::audit::AuditLog {
+    let tables = Arc::new(
+        bifrost_store::table::SqliteTables::open(&data_dir.join("tables.sqlite")).unwrap(),
+    );
+    let secrets = Arc::new(bifrost_secrets::LocalSecrets::open(data_dir, None).unwrap());
+    bifrost::audit::AuditLog::open(tables, secrets)
+        .await
+        .unwrap()
+}
+
+/// The data folder shared by the servers and CLI runs that use this test run's Azurite (see
+/// [`ServerBuilder::azurite_data`]); one per Azurite process.
+pub fn azurite_data_dir() -> PathBuf {
+    let azurite = std::env::var("BIFROST_TEST_AZURITE_PID").unwrap_or_else(|_| "manual".into());
+    let dir = std::env::temp_dir().join(format!("bifrost-test-azurite-{azurite}"));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// A function key made with the CLI against a data folder (`org`: an org-scoped key).
+pub fn cli_key(data_dir: &Path, name: &str, org: Option<&str>) -> String {
+    cli_key_with(data_dir, &[], name, org)
+}
+
+/// [`cli_key`] with extra environment (e.g. Azure storage settings).
+pub fn cli_key_with(
+    data_dir: &Path,
+    env: &[(&str, &str)],
+    name: &str,
+    org: Option<&str>,
+) -> String {
+    let mut cmd = Command::new(bin());
+    cmd.args(["keys", "create", name, "--data-dir"])
+        .arg(data_dir);
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    if let Some(org) = org {
+        cmd.args(["--org", org]);
+    }
+    let out = cmd.output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap().trim().to_owned()
 }

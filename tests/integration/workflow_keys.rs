@@ -113,8 +113,10 @@ async fn bad_field(req: RequestBuilder) -> String {
 }
 
 /// The secret part of a raw key (`wk_<id>_<secret>`).
+/// The secret part of `wk_{id}_{secret}`. The secret is base64url and may itself contain `_`,
+/// so split at the first two separators only.
 fn secret_of(raw: &str) -> &str {
-    raw.rsplit('_').next().unwrap()
+    raw.splitn(3, '_').nth(2).unwrap()
 }
 
 #[tokio::test]

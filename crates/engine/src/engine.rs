@@ -25,7 +25,7 @@ use crate::error::EngineError;
 use crate::host::{NoHost, SdkHost};
 use crate::native::{
     self, Bridge, JobData, JobShared, LoopPort, LoopShared, Msg, REASON_CANCELLED, REASON_TIMEOUT,
-    RawOutcome, Services, ViolationSink,
+    RawOutcome, RunCap, Services, ViolationSink,
 };
 use crate::types::{
     ExecutionError, ExecutionOutcome, ExecutionRequest, ExecutionStatus, ImportViolation, LogEntry,
@@ -70,6 +70,9 @@ pub struct EngineConfig {
     pub runtime: Option<tokio::runtime::Handle>,
     /// Called (on a Python thread; keep it quick) when workspace code tries to import engine internals.
     pub on_import_violation: Option<Arc<dyn Fn(ImportViolation) + Send + Sync>>,
+    /// Environment variables workflow code must not see (`fnmatch` patterns, case-insensitive):
+    /// removed from Python's `os.environ` before any workspace code runs.
+    pub hidden_env: Vec<String>,
 }
 
 impl Default for EngineConfig {
@@ -82,6 +85,7 @@ impl Default for EngineConfig {
             host: Arc::new(NoHost),
             runtime: None,
             on_import_violation: None,
+            hidden_env: Vec::new(),
         }
     }
 }
@@ -218,15 +222,16 @@ impl Engine {
                 .map(|f| f as ViolationSink),
         });
         let (py_refs, version, snapshot_json) =
-            Python::attach(|py| bootstrap(py, &services, &roots)).map_err(py_err)?;
+            Python::attach(|py| bootstrap(py, &services, &roots, &config.hidden_env))
+                .map_err(py_err)?;
         let registry: Registry = serde_json::from_str(&snapshot_json)
             .map_err(|e| EngineError::Internal(format!("registry snapshot: {e}")))?;
         let mut loops = Vec::new();
         for i in 0..config.threads {
-            loops
-                .push(Arc::new(LoopShared::new(i).map_err(|e| {
-                    EngineError::Internal(format!("socket pair: {e}"))
-                })?));
+            loops.push(Arc::new(
+                LoopShared::new(i, config.sync_workers_per_thread)
+                    .map_err(|e| EngineError::Internal(format!("engine loop {i}: {e}")))?,
+            ));
         }
         let core = Arc::new(Core {
             loops,
@@ -243,7 +248,7 @@ impl Engine {
             runtime,
         });
         for shared in &core.loops {
-            start_loop_thread(&core, shared, &services, config.sync_workers_per_thread)?;
+            start_loop_thread(&core, shared, &services)?;
         }
         let wd = Arc::clone(&core);
         std::thread::Builder::new()
@@ -391,8 +396,17 @@ impl Engine {
         };
         let loop_shared = core.pick_loop().ok_or(EngineError::Stopped)?;
         let token = core.next_token.fetch_add(1, Ordering::Relaxed);
+        let ctx = &request.context;
+        let org = ctx.organization.as_ref();
         let shared = Arc::new(JobShared {
             reason: AtomicU8::new(0),
+            cap: RunCap::new(native::scope_of(
+                &execution_id,
+                &ctx.caller,
+                org.map(|o| o.id.as_str()),
+                ctx.is_platform_admin,
+                ctx.is_function_key,
+            )),
         });
         {
             let mut tracker = lock(&core.tracker);
@@ -407,8 +421,6 @@ impl Engine {
                 },
             );
         }
-        let ctx = &request.context;
-        let org = ctx.organization.as_ref();
         let (tx, rx) = oneshot::channel();
         let deadline = Instant::now() + timeout;
         let mut guard = Pending {
@@ -428,13 +440,6 @@ impl Engine {
             input_json,
             config_json,
             timeout_seconds: timeout.as_secs_f64(),
-            scope: native::scope_of(
-                &execution_id,
-                &ctx.caller,
-                org.map(|o| o.id.as_str()),
-                ctx.is_platform_admin,
-                ctx.is_function_key,
-            ),
             org_name: org.map(|o| o.name.clone()),
             org_active: org.is_none_or(|o| o.is_active),
             mask: request.mask.clone(),
@@ -502,6 +507,7 @@ fn bootstrap(
     py: Python<'_>,
     services: &Arc<Services>,
     roots: &[String],
+    hidden_env: &[String],
 ) -> PyResult<(PyRefs, String, String)> {
     let version: String = py
         .import("platform")?
@@ -514,10 +520,12 @@ fn bootstrap(
     for (name, src) in SDK_SOURCES {
         sources.set_item(name, src)?;
     }
+    // Before any workspace code exists to replace what the rights checks rely on.
+    native::install_hooks(py)?;
     let native_mod = py.import("_bifrost_native")?;
     let bridge = Bound::new(py, Bridge::new(Arc::clone(services)))?;
     let internal = boot.call_method1("install", (sources, native_mod, bridge))?;
-    internal.call_method1("setup", (roots.to_vec(),))?;
+    internal.call_method1("setup", (roots.to_vec(), hidden_env.to_vec()))?;
     let registry = internal.getattr("registry")?;
     registry.call_method1("rescan", (py.None(),))?;
     let snapshot: String = registry.call_method0("snapshot")?.extract()?;
@@ -533,18 +541,23 @@ fn start_loop_thread(
     core: &Arc<Core>,
     shared: &Arc<LoopShared>,
     services: &Arc<Services>,
-    sync_workers: usize,
 ) -> Result<(), EngineError> {
     let (ready_tx, ready_rx) = std::sync::mpsc::channel();
-    let port = LoopPort::new(Arc::clone(shared), Arc::clone(services), ready_tx);
     let internal = Python::attach(|py| core.py.internal.clone_ref(py));
+    let port = LoopPort::new(
+        Arc::clone(shared),
+        Arc::clone(services),
+        ready_tx,
+        Python::attach(|py| internal.clone_ref(py)),
+    );
     let thread_shared = Arc::clone(shared);
     std::thread::Builder::new()
         .name(format!("bifrost-py-{}", shared.index))
         .spawn(move || {
+            native::enter_loop_thread(Arc::clone(&thread_shared));
             let result = Python::attach(|py| -> PyResult<()> {
                 let port = Bound::new(py, port)?;
-                internal.bind(py).call_method1("loop_main", (port, sync_workers))?;
+                internal.bind(py).call_method1("loop_main", (port,))?;
                 Ok(())
             });
             thread_shared.shut();
@@ -590,11 +603,18 @@ impl Core {
     }
 
     fn finish(&self, execution_id: &str, token: u64, deadline: Instant, loop_shared: &LoopShared) {
-        {
+        let finished = {
             let mut tracker = lock(&self.tracker);
             if tracker.get(execution_id).is_some_and(|t| t.token == token) {
-                tracker.remove(execution_id);
+                tracker.remove(execution_id)
+            } else {
+                None
             }
+        };
+        // The run is over: whatever of it is left (tasks it started, objects workflow code
+        // kept) holds no rights any more.
+        if let Some(tracked) = finished {
+            tracked.shared.cap.revoke(&self.loops);
         }
         lock(&self.watchdog).deadlines.remove(&(deadline, token));
         loop_shared.inflight.fetch_sub(1, Ordering::Relaxed);

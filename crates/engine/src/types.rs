@@ -271,6 +271,10 @@ pub struct DataProviderInfo {
     pub description: String,
     pub category: String,
     pub cache_ttl_seconds: u32,
+    /// Declared by the provider: its options do not depend on the caller, so cached answers
+    /// are shared across the organization's callers.
+    #[serde(default)]
+    pub caller_independent: bool,
     pub source: Option<String>,
     pub source_file_path: PathBuf,
     pub parameters: Vec<ParameterInfo>,

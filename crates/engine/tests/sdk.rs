@@ -369,8 +369,7 @@ from bifrost import workflow, _sdk
 @workflow(name="bridge_bypass", description="tries to skip the SDK's org check")
 async def bridge_bypass():
     internal = _sdk._i
-    run = internal.current_run()
-    return list(internal._bridge.host_call_blocking(run.job, "config.get", "org-2", '{"key": "bridge_secret"}'))
+    return list(internal._bridge.host_call_blocking("config.get", "org-2", '{"key": "bridge_secret"}'))
 "#,
     )
     .await;
@@ -380,4 +379,79 @@ async def bridge_bypass():
     assert_eq!(reply[0], json!(false), "{reply}");
     assert_eq!(reply[1][0], json!("permission_denied"), "{reply}");
     assert!(!reply.to_string().contains("org-2-only"));
+}
+
+/// The rights of a run follow its own code — the tasks it starts and the blocking calls it
+/// hands to the loop's executor — and nothing else: not a thread it starts itself, not a task
+/// it kept alive past its end, not another run's objects.
+#[tokio::test]
+async fn rights_follow_the_runs_own_code_and_end_with_it() {
+    let env = env();
+    env.host
+        .set_config(Some("org-1"), "cap_value", json!("org-1-value"), false);
+    add(
+        "cap_paths.py",
+        r#"
+import asyncio, contextvars, threading
+from bifrost import workflow, config
+
+_kept = []
+
+def _blocking():
+    import asyncio as _a
+    return _a.run(config.get("cap_value"))
+
+@workflow(name="cap_paths", description="x")
+async def cap_paths():
+    out = {}
+    out["direct"] = await config.get("cap_value")
+    out["gathered"] = (await asyncio.gather(config.get("cap_value"), config.get("cap_value")))[0]
+    out["task"] = await asyncio.get_running_loop().create_task(config.get("cap_value"))
+    out["to_thread"] = await asyncio.to_thread(_blocking)
+    box = {}
+    def foreign():
+        try:
+            box["v"] = asyncio.run(config.get("cap_value"))
+        except BaseException as e:
+            box["v"] = "refused: " + type(e).__name__
+    # With the run's contextvars copied, so only the Rust side can refuse it.
+    t = threading.Thread(target=contextvars.copy_context().run, args=(foreign,))
+    t.start()
+    t.join()
+    out["own_thread"] = box["v"]
+    # A task that outlives the run: it must not keep the run's rights.
+    async def later():
+        await asyncio.sleep(0.3)
+        try:
+            return await config.get("cap_value")
+        except BaseException as e:
+            return "refused: " + type(e).__name__
+    _kept.append(asyncio.get_running_loop().create_task(later()))
+    return out
+
+@workflow(name="cap_leftover", description="x")
+async def cap_leftover():
+    await asyncio.sleep(0.5)
+    task = _kept.pop()
+    return task.result() if task.done() else "not done"
+"#,
+    )
+    .await;
+    let o = run("cap_paths", json!({})).await;
+    assert_eq!(o.status, ExecutionStatus::Success, "{o:?}");
+    let r = o.result.unwrap();
+    for path in ["direct", "gathered", "task", "to_thread"] {
+        assert_eq!(r[path], "org-1-value", "{path}: {r}");
+    }
+    assert_eq!(
+        r["own_thread"], "refused: PermissionError",
+        "a thread the workflow started itself has no rights: {r}"
+    );
+    let o = run("cap_leftover", json!({})).await;
+    assert_eq!(o.status, ExecutionStatus::Success, "{o:?}");
+    assert_eq!(
+        o.result,
+        Some(json!("refused: PermissionError")),
+        "the leftover task of a finished run kept its rights"
+    );
 }

@@ -5,8 +5,12 @@ reports the attempt). `_native` (the Rust module) and `_bridge` (the engine's
 callback object) are injected by the bootstrap before this source runs.
 
 Invariants:
-- Every job handed to `_start` is completed exactly once (`job.complete`), also
+- Every job handed to `_prepare` is completed exactly once (`job.complete`), also
   when an asynchronous interrupt lands in the bookkeeping code.
+- Nothing here holds a run's rights: host calls name no run, and Rust grants the
+  rights of the run whose task or sync thread is calling (see `native.rs`). The
+  `Run` and `Job` objects are bookkeeping; reaching another run's objects does
+  not reach its rights.
 - A run is in `_running` only while its user code may still be executing on
   the loop thread; the Rust watchdog only targets runs found there.
 """
@@ -553,30 +557,47 @@ registry = Registry()
 
 
 class _LoopState:
-    __slots__ = ("port", "loop", "ident", "pending", "next_id", "executor", "stopping")
+    __slots__ = ("port", "loop", "ident", "pending", "next_id", "stopping")
 
-    def __init__(self, port, loop, executor):
+    def __init__(self, port, loop):
         self.port = port
         self.loop = loop
         self.ident = threading.get_ident()
         self.pending = {}
         self.next_id = 0
-        self.executor = executor
         self.stopping = False
 
 
-def loop_main(port, sync_workers):
+class _BoundExecutor(concurrent.futures.ThreadPoolExecutor):
+    """The loop's default executor: blocking calls run on Rust-owned threads that carry the
+    rights of the run that submitted them (`run_in_executor(None, ...)`, `asyncio.to_thread`).
+
+    A ThreadPoolExecutor only because asyncio accepts nothing else as a default executor; it
+    never starts a thread of its own (`submit` is replaced)."""
+
+    def __init__(self, port):
+        super().__init__(max_workers=1, thread_name_prefix="bifrost-unused")
+        self._port = port
+
+    def submit(self, fn, /, *args, **kwargs):
+        return self._port.submit(fn, args, kwargs or None)
+
+    def shutdown(self, wait=True, *, cancel_futures=False):
+        self._port.stop_sync()
+
+
+def loop_main(port):
     """Body of one engine thread: an asyncio loop fed by the Rust port."""
     loop = asyncio.new_event_loop()
     asyncio.set_event_loop(loop)
-    executor = concurrent.futures.ThreadPoolExecutor(
-        max_workers=sync_workers, thread_name_prefix=f"bifrost-sync-{port.index}"
-    )
+    executor = _BoundExecutor(port)
     loop.set_default_executor(executor)
-    state = _LoopState(port, loop, executor)
+    # Tasks created by a run's code are registered for that run (see `native.rs`).
+    loop.set_task_factory(port.task_factory())
+    state = _LoopState(port, loop)
     _loop_states[loop] = state
     loop.add_reader(port.wake_fd(), _on_wake, state)
-    port.ready(state.ident)
+    port.ready(state.ident, loop)
     while True:
         try:
             loop.run_forever()
@@ -597,11 +618,10 @@ def loop_main(port, sync_workers):
 
 
 def _on_wake(state):
+    # Jobs are started inside `drain` (Rust creates their tasks); what comes back are replies.
     for msg in state.port.drain():
         kind = msg[0]
-        if kind == 0:
-            _start(state, msg[1])
-        elif kind == 1:
+        if kind == 1:
             fut = state.pending.pop(msg[1], None)
             if fut is not None and not fut.done():
                 fut.set_result(msg[2])
@@ -627,15 +647,17 @@ def _make_context(job):
     )
 
 
-def _start(state, job):
+def _prepare(job):
+    """Called by Rust for a new job, on its loop thread: the run and the coroutine (with its
+    context) Rust starts as the run's root task, or why there is nothing to run.
+
+    Returns ("run", run, (coroutine, context)) or ("missing", error_type, message)."""
+    state = _loop_states[asyncio.get_running_loop()]
     table = registry.providers if job.kind == 1 else registry.workflows
     entry = table.get(job.name)
     if entry is None:
         what = "Data provider" if job.kind == 1 else "Workflow"
-        job.complete(
-            "Failed", None, None, ("NotFound", f"{what} '{job.name}' is not registered", "", False), [], 0.0
-        )
-        return
+        return ("missing", "NotFound", f"{what} '{job.name}' is not registered")
     run = Run(job, job.timeout_seconds)
     if job.has_mask:
         for value in job.mask():
@@ -648,7 +670,7 @@ def _start(state, job):
     cv = contextvars.Context()
     cv.run(_current_run.set, run)
     _running[run.execution_id] = run
-    run.task = state.loop.create_task(_task_main(state, job, run, entry), context=cv)
+    return ("run", run, (_task_main(state, job, run, entry), cv))
 
 
 def _bind(entry, run, inputs):
@@ -738,7 +760,7 @@ async def _execute(state, job, run, entry):
             value = await entry.fn(*args, **kwargs)
         else:
             cv = contextvars.copy_context()
-            value = await state.loop.run_in_executor(state.executor, cv.run, _sync_call, run, entry.fn, args, kwargs)
+            value = await state.loop.run_in_executor(None, cv.run, _sync_call, run, entry.fn, args, kwargs)
         if job.kind == 1:
             _validate_options(value)
         try:
@@ -852,12 +874,12 @@ async def host(op, args, org_id=None):
         loop = None
     state = _loop_states.get(loop) if loop is not None else None
     if state is None:
-        return _host_result(_bridge.host_call_blocking(run.job, op, scope_org, payload))
+        return _host_result(_bridge.host_call_blocking(op, scope_org, payload))
     state.next_id += 1
     rid = state.next_id
     fut = loop.create_future()
     state.pending[rid] = fut
-    state.port.host_call(rid, run.job, op, scope_org, payload)
+    state.port.host_call(rid, op, scope_org, payload)
     try:
         reply = await fut
     finally:
@@ -868,7 +890,7 @@ async def host(op, args, org_id=None):
 def host_blocking(op, args, org_id=None):
     run = current_run()
     scope_org = _resolve_org(run, org_id)
-    return _host_result(_bridge.host_call_blocking(run.job, op, scope_org, json.dumps(args, default=_json_default)))
+    return _host_result(_bridge.host_call_blocking(op, scope_org, json.dumps(args, default=_json_default)))
 
 
 def _resolve_org(run, org_id):
@@ -927,7 +949,22 @@ def _in_workspace(path):
 # ---- setup --------------------------------------------------------------------------------
 
 
-def setup(roots):
+def _hide_environment(patterns):
+    """Removes the platform's credentials from what workflow code sees as its environment
+    (`os.environ`, `os.getenv`, and the environment of processes it starts). The C-level
+    environment is left alone: the platform's Rust code may still need a value (a managed
+    identity's header is read at every token request). In-process workflow code can still reach
+    it natively (ctypes, /proc/self/environ) — the process isolation mode is the boundary."""
+    import fnmatch
+
+    data = os.environ._data
+    for key in list(os.environ):
+        if any(fnmatch.fnmatchcase(key.upper(), p.upper()) for p in patterns):
+            data.pop(os.environ.encodekey(key), None)
+
+
+def setup(roots, hidden_env=()):
+    _hide_environment(hidden_env)
     registry.configure(roots)
     root = logging.getLogger()
     for h in list(root.handlers):

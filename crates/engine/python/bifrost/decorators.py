@@ -101,6 +101,7 @@ class DataProviderMetadata:
     parameters: list = dataclasses.field(default_factory=list)
     parameters_inferred: bool = False
     function: Any = None
+    caller_independent: bool = False
 
     def to_dict(self) -> dict:
         return {
@@ -108,6 +109,7 @@ class DataProviderMetadata:
             "description": self.description,
             "category": self.category,
             "cacheTtlSeconds": self.cache_ttl_seconds,
+            "callerIndependent": self.caller_independent,
             "source": self.source,
             "sourceFilePath": self.source_file_path,
             "parameters": [p.to_dict() for p in self.parameters],
@@ -297,14 +299,22 @@ def data_provider(
     description: Optional[str] = None,
     category: str = "General",
     cache_ttl_seconds: int = 300,
+    caller_independent: bool = False,
 ):
-    """Mark a function as a data provider returning `[{label, value, metadata?}]`."""
+    """Mark a function as a data provider returning `[{label, value, metadata?}]`.
+
+    Answers are cached per organization *and caller* (user, admin rights), because a provider
+    may look at its context. `caller_independent=True` declares that the options do not depend
+    on who asks, so one cached answer serves everyone in the organization.
+    """
     if callable(name) and description is None:
         return data_provider()(name)
     if name is not None and (not isinstance(name, str) or not name.strip()):
         raise ValueError(f"Invalid data provider name {name!r}: must be a non-empty string")
     if isinstance(cache_ttl_seconds, bool) or not isinstance(cache_ttl_seconds, int) or cache_ttl_seconds < 0:
         raise ValueError(f"Invalid cache_ttl_seconds {cache_ttl_seconds!r}: must be a non-negative integer")
+    if not isinstance(caller_independent, bool):
+        raise ValueError(f"Invalid caller_independent {caller_independent!r}: must be True or False")
 
     def decorator(func):
         params, inferred = _take_parameters(func)
@@ -314,6 +324,7 @@ def data_provider(
             description=description if description is not None else _first_doc_line(func),
             category=category,
             cache_ttl_seconds=cache_ttl_seconds,
+            caller_independent=caller_independent,
             source=source,
             source_file_path=path,
             parameters=params,
