@@ -73,6 +73,14 @@ cargo test --workspace --lib --bins --tests --no-fail-fast 2>&1 | tee "$TEST_LOG
 status=${PIPESTATUS[0]}
 set -e
 
+say "deployment checks (infra/ against the settings, checkov, Dockerfile, workflows, docs)"
+set +e
+./scripts/deploy-checks.sh 2>&1 | tee -a "$TEST_LOG"
+deploy_status=${PIPESTATUS[0]}
+set -e
+[ "$deploy_status" -eq 0 ] || echo "deploy checks: FAILED (exit $deploy_status)"
+[ "$status" -ne 0 ] || status=$deploy_status
+
 say "fuzzing the HTTP API from its OpenAPI document (schemathesis)"
 set +e
 ./scripts/fuzz.sh
@@ -82,7 +90,7 @@ set -e
 [ "$status" -ne 0 ] || status=$fuzz_status
 
 # One closing line for the whole run: the sum over every test binary.
-awk -v fuzz="$fuzz_status" '/^test result:/ { for (i = 1; i <= NF; i++) { if ($(i+1) ~ /^passed/) p += $i; if ($(i+1) ~ /^failed/) f += $i } }
+awk -v fuzz="$fuzz_status" '/^test result:/ || /^[0-9]+ (passed|failed).* in [0-9.]+s/ { for (i = 1; i <= NF; i++) { if ($(i+1) ~ /^passed/) p += $i; if ($(i+1) ~ /^failed/) f += $i } }
      END { if (fuzz == 0) p++; else f++; printf "\ntests: %d passed, %d failed\n", p, f; if (p <= 1) exit 1 }' "$TEST_LOG" || { rm -f "$TEST_LOG"; die "no test ran"; }
 rm -f "$TEST_LOG"
 exit "$status"

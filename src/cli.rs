@@ -130,4 +130,8 @@ pub struct PackageArgs {
     /// Workspace folder to ship as workspace/.
     #[arg(long)]
     pub workspace: Option<PathBuf>,
+    /// Also ship this binary's Python (libpython and the standard library) as python/, so the
+    /// package runs on a host without Python.
+    #[arg(long)]
+    pub with_python: bool,
 }

@@ -10,6 +10,8 @@ use bifrost::settings::{Overrides, RawSettings, Settings};
 use clap::Parser;
 
 fn main() -> ExitCode {
+    // Before anything else (and before any thread): a package's own Python, if it has one.
+    bifrost_engine::use_packaged_python();
     let cli = Cli::parse();
     let command = cli.command.unwrap_or(Command::Serve(ServeArgs::default()));
     if let Command::Package(args) = command {
@@ -89,11 +91,23 @@ fn package_command(args: bifrost::cli::PackageArgs) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    let python = if args.with_python {
+        match bifrost_engine::python_layout() {
+            Ok(layout) => Some(layout),
+            Err(e) => {
+                eprintln!("bifrost package: cannot locate this binary's Python: {e}");
+                return ExitCode::FAILURE;
+            }
+        }
+    } else {
+        None
+    };
     let options = PackageOptions {
         source: args.source,
         binary,
         workspace: args.workspace,
         out: args.out,
+        python,
     };
     match package(&options) {
         Ok(files) => {

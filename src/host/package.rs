@@ -1,9 +1,11 @@
 //! `bifrost package`: assembles a deployable Functions app folder.
 //!
 //! Layout produced (what the host expects at its app root, `azure-and-integrations.md` §1.1):
-//! `host.json`, one `<FunctionName>/function.json` per function, the `bifrost` executable, and
-//! optionally the workspace folder. Everything is validated first; nothing is written when a rule
-//! is broken.
+//! `host.json`, one `<FunctionName>/function.json` per function, the `bifrost` executable,
+//! optionally the workspace folder (with its `.packages`), and optionally the binary's own Python
+//! under `python/lib/` (the shared libpython and the standard library, which the binary finds
+//! through its `$ORIGIN` rpath and `PYTHONHOME`; see `bifrost_engine::use_packaged_python`).
+//! Everything is validated first; nothing is written when a rule is broken.
 
 use std::path::{Path, PathBuf};
 
@@ -22,7 +24,24 @@ pub struct PackageOptions {
     pub workspace: Option<PathBuf>,
     /// Output folder; must not exist or be empty.
     pub out: PathBuf,
+    /// The Python to ship as `python/`, if any.
+    pub python: Option<bifrost_engine::PythonLayout>,
 }
+
+/// Parts of the standard library a server never imports: tests, GUI toolkits, installers and
+/// third-party packages (workspaces bring their own in `.packages`).
+const STDLIB_SKIPPED: &[&str] = &[
+    "__pycache__",
+    "test",
+    "tests",
+    "idlelib",
+    "tkinter",
+    "turtledemo",
+    "ensurepip",
+    "site-packages",
+    "dist-packages",
+    "lib2to3",
+];
 
 #[derive(Debug, thiserror::Error)]
 pub enum PackageError {
@@ -128,6 +147,24 @@ pub fn package(options: &PackageOptions) -> Result<Vec<PathBuf>, PackageError> {
             &options.out.join("workspace"),
             &mut written,
             Path::new("workspace"),
+            &["__pycache__"],
+        )?;
+    }
+    if let Some(python) = &options.python {
+        let lib = Path::new(bifrost_engine::PACKAGED_PYTHON_DIR).join("lib");
+        let dir = options.out.join(&lib);
+        std::fs::create_dir_all(&dir).map_err(io(&dir))?;
+        let name = python.libpython.file_name().ok_or_else(|| {
+            PackageError::Invalid(format!("{} is not a file", python.libpython.display()))
+        })?;
+        std::fs::copy(&python.libpython, dir.join(name)).map_err(io(&python.libpython))?;
+        written.push(lib.join(name));
+        copy_tree(
+            &python.stdlib,
+            &dir.join(&python.stdlib_name),
+            &mut written,
+            &lib.join(&python.stdlib_name),
+            STDLIB_SKIPPED,
         )?;
     }
     Ok(written)
@@ -144,24 +181,35 @@ fn set_executable(_path: &Path) -> Result<(), PackageError> {
     Ok(())
 }
 
+/// Copies `from` into `to`, leaving out entries named in `skipped`; symlinks are followed
+/// (the copy must stand on its own).
 fn copy_tree(
     from: &Path,
     to: &Path,
     written: &mut Vec<PathBuf>,
     relative: &Path,
+    skipped: &[&str],
 ) -> Result<(), PackageError> {
     std::fs::create_dir_all(to).map_err(io(to))?;
     for entry in std::fs::read_dir(from).map_err(io(from))? {
         let entry = entry.map_err(io(from))?;
         let name = entry.file_name();
-        if name == "__pycache__" {
+        if skipped.iter().any(|s| name == *s) {
             continue;
         }
         let path = entry.path();
-        let file_type = entry.file_type().map_err(io(&path))?;
-        if file_type.is_dir() {
-            copy_tree(&path, &to.join(&name), written, &relative.join(&name))?;
-        } else if file_type.is_file() {
+        let Ok(meta) = std::fs::metadata(&path) else {
+            continue; // a dangling symlink: nothing to ship
+        };
+        if meta.is_dir() {
+            copy_tree(
+                &path,
+                &to.join(&name),
+                written,
+                &relative.join(&name),
+                skipped,
+            )?;
+        } else if meta.is_file() {
             std::fs::copy(&path, to.join(&name)).map_err(io(&path))?;
             written.push(relative.join(&name));
         }

@@ -10,6 +10,7 @@ mod durability;
 mod forms;
 mod foundation;
 mod openapi;
+mod package;
 mod permissions;
 mod run_workflows;
 mod schedules;

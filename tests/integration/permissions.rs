@@ -144,7 +144,9 @@ async fn every_route_times_every_principal() {
             .status()
             .as_u16();
         if status != 404 {
-            failures.push(format!("POST /{name} (a payload route) standalone: {status}"));
+            failures.push(format!(
+                "POST /{name} (a payload route) standalone: {status}"
+            ));
         }
     }
     assert!(

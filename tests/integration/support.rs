@@ -26,6 +26,7 @@ pub fn free_port() -> u16 {
 }
 
 pub struct ServerBuilder {
+    binary: Option<PathBuf>,
     args: Vec<String>,
     envs: Vec<(String, String)>,
     cwd: Option<PathBuf>,
@@ -45,12 +46,19 @@ pub struct Server {
 impl ServerBuilder {
     pub fn new() -> Self {
         Self {
+            binary: None,
             args: vec!["serve".into()],
             envs: Vec::new(),
             cwd: None,
             data: tempfile::tempdir().unwrap(),
             port_from_settings: false,
         }
+    }
+
+    /// Runs another `bifrost` executable (a package's) instead of the one under test.
+    pub fn binary(mut self, path: &Path) -> Self {
+        self.binary = Some(path.to_owned());
+        self
     }
 
     pub fn env(mut self, k: &str, v: &str) -> Self {
@@ -100,7 +108,10 @@ impl ServerBuilder {
     }
 
     fn command(&self) -> Command {
-        let mut cmd = Command::new(bin());
+        let mut cmd = match &self.binary {
+            Some(path) => Command::new(path),
+            None => Command::new(bin()),
+        };
         cmd.args(&self.args)
             .env_clear()
             .env("PATH", std::env::var("PATH").unwrap_or_default())

@@ -1,7 +1,7 @@
 //! Bifrost's embedded CPython workflow engine and the `bifrost` Python SDK it provides.
 //!
 //! This is the only crate in Bifrost that touches pyo3 and the only place
-//! `unsafe` is allowed (in `native`, for FFI). It must not depend on HTTP
+//! `unsafe` is allowed (in `native`, for FFI, and one `set_var` in `embedded_python`). It must not depend on HTTP
 //! (warp), storage or other Bifrost crates: storage-backed SDK calls go through
 //! the [`SdkHost`] trait the application implements.
 //!
@@ -13,12 +13,17 @@
 //! See `README.md` in this crate for the Python-side semantics and limits
 //! (what cannot be interrupted, how extra inputs are passed, masking rules).
 
+mod embedded_python;
 mod engine;
 mod error;
 mod host;
 mod native;
 mod types;
 
+pub use embedded_python::{
+    PACKAGED_PYTHON_DIR, PythonLayout, libpython_in_maps, loaded_libpython, python_layout,
+    use_packaged_python,
+};
 pub use engine::{Engine, EngineConfig};
 pub use error::EngineError;
 pub use host::{
