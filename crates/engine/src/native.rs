@@ -90,7 +90,7 @@ impl RunCap {
         );
         for (index, key) in tasks {
             if let Some(shared) = loops.get(index) {
-                shared.forget_task(key);
+                shared.forget_task(key, self);
             }
         }
     }
@@ -269,11 +269,13 @@ fn spawn_task<'py>(
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .push((shared.index, key));
+        let cap = Arc::clone(&cap);
         let forget = Bound::new(
             py,
             ForgetTask {
                 shared: Arc::clone(shared),
                 key,
+                cap,
             },
         )?;
         task.call_method1("add_done_callback", (forget,))?;
@@ -286,12 +288,13 @@ fn spawn_task<'py>(
 struct ForgetTask {
     shared: Arc<LoopShared>,
     key: usize,
+    cap: Arc<RunCap>,
 }
 
 #[pymethods]
 impl ForgetTask {
     fn __call__(&self, _task: &Bound<'_, PyAny>) {
-        self.shared.forget_task(self.key);
+        self.shared.forget_task(self.key, &self.cap);
     }
 }
 
@@ -495,12 +498,20 @@ impl LoopShared {
         })
     }
 
-    fn forget_task(&self, key: usize) {
-        let removed = self
+    /// Forgets the task registered at `key` for `owner`. A key is a task's address, which
+    /// Python reuses once the task is freed: a run ending late (its rights are revoked from a
+    /// tokio thread after its outcome was sent) must not forget the next run's task that now
+    /// lives at the same address.
+    fn forget_task(&self, key: usize, owner: &RunCap) {
+        let mut tasks = self
             .tasks
             .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .remove(&key);
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let removed = match tasks.get(&key) {
+            Some(entry) if std::ptr::eq(Arc::as_ptr(&entry.cap), owner) => tasks.remove(&key),
+            _ => None,
+        };
+        drop(tasks);
         // Dropping Python references needs the GIL; pyo3 defers it safely when absent.
         drop(removed);
     }
@@ -1028,5 +1039,50 @@ pub(crate) fn scope_of(
         caller: caller.clone(),
         is_platform_admin: admin,
         is_function_key: fk,
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use super::*;
+
+    fn cap(execution_id: &str) -> Arc<RunCap> {
+        RunCap::new(HostScope {
+            execution_id: execution_id.into(),
+            org_id: None,
+            caller: Caller::default(),
+            is_platform_admin: false,
+            is_function_key: false,
+        })
+    }
+
+    /// A finished run's late revoke must leave the next run's task alone when Python has put
+    /// that task at the freed address (seen under load: the next run could not complete).
+    #[test]
+    fn a_late_revoke_does_not_forget_a_reused_address() {
+        initialize_interpreter().unwrap();
+        let shared = Arc::new(LoopShared::new(0, 0).unwrap());
+        let (first, next) = (cap("first"), cap("next"));
+        let key = 0x1000;
+        first.tasks.lock().unwrap().push((0, key));
+        Python::attach(|py| {
+            shared.tasks.lock().unwrap().insert(
+                key,
+                TaskEntry {
+                    task: py.None(),
+                    coro: py.None(),
+                    cap: Arc::clone(&next),
+                },
+            );
+        });
+        first.revoke(std::slice::from_ref(&shared));
+        assert!(shared.tasks.lock().unwrap().contains_key(&key));
+        shared.forget_task(key, &first);
+        assert!(shared.tasks.lock().unwrap().contains_key(&key));
+        next.revoke(std::slice::from_ref(&shared));
+        shared.forget_task(key, &next);
+        assert!(!shared.tasks.lock().unwrap().contains_key(&key));
+        shared.sync.stop();
     }
 }
