@@ -12,7 +12,6 @@ use std::sync::Arc;
 use bifrost_engine::{Caller, ExecutionStatus, ParameterInfo, Registry};
 use serde_json::{Map, Value};
 
-use crate::app::{Services, StartupError, start_engine};
 use crate::audit::{AuditEvent, AuditEventType};
 use crate::auth::KeyId;
 use crate::backends::Backends;
@@ -20,6 +19,7 @@ use crate::cli::KeysAction;
 use crate::executions::input::Coercion;
 use crate::executions::{RunError, RunRequest, Runner};
 use crate::settings::Settings;
+use crate::state::{Services, StartupError, start_engine};
 use bifrost_store::Scope;
 
 /// `bifrost workflows`: lists workflows, data providers and import errors. Exit 1 on any import

@@ -21,4 +21,5 @@ pub mod sdk_files;
 pub mod sdk_host;
 pub mod server;
 pub mod settings;
+pub mod state;
 pub mod telemetry;

@@ -16,8 +16,11 @@ pub struct BenchServer {
 }
 
 impl BenchServer {
+    /// `BENCH_BINARY` runs another build (an earlier commit's, to compare in one run).
     pub fn start(data: &Path, workspace: &Path) -> Self {
-        let bin = env!("CARGO_BIN_EXE_bifrost");
+        let bin = std::env::var("BENCH_BINARY")
+            .unwrap_or_else(|_| env!("CARGO_BIN_EXE_bifrost").to_owned());
+        let bin = bin.as_str();
         let key = Command::new(bin)
             .args(["keys", "create", "bench", "--data-dir"])
             .arg(data)

@@ -39,14 +39,16 @@ pub use config::{
     is_secret_key,
 };
 pub use error::{DomainError, DomainResult};
-pub use orgs::{NewOrganization, OrgService, Organization, OrganizationUpdate, normalize_domain};
+pub use orgs::{
+    MAX_ORG_NAME, NewOrganization, OrgService, Organization, OrganizationUpdate, normalize_domain,
+};
 pub use roles::{NewRole, Role, RoleService, RoleUpdate};
 pub use rows::{
     CONFIG_TABLE, ENTITIES_TABLE, FormId, PageRequest, Paged, RELATIONSHIPS_TABLE, RoleId, UserId,
 };
 pub use users::{
-    LoginIdentity, NewUser, NoAccessReason, ProvisionOutcome, User, UserFilter, UserKind,
-    UserService, UserType, UserUpdate, normalize_email,
+    LoginIdentity, MAX_DISPLAY_NAME, NewUser, NoAccessReason, ProvisionOutcome, User, UserFilter,
+    UserKind, UserService, UserType, UserUpdate, normalize_email,
 };
 
 /// Creates every table the domain services use (`Config`, `Entities`, `Relationships`).

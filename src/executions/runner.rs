@@ -3,7 +3,9 @@
 //! start, run it in the engine, complete the record and store logs and error detail.
 //!
 //! May depend on: storage services (`Executions`, `AuditLog`, `OrgService`), the queue store and
-//! the engine through [`WorkflowEngine`]. Not on HTTP: callers translate [`RunError`].
+//! the engine through [`WorkflowEngine`]. Not on HTTP: callers translate [`RunError`]. The
+//! runner is the only way into the engine for everything above it: runs, data providers,
+//! cancellation and registry reads.
 //! Invariants: input is validated before a record exists (a rejected request leaves no trace but
 //! the error); a recorded run always ends in a terminal status, also when the engine refuses it;
 //! while a recorded run executes, its record is polled so a `Cancelling` written by any instance
@@ -15,7 +17,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use bifrost_engine::{
     Caller, Engine, EngineError, ExecutionContextInfo, ExecutionMode, ExecutionOutcome,
-    ExecutionRequest, LogEntry, Organization, WorkflowInfo,
+    ExecutionRequest, LogEntry, Organization, Registry, WorkflowInfo,
 };
 use bifrost_store::queue::{QueueName, QueueStore};
 use bifrost_store::{Scope, StoreError};
@@ -45,8 +47,25 @@ pub trait WorkflowEngine: Send + Sync {
         Vec::new()
     }
     async fn execute(&self, request: ExecutionRequest) -> Result<ExecutionOutcome, EngineError>;
+    /// Runs a data provider (the engine validates its options).
+    async fn execute_data_provider(
+        &self,
+        _request: ExecutionRequest,
+    ) -> Result<ExecutionOutcome, EngineError> {
+        Err(EngineError::InvalidRequest(
+            "this engine runs no data providers".into(),
+        ))
+    }
     /// `true` if the execution was running here and has been asked to stop.
     fn cancel(&self, execution_id: &str) -> bool;
+    /// The workspace as of the last scan.
+    fn registry(&self) -> Arc<Registry> {
+        Arc::new(Registry {
+            workflows: self.workflows(),
+            data_providers: Vec::new(),
+            errors: Vec::new(),
+        })
+    }
 }
 
 #[async_trait]
@@ -63,8 +82,19 @@ impl WorkflowEngine for Engine {
         Engine::execute(self, request).await
     }
 
+    async fn execute_data_provider(
+        &self,
+        request: ExecutionRequest,
+    ) -> Result<ExecutionOutcome, EngineError> {
+        Engine::execute_data_provider(self, request).await
+    }
+
     fn cancel(&self, execution_id: &str) -> bool {
         Engine::cancel(self, execution_id)
+    }
+
+    fn registry(&self) -> Arc<Registry> {
+        Engine::registry(self)
     }
 }
 
@@ -273,17 +303,36 @@ impl Runner {
         &self.enqueued
     }
 
-    /// The runner of a started application (every runner of it shares one wake-up signal).
-    pub fn for_app(state: &crate::app::AppState) -> Self {
-        let mut runner = Self::new(
-            Arc::new(state.engine.clone()),
-            state.services.executions.clone(),
-            state.services.audit.clone(),
-            state.services.orgs.clone(),
-            state.backends.queues.clone(),
-        );
-        runner.enqueued = state.services.enqueued.clone();
-        runner
+    /// Shares `enqueued` as the wake-up signal (every runner of an application uses one).
+    pub fn waking(mut self, enqueued: Arc<tokio::sync::Notify>) -> Self {
+        self.enqueued = enqueued;
+        self
+    }
+
+    /// The workspace's workflows, data providers and import errors, as of the last scan.
+    pub fn registry(&self) -> Arc<Registry> {
+        self.engine.registry()
+    }
+
+    /// Asks the engine to stop a run it is running here; `false` when it is not running here.
+    pub fn cancel(&self, execution_id: &str) -> bool {
+        self.engine.cancel(execution_id)
+    }
+
+    /// Runs data provider `name` for a caller (not recorded: providers fill form fields).
+    pub async fn run_data_provider(
+        &self,
+        name: &str,
+        input: Map<String, Value>,
+        context: ExecutionContextInfo,
+    ) -> Result<ExecutionOutcome, RunError> {
+        let request = ExecutionRequest {
+            name: name.to_owned(),
+            input,
+            context,
+            ..Default::default()
+        };
+        Ok(self.engine.execute_data_provider(request).await?)
     }
 
     pub fn executions(&self) -> &Executions {

@@ -11,6 +11,7 @@
 
 pub mod files;
 pub mod generated;
+pub mod import;
 pub mod model;
 pub mod providers;
 pub mod store;

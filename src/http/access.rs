@@ -34,9 +34,10 @@ pub struct Route {
 
 /// Every route of the API, in the order they are documented.
 pub fn all_routes() -> Vec<&'static Route> {
-    super::ROUTE_TABLES
+    super::endpoints()
         .iter()
-        .flat_map(|table| table.iter())
+        .map(|e| &e.route)
+        .chain(super::ROUTE_TABLES.iter().flat_map(|table| table.iter()))
         .collect()
 }
 

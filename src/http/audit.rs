@@ -18,8 +18,8 @@ use warp::filters::BoxedFilter;
 use warp::http::StatusCode;
 use warp::reply::Response;
 
-use crate::app::AppState;
 use crate::audit::{AuditEntry, AuditError, AuditEventType, AuditQuery, BreakReason};
+use crate::http::ApiState;
 use crate::http::access::{Access, Route};
 use crate::http::context::{RequestContext, guard};
 use crate::http::error::{ApiError, reply};
@@ -98,7 +98,7 @@ pub struct VerifyResponse {
     pub first_broken: Option<BrokenLinkDto>,
 }
 
-pub fn routes(state: Arc<AppState>) -> BoxedFilter<(Response,)> {
+pub fn routes(state: Arc<ApiState>) -> BoxedFilter<(Response,)> {
     let with_state = {
         let state = state.clone();
         warp::any().map(move || state.clone())
@@ -110,7 +110,7 @@ pub fn routes(state: Arc<AppState>) -> BoxedFilter<(Response,)> {
         .and(raw_query())
         .and(with_state.clone())
         .then(
-            |_ctx: RequestContext, query: String, state: Arc<AppState>| async move {
+            |_ctx: RequestContext, query: String, state: Arc<ApiState>| async move {
                 reply(StatusCode::OK, list(&state, &query).await)
             },
         );
@@ -120,14 +120,14 @@ pub fn routes(state: Arc<AppState>) -> BoxedFilter<(Response,)> {
         .and(raw_query())
         .and(with_state)
         .then(
-            |_ctx: RequestContext, query: String, state: Arc<AppState>| async move {
+            |_ctx: RequestContext, query: String, state: Arc<ApiState>| async move {
                 reply(StatusCode::OK, verify(&state, &query).await)
             },
         );
     list.or(verify).unify().boxed()
 }
 
-async fn list(state: &AppState, raw: &str) -> Result<AuditList, ApiError> {
+async fn list(state: &ApiState, raw: &str) -> Result<AuditList, ApiError> {
     let q = QueryParams::parse(
         raw,
         &[
@@ -182,7 +182,7 @@ async fn list(state: &AppState, raw: &str) -> Result<AuditList, ApiError> {
     })
 }
 
-async fn verify(state: &AppState, raw: &str) -> Result<VerifyResponse, ApiError> {
+async fn verify(state: &ApiState, raw: &str) -> Result<VerifyResponse, ApiError> {
     let q = QueryParams::parse(raw, &["full"])?;
     let full = match q.get("full") {
         None | Some("false") => false,

@@ -23,9 +23,9 @@ use warp::filters::BoxedFilter;
 use warp::http::StatusCode;
 use warp::reply::Response;
 
-use crate::app::AppState;
 use crate::audit::{AuditEvent, AuditEventType};
 use crate::domain::{ConfigEntry, ConfigType, ConfigWrite, SetOutcome};
+use crate::http::ApiState;
 use crate::http::access::{Access, Route};
 use crate::http::body;
 use crate::http::context::{RequestContext, audit, guard};
@@ -103,33 +103,33 @@ struct ConfigList {
     config: Vec<ConfigDto>,
 }
 
-pub fn routes(state: Arc<AppState>) -> BoxedFilter<(Response,)> {
+pub fn routes(state: Arc<ApiState>) -> BoxedFilter<(Response,)> {
     let limit = state.settings.max_body_bytes;
     let list = warp::path!("api" / "config")
         .and(warp::get())
         .and(guard(state.clone(), "config.list"))
         .and(with_state(state.clone()))
-        .then(|ctx, state: Arc<AppState>| async move { respond(list(&state, &ctx).await) });
+        .then(|ctx, state: Arc<ApiState>| async move { respond(list(&state, &ctx).await) });
     let set = warp::path!("api" / "config")
         .and(warp::post())
         .and(guard(state.clone(), "config.set"))
         .and(body::json::<Value>(limit))
         .and(with_state(state.clone()))
         .then(
-            |ctx, body, state: Arc<AppState>| async move { respond(set(&state, &ctx, body).await) },
+            |ctx, body, state: Arc<ApiState>| async move { respond(set(&state, &ctx, body).await) },
         );
     let get = warp::path!("api" / "config" / String)
         .and(warp::get())
         .and(guard(state.clone(), "config.get"))
         .and(with_state(state.clone()))
-        .then(|key: String, ctx, state: Arc<AppState>| async move {
+        .then(|key: String, ctx, state: Arc<ApiState>| async move {
             respond(get(&state, &ctx, &key).await)
         });
     let delete = warp::path!("api" / "config" / String)
         .and(warp::delete())
         .and(guard(state.clone(), "config.delete"))
         .and(with_state(state))
-        .then(|key: String, ctx, state: Arc<AppState>| async move {
+        .then(|key: String, ctx, state: Arc<ApiState>| async move {
             respond(delete(&state, &ctx, &key).await)
         });
     list.or(set)
@@ -141,7 +141,7 @@ pub fn routes(state: Arc<AppState>) -> BoxedFilter<(Response,)> {
         .boxed()
 }
 
-async fn list(state: &AppState, ctx: &RequestContext) -> Result<Response, ApiError> {
+async fn list(state: &ApiState, ctx: &RequestContext) -> Result<Response, ApiError> {
     let scope = existing_scope(state, ctx).await?;
     let entries = state.services.config.list_effective(&scope).await?;
     Ok(json_response(
@@ -152,7 +152,7 @@ async fn list(state: &AppState, ctx: &RequestContext) -> Result<Response, ApiErr
     ))
 }
 
-async fn get(state: &AppState, ctx: &RequestContext, key: &str) -> Result<Response, ApiError> {
+async fn get(state: &ApiState, ctx: &RequestContext, key: &str) -> Result<Response, ApiError> {
     let scope = existing_scope(state, ctx).await?;
     let config = &state.services.config;
     let mut entry = config.get_raw(&scope, key).await?;
@@ -179,7 +179,7 @@ fn value_text(value: &Value, value_type: ConfigType) -> Result<String, ApiError>
     }
 }
 
-async fn set(state: &AppState, ctx: &RequestContext, body: Value) -> Result<Response, ApiError> {
+async fn set(state: &ApiState, ctx: &RequestContext, body: Value) -> Result<Response, ApiError> {
     let scope = existing_scope(state, ctx).await?;
     let fields = Fields::new(
         body,
@@ -272,7 +272,7 @@ fn action(outcome: SetOutcome) -> &'static str {
     }
 }
 
-async fn delete(state: &AppState, ctx: &RequestContext, key: &str) -> Result<Response, ApiError> {
+async fn delete(state: &ApiState, ctx: &RequestContext, key: &str) -> Result<Response, ApiError> {
     let scope = existing_scope(state, ctx).await?;
     if !state.services.config.delete(&scope, key).await? {
         return Err(ApiError::NotFound(format!(

@@ -28,13 +28,13 @@ use warp::http::{HeaderMap, Method};
 use super::access::{Access, Route, route};
 use super::body::Deferred;
 use super::error::{ApiError, RequestRejected};
-use crate::app::AppState;
 use crate::audit::{AuditEvent, AuditEventType};
 use crate::auth::{
     AuthError, EasyAuthHeaders, EasyAuthOutcome, LocalDevIdentity, Principal, easy_auth_identity,
     extract_function_key,
 };
 use crate::domain::{LoginIdentity, ProvisionOutcome, UserType};
+use crate::http::ApiState;
 use crate::server::ClientAddr;
 
 /// The caller and the organization a request acts for.
@@ -92,7 +92,7 @@ const USERS_REVISION_POLL: Duration = Duration::from_secs(1);
 
 /// One open log stream of a caller; dropping it frees the slot.
 pub struct StreamSlot {
-    identity: Arc<crate::app::AppState>,
+    identity: Arc<crate::http::ApiState>,
     caller: String,
 }
 
@@ -222,7 +222,7 @@ impl Identity {
 
 /// The filter every API route starts with: resolves the caller, enforces route `id`'s access
 /// and the rate limit. Rejections carry an [`ApiError`] (401/403/415/429/503).
-pub fn guard(state: Arc<AppState>, id: &'static str) -> BoxedFilter<(RequestContext,)> {
+pub fn guard(state: Arc<ApiState>, id: &'static str) -> BoxedFilter<(RequestContext,)> {
     warp::header::headers_cloned()
         .and(warp::query::raw().or(warp::any().map(String::new)).unify())
         .and(warp::ext::optional::<ClientAddr>())
@@ -269,13 +269,13 @@ pub fn public_request() -> BoxedFilter<(PublicRequest,)> {
 
 impl PublicRequest {
     /// Resolves and authorizes the caller for route `id` (as [`guard`] does).
-    pub async fn authorize(&self, state: &AppState, id: &str) -> Result<RequestContext, ApiError> {
+    pub async fn authorize(&self, state: &ApiState, id: &str) -> Result<RequestContext, ApiError> {
         authorize(state, id, &self.headers, &self.query, self.client).await
     }
 
     /// The body, read now: up to the server's limit for callers with credentials, and up to the
     /// anonymous limit for everyone else.
-    pub async fn body(self, state: &AppState, ctx: &RequestContext) -> Result<Bytes, ApiError> {
+    pub async fn body(self, state: &ApiState, ctx: &RequestContext) -> Result<Bytes, ApiError> {
         let limits = &state.settings.limits;
         let limit = if ctx.principal.is_authenticated() {
             state.settings.max_body_bytes
@@ -295,7 +295,7 @@ impl PublicRequest {
     /// the upload rate of their address.
     pub async fn upload(
         self,
-        state: &AppState,
+        state: &ApiState,
         ctx: &RequestContext,
         limit: u64,
     ) -> Result<Bytes, ApiError> {
@@ -320,7 +320,7 @@ fn bearer(headers: &HeaderMap) -> bool {
 }
 
 /// Takes a token of `bucket` at `rate` per second, or answers 429 with the wait.
-pub(crate) fn take_token(state: &AppState, bucket: &str, rate: u32) -> Result<(), ApiError> {
+pub(crate) fn take_token(state: &ApiState, bucket: &str, rate: u32) -> Result<(), ApiError> {
     state
         .identity
         .take(bucket, rate)
@@ -330,7 +330,7 @@ pub(crate) fn take_token(state: &AppState, bucket: &str, rate: u32) -> Result<()
 }
 
 /// The bucket of a caller without credentials at `client`.
-pub(crate) fn take_anonymous(state: &AppState, client: Option<IpAddr>) -> Result<(), ApiError> {
+pub(crate) fn take_anonymous(state: &ApiState, client: Option<IpAddr>) -> Result<(), ApiError> {
     take_token(
         state,
         &format!("anon:{}", client_key(client)),
@@ -344,7 +344,7 @@ fn client_key(client: Option<IpAddr>) -> String {
 
 /// Resolves and authorizes one request (the body of [`guard`], testable without warp).
 pub async fn authorize(
-    state: &AppState,
+    state: &ApiState,
     id: &str,
     headers: &HeaderMap,
     query: &str,
@@ -430,7 +430,7 @@ pub async fn authorize(
 /// without a CORS preflight this server never grants to foreign origins. Function keys, bearer
 /// tokens and workflow keys are not sent by browsers on their own and are not affected.
 pub fn check_browser_request(
-    state: &AppState,
+    state: &ApiState,
     route: &Route,
     principal: &Principal,
     headers: &HeaderMap,
@@ -502,7 +502,7 @@ fn origin_allowed(origin: &str, headers: &HeaderMap, allowed: &[String]) -> bool
 /// Counts one more open log stream for the caller, or refuses with 429 when they hold
 /// [`crate::settings::RequestLimits::streams_per_caller`] already. The slot is freed when the
 /// returned guard drops (when the stream ends or its client goes away).
-pub fn open_stream(state: &Arc<AppState>, ctx: &RequestContext) -> Result<StreamSlot, ApiError> {
+pub fn open_stream(state: &Arc<ApiState>, ctx: &RequestContext) -> Result<StreamSlot, ApiError> {
     let caller = ctx.actor();
     let mut streams = state
         .identity
@@ -537,7 +537,7 @@ pub fn check_access(route: &Route, principal: &Principal) -> Result<(), ApiError
 }
 
 async fn resolve_principal(
-    state: &AppState,
+    state: &ApiState,
     headers: &HeaderMap,
     query: &str,
     client: Option<IpAddr>,
@@ -672,7 +672,7 @@ async fn resolve_principal(
     }
 }
 
-fn dev_or_anonymous(state: &AppState) -> Principal {
+fn dev_or_anonymous(state: &ApiState) -> Principal {
     Principal::unauthenticated(if state.settings.dev_identity {
         LocalDevIdentity::Enabled
     } else {
@@ -698,7 +698,7 @@ fn auth_error(e: AuthError) -> ApiError {
 /// the entry cannot be written (fail closed: nothing that grants access exists without its
 /// audit entry), and the request answers 503.
 pub async fn audit_grant<F, Fut>(
-    state: &AppState,
+    state: &ApiState,
     event: AuditEvent,
     undo: F,
 ) -> Result<(), ApiError>
@@ -722,7 +722,7 @@ where
 /// Appends to the audit log; a failure is logged loudly but does not fail the request (the
 /// event is in the error log with its details). For records of events that grant nothing
 /// (reads, revocations, denials); grants go through [`audit_grant`].
-pub async fn audit(state: &AppState, event: AuditEvent) {
+pub async fn audit(state: &ApiState, event: AuditEvent) {
     if let Err(e) = state.services.audit.append(event.clone()).await {
         tracing::error!(error = %e, event = ?event.event_type, actor = %event.actor, "audit append failed");
     }

@@ -30,10 +30,10 @@ use warp::filters::BoxedFilter;
 use warp::http::StatusCode;
 use warp::reply::Response;
 
-use crate::app::AppState;
 use crate::auth::Principal;
 use crate::executions::FINISHED;
 use crate::executions::{ExecutionQuery, ExecutionRecord, MAX_LOG_PAGE};
+use crate::http::ApiState;
 use crate::http::access::{Access, Route};
 use crate::http::context::{RequestContext, guard};
 use crate::http::error::{ApiError, reply};
@@ -188,7 +188,7 @@ pub struct CancelResponse {
     pub status: String,
 }
 
-pub fn routes(state: Arc<AppState>) -> BoxedFilter<(Response,)> {
+pub fn routes(state: Arc<ApiState>) -> BoxedFilter<(Response,)> {
     let with_state = {
         let state = state.clone();
         warp::any().map(move || state.clone())
@@ -201,7 +201,7 @@ pub fn routes(state: Arc<AppState>) -> BoxedFilter<(Response,)> {
         .and(raw_query())
         .and(with_state.clone())
         .then(
-            |ctx: RequestContext, query: String, state: Arc<AppState>| async move {
+            |ctx: RequestContext, query: String, state: Arc<ApiState>| async move {
                 reply(StatusCode::OK, list(&state, &ctx, &query).await)
             },
         );
@@ -211,7 +211,7 @@ pub fn routes(state: Arc<AppState>) -> BoxedFilter<(Response,)> {
         .and(raw_query())
         .and(with_state.clone())
         .then(
-            |id: String, ctx: RequestContext, query: String, state: Arc<AppState>| async move {
+            |id: String, ctx: RequestContext, query: String, state: Arc<ApiState>| async move {
                 reply(StatusCode::OK, get(&state, &ctx, &id, &query).await)
             },
         );
@@ -221,7 +221,7 @@ pub fn routes(state: Arc<AppState>) -> BoxedFilter<(Response,)> {
         .and(raw_query())
         .and(with_state.clone())
         .then(
-            |id: String, ctx: RequestContext, query: String, state: Arc<AppState>| async move {
+            |id: String, ctx: RequestContext, query: String, state: Arc<ApiState>| async move {
                 reply(StatusCode::OK, result(&state, &ctx, &id, &query).await)
             },
         );
@@ -231,7 +231,7 @@ pub fn routes(state: Arc<AppState>) -> BoxedFilter<(Response,)> {
         .and(raw_query())
         .and(with_state.clone())
         .then(
-            |id: String, ctx: RequestContext, query: String, state: Arc<AppState>| async move {
+            |id: String, ctx: RequestContext, query: String, state: Arc<ApiState>| async move {
                 reply(StatusCode::OK, logs(&state, &ctx, &id, &query).await)
             },
         );
@@ -246,7 +246,7 @@ pub fn routes(state: Arc<AppState>) -> BoxedFilter<(Response,)> {
              ctx: RequestContext,
              query: String,
              last: Option<u64>,
-             state: Arc<AppState>| async move {
+             state: Arc<ApiState>| async move {
                 match stream_logs(state, ctx, id, &query, last).await {
                     Ok(response) => response,
                     Err(e) => e.into_response(),
@@ -258,7 +258,7 @@ pub fn routes(state: Arc<AppState>) -> BoxedFilter<(Response,)> {
         .and(guard(state, "executions.cancel"))
         .and(with_state)
         .then(
-            |id: String, ctx: RequestContext, state: Arc<AppState>| async move {
+            |id: String, ctx: RequestContext, state: Arc<ApiState>| async move {
                 match cancel(&state, &ctx, &id).await {
                     Ok((status, body)) => reply(status, Ok::<_, ApiError>(body)),
                     Err(e) => e.into_response(),
@@ -292,7 +292,7 @@ fn own_executions_only(principal: &Principal) -> Option<String> {
 }
 
 async fn list(
-    state: &AppState,
+    state: &ApiState,
     ctx: &RequestContext,
     raw: &str,
 ) -> Result<ExecutionList, ApiError> {
@@ -379,7 +379,7 @@ async fn list(
 
 /// The record if it exists in the scope and the caller may see it; 404 otherwise.
 async fn visible(
-    state: &AppState,
+    state: &ApiState,
     ctx: &RequestContext,
     id: &str,
 ) -> Result<ExecutionRecord, ApiError> {
@@ -391,7 +391,7 @@ async fn visible(
 }
 
 async fn get(
-    state: &AppState,
+    state: &ApiState,
     ctx: &RequestContext,
     id: &str,
     raw: &str,
@@ -416,7 +416,7 @@ async fn get(
 }
 
 async fn result(
-    state: &AppState,
+    state: &ApiState,
     ctx: &RequestContext,
     id: &str,
     raw: &str,
@@ -432,7 +432,7 @@ async fn result(
 }
 
 async fn logs(
-    state: &AppState,
+    state: &ApiState,
     ctx: &RequestContext,
     id: &str,
     raw: &str,
@@ -467,7 +467,7 @@ async fn logs(
 }
 
 async fn cancel(
-    state: &AppState,
+    state: &ApiState,
     ctx: &RequestContext,
     id: &str,
 ) -> Result<(StatusCode, CancelResponse), ApiError> {
@@ -481,7 +481,7 @@ async fn cancel(
         return Err(finished(&record.status));
     }
     let executions = &state.services.executions;
-    let running_here = state.engine.cancel(id);
+    let running_here = state.runner.cancel(id);
     // Running here: the engine stops it and its runner records `Cancelled`. Running elsewhere:
     // `Cancelling` asks that instance's runner. Never started: nothing will run it, so it is
     // `Cancelled` at once.
@@ -674,7 +674,7 @@ const STREAM_KEEP_ALIVE: std::time::Duration = std::time::Duration::from_secs(1)
 /// reader stops as soon as its client is gone (the keep-alive write fails and drops the body,
 /// which closes the channel the reader waits on), and it backs off while storage fails.
 async fn stream_logs(
-    state: Arc<AppState>,
+    state: Arc<ApiState>,
     ctx: RequestContext,
     id: String,
     raw: &str,

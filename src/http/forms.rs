@@ -27,7 +27,7 @@
 //! workflows, data providers) answer 502 `WorkflowFailed` with a message fit for the caller:
 //! administrators see the exception type and message, others only a `UserError`'s message.
 //!
-//! Workspace forms (`*.form.json`, imported at start-up, every [`FORM_IMPORT_INTERVAL`] and on
+//! Workspace forms (`*.form.json`, imported at start-up, every `forms::import::FORM_IMPORT_INTERVAL` and on
 //! `POST /api/forms/import`) are read-only here: PUT/DELETE answer 409 naming the file.
 //! Generated workflow forms are for display: their workflows run through
 //! `POST /api/workflows/execute` (administrators), never through a generated form.
@@ -38,7 +38,7 @@ use std::time::Duration;
 
 use bifrost_engine::{
     DataProviderInfo, EngineError, ExecutionContextInfo, ExecutionError, ExecutionOutcome,
-    ExecutionRequest, ExecutionStatus, Organization,
+    ExecutionStatus, Organization,
 };
 use bifrost_store::{OrgId, Scope};
 use bytes::Bytes;
@@ -52,12 +52,11 @@ use warp::filters::BoxedFilter;
 use warp::http::{Method, StatusCode};
 use warp::reply::Response;
 
-use crate::app::AppState;
 use crate::audit::{AuditEvent, AuditEventType};
 use crate::auth::Principal;
 use crate::domain::{FormId, UserId};
 use crate::executions::input::Coercion;
-use crate::executions::{RunRequest, Runner};
+use crate::executions::{RunError, RunRequest};
 use crate::forms::files::{MAX_UPLOAD_BYTES, UploadError, Uploads, file_refs};
 use crate::forms::generated::form_for_workflow;
 use crate::forms::model::{AccessLevel, FieldIssue, FieldType, Form, FormInput, FormSchema};
@@ -65,8 +64,9 @@ use crate::forms::providers::{
     CacheCaller, InputContext, cache_key, caller_cache_key, check_parameters, needs_launch_result,
     resolve_inputs,
 };
-use crate::forms::store::{FormStore, FormStoreError, ImportReport, StoredForm, TtlCache};
+use crate::forms::store::{FormStoreError, ImportReport, StoredForm, TtlCache};
 use crate::forms::validate::{FieldError, FileRef};
+use crate::http::ApiState;
 use crate::http::access::{Access, Route};
 use crate::http::body;
 use crate::http::context::{PublicRequest, RequestContext, audit, guard, public_request};
@@ -171,8 +171,6 @@ pub const ROUTES: &[Route] = &[
 
 /// How long a launch workflow's result is reused by validation, providers and submission.
 pub const LAUNCH_TTL: Duration = Duration::from_secs(300);
-/// How often the workspace's form files are imported while serving.
-pub const FORM_IMPORT_INTERVAL: Duration = Duration::from_secs(10);
 const LAUNCH_CACHE_MAX: usize = 10_000;
 
 #[derive(Serialize, JsonSchema)]
@@ -282,14 +280,14 @@ impl From<ImportReport> for ImportResult {
     }
 }
 
-pub fn routes(state: Arc<AppState>) -> BoxedFilter<(Response,)> {
+pub fn routes(state: Arc<ApiState>) -> BoxedFilter<(Response,)> {
     let limit = state.settings.max_body_bytes;
 
     let list = warp::path!("api" / "forms")
         .and(warp::get())
         .and(guard(state.clone(), "forms.list"))
         .and(with_state(state.clone()))
-        .then(|ctx, state: Arc<AppState>| async move { respond(list(&state, &ctx).await) })
+        .then(|ctx, state: Arc<ApiState>| async move { respond(list(&state, &ctx).await) })
         .boxed();
 
     let create = warp::path!("api" / "forms")
@@ -297,7 +295,7 @@ pub fn routes(state: Arc<AppState>) -> BoxedFilter<(Response,)> {
         .and(guard(state.clone(), "forms.create"))
         .and(body::json::<FormInput>(limit))
         .and(with_state(state.clone()))
-        .then(|ctx, input, state: Arc<AppState>| async move {
+        .then(|ctx, input, state: Arc<ApiState>| async move {
             respond(create(&state, &ctx, input).await)
         })
         .boxed();
@@ -306,7 +304,7 @@ pub fn routes(state: Arc<AppState>) -> BoxedFilter<(Response,)> {
         .and(warp::post())
         .and(guard(state.clone(), "forms.import"))
         .and(with_state(state.clone()))
-        .then(|ctx, state: Arc<AppState>| async move { respond(import(&state, &ctx).await) })
+        .then(|ctx, state: Arc<ApiState>| async move { respond(import(&state, &ctx).await) })
         .boxed();
 
     let get = warp::path!("api" / "forms" / String)
@@ -314,7 +312,7 @@ pub fn routes(state: Arc<AppState>) -> BoxedFilter<(Response,)> {
         .and(public_request())
         .and(with_state(state.clone()))
         .then(
-            |id: String, req: PublicRequest, state: Arc<AppState>| async move {
+            |id: String, req: PublicRequest, state: Arc<ApiState>| async move {
                 respond(get(&state, &id, req).await)
             },
         )
@@ -325,7 +323,7 @@ pub fn routes(state: Arc<AppState>) -> BoxedFilter<(Response,)> {
         .and(guard(state.clone(), "forms.update"))
         .and(body::json::<FormInput>(limit))
         .and(with_state(state.clone()))
-        .then(|id: String, ctx, input, state: Arc<AppState>| async move {
+        .then(|id: String, ctx, input, state: Arc<ApiState>| async move {
             respond(update(&state, &ctx, &id, input).await)
         })
         .boxed();
@@ -334,7 +332,7 @@ pub fn routes(state: Arc<AppState>) -> BoxedFilter<(Response,)> {
         .and(warp::delete())
         .and(guard(state.clone(), "forms.delete"))
         .and(with_state(state.clone()))
-        .then(|id: String, ctx, state: Arc<AppState>| async move {
+        .then(|id: String, ctx, state: Arc<ApiState>| async move {
             respond(delete(&state, &ctx, &id).await)
         })
         .boxed();
@@ -344,7 +342,7 @@ pub fn routes(state: Arc<AppState>) -> BoxedFilter<(Response,)> {
         .and(public_request())
         .and(with_state(state.clone()))
         .then(
-            |id: String, req: PublicRequest, state: Arc<AppState>| async move {
+            |id: String, req: PublicRequest, state: Arc<ApiState>| async move {
                 respond(validate(&state, &id, req).await)
             },
         )
@@ -355,7 +353,7 @@ pub fn routes(state: Arc<AppState>) -> BoxedFilter<(Response,)> {
         .and(public_request())
         .and(with_state(state.clone()))
         .then(
-            |id: String, req: PublicRequest, state: Arc<AppState>| async move {
+            |id: String, req: PublicRequest, state: Arc<ApiState>| async move {
                 respond(startup(&state, &id, req).await)
             },
         )
@@ -366,7 +364,7 @@ pub fn routes(state: Arc<AppState>) -> BoxedFilter<(Response,)> {
         .and(public_request())
         .and(with_state(state.clone()))
         .then(
-            |id: String, name: String, req: PublicRequest, state: Arc<AppState>| async move {
+            |id: String, name: String, req: PublicRequest, state: Arc<ApiState>| async move {
                 respond(data_provider(&state, &id, &name, req).await)
             },
         )
@@ -377,7 +375,7 @@ pub fn routes(state: Arc<AppState>) -> BoxedFilter<(Response,)> {
         .and(public_request())
         .and(with_state(state.clone()))
         .then(
-            |id: String, req: PublicRequest, state: Arc<AppState>| async move {
+            |id: String, req: PublicRequest, state: Arc<ApiState>| async move {
                 respond(upload(&state, &id, req).await)
             },
         )
@@ -388,7 +386,7 @@ pub fn routes(state: Arc<AppState>) -> BoxedFilter<(Response,)> {
         .and(public_request())
         .and(with_state(state.clone()))
         .then(
-            |id: String, req: PublicRequest, state: Arc<AppState>| async move {
+            |id: String, req: PublicRequest, state: Arc<ApiState>| async move {
                 respond(execute(&state, &id, req).await)
             },
         )
@@ -398,7 +396,7 @@ pub fn routes(state: Arc<AppState>) -> BoxedFilter<(Response,)> {
         .and(warp::get())
         .and(guard(state.clone(), "forms.workflowForm"))
         .and(with_state(state))
-        .then(|name: String, _ctx, state: Arc<AppState>| async move {
+        .then(|name: String, _ctx, state: Arc<ApiState>| async move {
             respond(workflow_form(&state, &name))
         })
         .boxed();
@@ -448,7 +446,7 @@ fn is_manager_principal(ctx: &RequestContext) -> bool {
 }
 
 /// Loads form `id` and applies the access rules of the module documentation.
-async fn open_form(state: &AppState, ctx: RequestContext, id: &str) -> Result<Opened, ApiError> {
+async fn open_form(state: &ApiState, ctx: RequestContext, id: &str) -> Result<Opened, ApiError> {
     let not_found = || ApiError::NotFound(format!("form '{id}' not found"));
     let stored = state
         .services
@@ -514,7 +512,7 @@ async fn open_form(state: &AppState, ctx: RequestContext, id: &str) -> Result<Op
 
 /// Whether one of the user's active roles in `org` is assigned to the form.
 async fn has_form_role(
-    state: &AppState,
+    state: &ApiState,
     org: &OrgId,
     user_id: &str,
     form_id: &str,
@@ -542,7 +540,7 @@ async fn has_form_role(
 
 /// The ids of the forms the user's active roles in `org` grant.
 async fn granted_forms(
-    state: &AppState,
+    state: &ApiState,
     org: &OrgId,
     user_id: &str,
 ) -> Result<HashSet<String>, ApiError> {
@@ -611,7 +609,7 @@ fn allowed_query(form: &Form, raw: &str, sent: &Map<String, Value>) -> Map<Strin
 // ---------------------------------------------------------------------------------------------
 // CRUD
 
-async fn list(state: &AppState, ctx: &RequestContext) -> Result<Response, ApiError> {
+async fn list(state: &ApiState, ctx: &RequestContext) -> Result<Response, ApiError> {
     let forms = state
         .services
         .forms
@@ -643,9 +641,9 @@ async fn list(state: &AppState, ctx: &RequestContext) -> Result<Response, ApiErr
 
 /// The definition checks of a save, plus: the workflows and data providers the form names
 /// exist in the workspace. Every problem is listed.
-fn check_definition(state: &AppState, input: &FormInput) -> Result<(), ApiError> {
+fn check_definition(state: &ApiState, input: &FormInput) -> Result<(), ApiError> {
     let mut issues = input.check().err().unwrap_or_default();
-    let registry = state.engine.registry();
+    let registry = state.runner.registry();
     let linked = input.linked_workflow.trim();
     if !linked.is_empty() && registry.workflow(linked).is_none() {
         issues.push(FieldIssue::new(
@@ -701,7 +699,7 @@ fn located_fields(schema: &FormSchema) -> Vec<(String, &crate::forms::model::For
 /// Where a new form goes: `orgId` (`GLOBAL` or an existing organization), else `GLOBAL` when
 /// `isGlobal` is true, else the request's scope.
 async fn target_scope(
-    state: &AppState,
+    state: &ApiState,
     ctx: &RequestContext,
     input: &FormInput,
 ) -> Result<Scope, ApiError> {
@@ -737,7 +735,7 @@ fn audit_form(ctx: &RequestContext, scope: &Scope, action: &str, form_id: &str) 
 }
 
 async fn create(
-    state: &AppState,
+    state: &ApiState,
     ctx: &RequestContext,
     input: FormInput,
 ) -> Result<Response, ApiError> {
@@ -761,7 +759,7 @@ async fn create(
     Ok(json_response(StatusCode::CREATED, &stored.form))
 }
 
-async fn import(state: &AppState, ctx: &RequestContext) -> Result<Response, ApiError> {
+async fn import(state: &ApiState, ctx: &RequestContext) -> Result<Response, ApiError> {
     let report = state
         .services
         .forms
@@ -780,14 +778,14 @@ async fn import(state: &AppState, ctx: &RequestContext) -> Result<Response, ApiE
     Ok(json_response(StatusCode::OK, &ImportResult::from(report)))
 }
 
-async fn get(state: &AppState, id: &str, req: PublicRequest) -> Result<Response, ApiError> {
+async fn get(state: &ApiState, id: &str, req: PublicRequest) -> Result<Response, ApiError> {
     let ctx = req.authorize(state, "forms.get").await?;
     let opened = open_form(state, ctx, id).await?;
     Ok(json_response(StatusCode::OK, opened.form()))
 }
 
 /// The stored form for a write, read past the cache so its ETag is current.
-async fn current(state: &AppState, id: &str) -> Result<Arc<StoredForm>, ApiError> {
+async fn current(state: &ApiState, id: &str) -> Result<Arc<StoredForm>, ApiError> {
     state
         .services
         .forms
@@ -801,7 +799,7 @@ async fn current(state: &AppState, id: &str) -> Result<Arc<StoredForm>, ApiError
 }
 
 async fn update(
-    state: &AppState,
+    state: &ApiState,
     ctx: &RequestContext,
     id: &str,
     input: FormInput,
@@ -839,7 +837,7 @@ async fn update(
     Ok(json_response(StatusCode::OK, &stored.form))
 }
 
-async fn delete(state: &AppState, ctx: &RequestContext, id: &str) -> Result<Response, ApiError> {
+async fn delete(state: &ApiState, ctx: &RequestContext, id: &str) -> Result<Response, ApiError> {
     let current = current(state, id).await?;
     state
         .services
@@ -851,8 +849,8 @@ async fn delete(state: &AppState, ctx: &RequestContext, id: &str) -> Result<Resp
     Ok(no_content())
 }
 
-fn workflow_form(state: &AppState, name: &str) -> Result<Response, ApiError> {
-    let registry = state.engine.registry();
+fn workflow_form(state: &ApiState, name: &str) -> Result<Response, ApiError> {
+    let registry = state.runner.registry();
     let workflow = registry
         .workflow(name)
         .ok_or_else(|| ApiError::NotFound(format!("workflow '{name}' not found")))?;
@@ -880,7 +878,7 @@ fn reads_launch_result(form: &Form) -> bool {
 /// The launch workflow's result for this caller (`null` without one). `fresh` runs it even
 /// when a recent result is known.
 async fn launch_result(
-    state: &AppState,
+    state: &ApiState,
     opened: &Opened,
     values: &Map<String, Value>,
     query: &Map<String, Value>,
@@ -895,7 +893,7 @@ async fn launch_result(
     else {
         return Ok(Value::Null);
     };
-    let runner = Runner::for_app(state);
+    let runner = state.runner.clone();
     let Some(workflow) = runner.workflow(name) else {
         return Err(ApiError::WorkflowFailed(format!(
             "the form's launch workflow '{name}' is not in the workspace"
@@ -965,7 +963,7 @@ fn workspace_failure(what: &str, outcome: &ExecutionOutcome, admin: bool) -> Api
     ApiError::WorkflowFailed(format!("{what} failed: {detail}"))
 }
 
-async fn startup(state: &AppState, id: &str, req: PublicRequest) -> Result<Response, ApiError> {
+async fn startup(state: &ApiState, id: &str, req: PublicRequest) -> Result<Response, ApiError> {
     let get = req.method == Method::GET;
     let route = if get {
         "forms.startupGet"
@@ -988,7 +986,7 @@ async fn startup(state: &AppState, id: &str, req: PublicRequest) -> Result<Respo
 // ---------------------------------------------------------------------------------------------
 // Validation and submission
 
-async fn validate(state: &AppState, id: &str, req: PublicRequest) -> Result<Response, ApiError> {
+async fn validate(state: &ApiState, id: &str, req: PublicRequest) -> Result<Response, ApiError> {
     let ctx = req.authorize(state, "forms.validate").await?;
     let opened = open_form(state, ctx, id).await?;
     let raw_query = req.query.clone();
@@ -1035,7 +1033,7 @@ async fn validate(state: &AppState, id: &str, req: PublicRequest) -> Result<Resp
     ))
 }
 
-async fn execute(state: &AppState, id: &str, req: PublicRequest) -> Result<Response, ApiError> {
+async fn execute(state: &ApiState, id: &str, req: PublicRequest) -> Result<Response, ApiError> {
     let ctx = req.authorize(state, "forms.execute").await?;
     let opened = open_form(state, ctx, id).await?;
     let raw_query = req.query.clone();
@@ -1053,7 +1051,7 @@ async fn execute(state: &AppState, id: &str, req: PublicRequest) -> Result<Respo
         .validate(&request.form_data, &launch, &query)
         .map_err(field_errors)?;
     hand_over_files(state, &opened, &values).await?;
-    let runner = Runner::for_app(state);
+    let runner = state.runner.clone();
     let (workflow, input) = runner
         .prepare(&form.linked_workflow, values, Coercion::FromStrings)
         .map_err(|e| run_error(e, ""))?;
@@ -1074,7 +1072,7 @@ async fn execute(state: &AppState, id: &str, req: PublicRequest) -> Result<Respo
 /// Checks every submitted file against its upload and copies it where the workflow's SDK reads
 /// it (`forms::files`).
 async fn hand_over_files(
-    state: &AppState,
+    state: &ApiState,
     opened: &Opened,
     values: &Map<String, Value>,
 ) -> Result<(), ApiError> {
@@ -1118,7 +1116,7 @@ fn upload_error(e: UploadError) -> ApiError {
     }
 }
 
-async fn upload(state: &AppState, id: &str, req: PublicRequest) -> Result<Response, ApiError> {
+async fn upload(state: &ApiState, id: &str, req: PublicRequest) -> Result<Response, ApiError> {
     let ctx = req.authorize(state, "forms.upload").await?;
     let opened = open_form(state, ctx, id).await?;
     let raw_query = req.query.clone();
@@ -1169,7 +1167,7 @@ async fn upload(state: &AppState, id: &str, req: PublicRequest) -> Result<Respon
 // Data providers
 
 async fn data_provider(
-    state: &AppState,
+    state: &ApiState,
     id: &str,
     name: &str,
     req: PublicRequest,
@@ -1207,7 +1205,7 @@ async fn data_provider(
             "no field of form '{id}' uses data provider '{name}'"
         )));
     }
-    let registry = state.engine.registry();
+    let registry = state.runner.registry();
     let provider: &DataProviderInfo = registry
         .data_provider(name)
         .ok_or_else(|| ApiError::NotFound(format!("data provider '{name}' not found")))?;
@@ -1262,23 +1260,18 @@ async fn data_provider(
     }
 
     let ctx = &opened.ctx;
-    let engine_request = ExecutionRequest {
-        name: name.to_owned(),
-        input: inputs,
-        context: ExecutionContextInfo {
-            caller: caller_of(&ctx.principal),
-            organization: organization(state, &opened.run_scope).await?,
-            is_platform_admin: ctx.is_platform_admin(),
-            is_function_key: opened.is_function_key(),
-        },
-        ..Default::default()
+    let context = ExecutionContextInfo {
+        caller: caller_of(&ctx.principal),
+        organization: organization(state, &opened.run_scope).await?,
+        is_platform_admin: ctx.is_platform_admin(),
+        is_function_key: opened.is_function_key(),
     };
     let outcome = state
-        .engine
-        .execute_data_provider(engine_request)
+        .runner
+        .run_data_provider(name, inputs, context)
         .await
         .map_err(|e| match e {
-            EngineError::DataProviderNotFound(_) => {
+            RunError::Engine(EngineError::DataProviderNotFound(_)) => {
                 ApiError::NotFound(format!("data provider '{name}' not found"))
             }
             other => ApiError::Unavailable {
@@ -1336,7 +1329,7 @@ fn provider_response(
 }
 
 /// The engine's view of the organization a provider runs for (`None` = GLOBAL).
-async fn organization(state: &AppState, scope: &Scope) -> Result<Option<Organization>, ApiError> {
+async fn organization(state: &ApiState, scope: &Scope) -> Result<Option<Organization>, ApiError> {
     let Some(org) = scope.org_id() else {
         return Ok(None);
     };
@@ -1356,55 +1349,6 @@ async fn organization(state: &AppState, scope: &Scope) -> Result<Option<Organiza
 
 // ---------------------------------------------------------------------------------------------
 // Workspace import
-
-/// Imports the workspace's form files, logging what happened (start-up).
-pub async fn import_forms(forms: &FormStore, workspace: &std::path::Path) {
-    match forms.import_workspace(workspace).await {
-        Ok(report) => log_import(&report, true),
-        Err(e) => tracing::error!(error = %e, "could not import the workspace's form files"),
-    }
-}
-
-fn log_import(report: &ImportReport, errors: bool) {
-    if !report.imported.is_empty() || !report.removed.is_empty() {
-        tracing::info!(
-            imported = ?report.imported,
-            removed = ?report.removed,
-            unchanged = report.unchanged,
-            "workspace forms imported"
-        );
-    }
-    if errors {
-        for issue in &report.errors {
-            tracing::warn!(file = %issue.file, error = %issue.message, "workspace form file not imported");
-        }
-    }
-}
-
-/// Re-imports the workspace's form files every [`FORM_IMPORT_INTERVAL`] (files changed by a git
-/// pull show up without a restart). File errors are logged when they change.
-pub async fn watch_workspace_forms(state: Arc<AppState>) {
-    let mut tick = tokio::time::interval(FORM_IMPORT_INTERVAL);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    tick.tick().await;
-    let mut last_errors = None;
-    loop {
-        tick.tick().await;
-        match state
-            .services
-            .forms
-            .import_workspace(&state.settings.workspace)
-            .await
-        {
-            Ok(report) => {
-                let changed = last_errors.as_ref() != Some(&report.errors);
-                log_import(&report, changed);
-                last_errors = Some(report.errors);
-            }
-            Err(e) => tracing::warn!(error = %e, "workspace form import failed"),
-        }
-    }
-}
 
 // ---------------------------------------------------------------------------------------------
 // OpenAPI

@@ -4,25 +4,32 @@
 //! runtime and the workspace (workflow count, import errors). A dependency that is down makes the
 //! answer 503 with `Retry-After`, so load balancers and the Functions host stop sending work.
 
-use std::sync::Arc;
-
+use schemars::JsonSchema;
 use serde::Serialize;
 use warp::http::StatusCode;
 use warp::reply::Response;
 
-use crate::app::AppState;
-use crate::http::access::{Access, Route};
+use crate::http::access::Access;
+use crate::http::endpoint::Endpoint;
 use crate::http::error::json_response;
+use crate::state::AppState;
 
-pub const ROUTES: &[Route] = &[Route {
-    id: "health.get",
-    method: "GET",
-    path: "/api/health",
-    access: Access::Public,
-    summary: "Version, storage, secret store, Python runtime and workspace status",
-}];
+pub fn endpoints() -> Vec<Endpoint> {
+    vec![
+        Endpoint::get(
+            "health.get",
+            "/api/health",
+            Access::Public,
+            "Version, storage, secret store, Python runtime and workspace status",
+        )
+        .ok::<HealthReport>("Healthy")
+        .answers::<HealthReport>(503, "A dependency is down; see Retry-After")
+        .with_head()
+        .public(|state, _call| async move { Ok(handle(&state).await) }),
+    ]
+}
 
-#[derive(Serialize)]
+#[derive(Serialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct HealthReport {
     pub status: &'static str,
@@ -34,7 +41,7 @@ pub struct HealthReport {
     pub workspace: WorkspaceHealth,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct DependencyHealth {
     pub backend: &'static str,
@@ -62,14 +69,14 @@ impl DependencyHealth {
     }
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct PythonHealth {
     pub version: String,
     pub threads: usize,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct WorkspaceHealth {
     pub path: String,
@@ -79,8 +86,8 @@ pub struct WorkspaceHealth {
     pub import_errors: usize,
 }
 
-pub async fn handle(state: Arc<AppState>) -> Response {
-    let report = state.health().await;
+async fn handle(state: &AppState) -> Response {
+    let report = report(state).await;
     let healthy = report.status == "healthy";
     let mut response = json_response(
         if healthy {
@@ -96,4 +103,39 @@ pub async fn handle(state: Arc<AppState>) -> Response {
             .insert("retry-after", warp::http::HeaderValue::from_static("5"));
     }
     response
+}
+
+/// The report of this instance: dependencies probed now, the rest from memory.
+async fn report(state: &AppState) -> HealthReport {
+    let (storage, secrets) = tokio::join!(
+        state.backends.storage_health(),
+        state.backends.secrets_health()
+    );
+    let healthy = storage.is_ok() && secrets.is_ok();
+    HealthReport {
+        status: if healthy { "healthy" } else { "unhealthy" },
+        version: env!("CARGO_PKG_VERSION"),
+        functions_host: state.settings.under_functions_host,
+        storage: DependencyHealth::from_probe(state.settings.storage.name(), storage),
+        secrets: DependencyHealth::from_probe(state.settings.secrets.name(), secrets),
+        python: PythonHealth {
+            version: state.python_version.clone(),
+            threads: state.settings.python_threads,
+        },
+        workspace: {
+            let registry = state.runner.registry();
+            WorkspaceHealth {
+                path: state.settings.workspace.display().to_string(),
+                // Import errors don't make the instance unhealthy: other workflows still run.
+                status: if registry.errors.is_empty() {
+                    "ok"
+                } else {
+                    "import_errors"
+                },
+                workflows: registry.workflows.len(),
+                data_providers: registry.data_providers.len(),
+                import_errors: registry.errors.len(),
+            }
+        },
+    }
 }

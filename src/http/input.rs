@@ -17,6 +17,8 @@ use std::sync::Arc;
 
 use bifrost_store::table::{ContinuationToken, ETag, IfMatch, MAX_PAGE_SIZE};
 use bifrost_store::{OrgId, Scope};
+use schemars::JsonSchema;
+use serde::Deserialize;
 use serde_json::{Map, Value};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
@@ -24,10 +26,27 @@ use warp::http::{HeaderValue, StatusCode};
 use warp::reply::Response;
 use warp::{Filter, Rejection};
 
-use crate::app::AppState;
 use crate::domain::PageRequest;
+use crate::http::ApiState;
 use crate::http::context::RequestContext;
 use crate::http::error::ApiError;
+
+/// A display text the domain accepts (`rows::text`): something besides white space, no control
+/// characters. Declared in the OpenAPI document so generated requests are valid ones.
+pub const TEXT_PATTERN: &str = r"^[^\u0000-\u001f\u007f-\u009f]*[^\s\u0000-\u001f\u007f-\u009f][^\u0000-\u001f\u007f-\u009f]*$";
+
+/// A host name such as `example.com` (`domain::normalize_domain`; IDNs in punycode).
+pub const DOMAIN_PATTERN: &str = r"^[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)+$";
+
+/// An email address (`domain::normalize_email`): 1-64 characters before the `@`, a host name
+/// after it.
+pub const EMAIL_PATTERN: &str = r"^[^\s@\u0000-\u001f\u007f-\u009f]{1,64}@[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)+$";
+
+/// An id we mint or accept (`OrgId`, `UserId`, `RoleId`, ...): 1-64 of `[A-Za-z0-9_-]`.
+pub const ID_PATTERN: &str = r"^[A-Za-z0-9_-]{1,64}$";
+
+/// An organization id: an [`ID_PATTERN`] that is not the reserved `GLOBAL`.
+pub const ORG_ID_PATTERN: &str = r"^(?![Gg][Ll][Oo][Bb][Aa][Ll]$)[A-Za-z0-9_-]{1,64}$";
 
 /// The header admins use to choose the organization a request acts for.
 pub const ORG_HEADER: &str = "X-Organization-Id";
@@ -188,8 +207,8 @@ pub fn no_content() -> Response {
 
 /// Hands the shared state to a handler.
 pub fn with_state(
-    state: Arc<AppState>,
-) -> impl Filter<Extract = (Arc<AppState>,), Error = Infallible> + Clone {
+    state: Arc<ApiState>,
+) -> impl Filter<Extract = (Arc<ApiState>,), Error = Infallible> + Clone {
     warp::any().map(move || state.clone())
 }
 
@@ -201,6 +220,41 @@ pub fn if_match_header() -> impl Filter<Extract = (Option<String>,), Error = Rej
 /// Turns a handler's result into the response.
 pub fn respond(result: Result<Response, ApiError>) -> Response {
     result.unwrap_or_else(ApiError::into_response)
+}
+
+/// Paging parameters of a listing. `limit` stays text here so that an empty `limit=` reads as
+/// absent, as it always has; [`PageQuery::page`] checks it.
+#[derive(Clone, Debug, Default, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PageQuery {
+    /// Page size.
+    #[schemars(with = "Option<u16>", range(min = 1, max = 1000))]
+    pub limit: Option<String>,
+    /// The `continuationToken` of the previous page.
+    pub continuation_token: Option<String>,
+}
+
+impl PageQuery {
+    pub fn page(&self) -> Result<PageRequest, ApiError> {
+        let mut query = HashMap::new();
+        if let Some(limit) = &self.limit {
+            query.insert("limit".to_owned(), limit.clone());
+        }
+        if let Some(token) = &self.continuation_token {
+            query.insert("continuationToken".to_owned(), token.clone());
+        }
+        page(&query)
+    }
+}
+
+/// For `Option<Option<T>>` fields (`#[serde(default, deserialize_with = "nullable")]`):
+/// absent → `None` (keep), `null` → `Some(None)` (clear), a value → `Some(Some(..))`.
+pub fn nullable<'de, D, T>(de: D) -> Result<Option<Option<T>>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    Option::<T>::deserialize(de).map(Some)
 }
 
 /// Paging from the query string: `limit` (1..=1000) and `continuationToken`.
@@ -270,7 +324,7 @@ pub fn org_of(ctx: &RequestContext) -> Result<OrgId, ApiError> {
 /// The request's scope, after checking that an organization scope names an existing
 /// organization (admins may send any well-formed id; data must not be written for an org that
 /// does not exist).
-pub async fn existing_scope(state: &AppState, ctx: &RequestContext) -> Result<Scope, ApiError> {
+pub async fn existing_scope(state: &ApiState, ctx: &RequestContext) -> Result<Scope, ApiError> {
     if let Scope::Org(org) = &ctx.scope {
         existing_org(state, org).await?;
     }
@@ -278,7 +332,7 @@ pub async fn existing_scope(state: &AppState, ctx: &RequestContext) -> Result<Sc
 }
 
 /// `NotFound` unless the organization exists.
-pub async fn existing_org(state: &AppState, org: &OrgId) -> Result<(), ApiError> {
+pub async fn existing_org(state: &ApiState, org: &OrgId) -> Result<(), ApiError> {
     match state.services.orgs.find(org).await? {
         Some(_) => Ok(()),
         None => Err(ApiError::NotFound(format!(

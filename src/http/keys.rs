@@ -23,9 +23,9 @@ use warp::filters::BoxedFilter;
 use warp::http::StatusCode;
 use warp::reply::Response;
 
-use crate::app::AppState;
 use crate::audit::{AuditEvent, AuditEventType};
 use crate::auth::keys::{KeyError, KeyId, KeyRecord};
+use crate::http::ApiState;
 use crate::http::access::{Access, Route};
 use crate::http::body;
 use crate::http::context::{RequestContext, audit, audit_grant, guard};
@@ -104,26 +104,26 @@ struct KeyList {
     keys: Vec<KeyDto>,
 }
 
-pub fn routes(state: Arc<AppState>) -> BoxedFilter<(Response,)> {
+pub fn routes(state: Arc<ApiState>) -> BoxedFilter<(Response,)> {
     let limit = state.settings.max_body_bytes;
     let list = warp::path!("api" / "keys")
         .and(warp::get())
         .and(guard(state.clone(), "keys.list"))
         .and(with_state(state.clone()))
-        .then(|ctx, state: Arc<AppState>| async move { respond(list(&state, &ctx).await) });
+        .then(|ctx, state: Arc<ApiState>| async move { respond(list(&state, &ctx).await) });
     let create = warp::path!("api" / "keys")
         .and(warp::post())
         .and(guard(state.clone(), "keys.create"))
         .and(body::json::<Value>(limit))
         .and(with_state(state.clone()))
-        .then(|ctx, body, state: Arc<AppState>| async move {
+        .then(|ctx, body, state: Arc<ApiState>| async move {
             respond(create(&state, &ctx, body).await)
         });
     let revoke = warp::path!("api" / "keys" / String)
         .and(warp::delete())
         .and(guard(state.clone(), "keys.revoke"))
         .and(with_state(state))
-        .then(|id: String, ctx, state: Arc<AppState>| async move {
+        .then(|id: String, ctx, state: Arc<ApiState>| async move {
             respond(revoke(&state, &ctx, &id).await)
         });
     list.or(create).unify().or(revoke).unify().boxed()
@@ -151,7 +151,7 @@ fn key_error(err: KeyError) -> ApiError {
     }
 }
 
-async fn list(state: &AppState, ctx: &RequestContext) -> Result<Response, ApiError> {
+async fn list(state: &ApiState, ctx: &RequestContext) -> Result<Response, ApiError> {
     let scope = existing_scope(state, ctx).await?;
     let keys = state.services.keys.list(&scope).await.map_err(key_error)?;
     Ok(json_response(
@@ -165,7 +165,7 @@ async fn list(state: &AppState, ctx: &RequestContext) -> Result<Response, ApiErr
 /// The key's scope: `orgId` if given (it must exist and agree with `X-Organization-Id`), else
 /// the request's scope.
 async fn target_scope(
-    state: &AppState,
+    state: &ApiState,
     ctx: &RequestContext,
     org: Option<&str>,
 ) -> Result<Scope, ApiError> {
@@ -190,7 +190,7 @@ async fn target_scope(
     Ok(Scope::Org(org))
 }
 
-async fn create(state: &AppState, ctx: &RequestContext, body: Value) -> Result<Response, ApiError> {
+async fn create(state: &ApiState, ctx: &RequestContext, body: Value) -> Result<Response, ApiError> {
     let fields = Fields::new(body, &["name", "orgId", "expiresInDays"])?;
     let name = fields.required_str("name")?;
     let days = fields.u32_in("expiresInDays", 1..=MAX_EXPIRES_IN_DAYS)?;
@@ -223,7 +223,7 @@ async fn create(state: &AppState, ctx: &RequestContext, body: Value) -> Result<R
     ))
 }
 
-async fn revoke(state: &AppState, ctx: &RequestContext, id: &str) -> Result<Response, ApiError> {
+async fn revoke(state: &ApiState, ctx: &RequestContext, id: &str) -> Result<Response, ApiError> {
     let scope = existing_scope(state, ctx).await?;
     let id = KeyId::parse(id).map_err(key_error)?;
     let not_found = || ApiError::NotFound(format!("key '{id}' not found"));

@@ -16,15 +16,14 @@ use warp::reply::Response;
 
 use bifrost_store::queue::QueueName;
 
-use crate::app::AppState;
 use crate::executions::CleanupReport;
 use crate::executions::metrics::Metrics;
 use crate::executions::runner::QUEUE;
+use crate::http::ApiState;
 use crate::http::access::{Access, Route};
 use crate::http::context::{RequestContext, guard};
 use crate::http::error::{ApiError, reply};
 use crate::http::executions::QueryParams;
-use crate::jobs::Jobs;
 
 pub const ROUTES: &[Route] = &[
     Route {
@@ -66,7 +65,7 @@ pub struct QueueDepth {
     pub poison: u64,
 }
 
-pub fn routes(state: Arc<AppState>) -> BoxedFilter<(Response,)> {
+pub fn routes(state: Arc<ApiState>) -> BoxedFilter<(Response,)> {
     let with_state = {
         let state = state.clone();
         warp::any().map(move || state.clone())
@@ -78,7 +77,7 @@ pub fn routes(state: Arc<AppState>) -> BoxedFilter<(Response,)> {
         .and(raw_query())
         .and(with_state.clone())
         .then(
-            |_ctx: RequestContext, query: String, state: Arc<AppState>| async move {
+            |_ctx: RequestContext, query: String, state: Arc<ApiState>| async move {
                 reply(StatusCode::OK, metrics(&state, &query).await)
             },
         );
@@ -86,13 +85,13 @@ pub fn routes(state: Arc<AppState>) -> BoxedFilter<(Response,)> {
         .and(warp::post())
         .and(guard(state.clone(), "executions.cleanup"))
         .and(with_state)
-        .then(|_ctx: RequestContext, state: Arc<AppState>| async move {
+        .then(|_ctx: RequestContext, state: Arc<ApiState>| async move {
             reply(StatusCode::OK, cleanup(&state).await)
         });
     metrics.or(cleanup).unify().boxed()
 }
 
-async fn metrics(state: &AppState, raw: &str) -> Result<MetricsDto, ApiError> {
+async fn metrics(state: &ApiState, raw: &str) -> Result<MetricsDto, ApiError> {
     let q = QueryParams::parse(raw, &["hours"])?;
     let hours = q.limit("hours", DEFAULT_HOURS, MAX_HOURS)?;
     let since = OffsetDateTime::now_utc() - time::Duration::hours(i64::from(hours));
@@ -118,8 +117,9 @@ async fn metrics(state: &AppState, raw: &str) -> Result<MetricsDto, ApiError> {
     })
 }
 
-async fn cleanup(state: &AppState) -> Result<CleanupReport, ApiError> {
-    Jobs::for_app(state)
+async fn cleanup(state: &ApiState) -> Result<CleanupReport, ApiError> {
+    state
+        .jobs()
         .cleanup(OffsetDateTime::now_utc())
         .await
         .map_err(|e| ApiError::Unavailable {

@@ -10,6 +10,7 @@ pub mod audit;
 pub mod body;
 pub mod config;
 pub mod context;
+pub mod endpoint;
 pub mod error;
 pub mod executions;
 pub mod forms;
@@ -20,6 +21,7 @@ pub mod metrics;
 pub mod openapi;
 pub mod organizations;
 pub mod roles;
+pub mod router;
 pub mod run;
 pub mod schedules;
 pub mod secrets;
@@ -27,11 +29,25 @@ pub mod users;
 pub mod workflow_keys;
 pub mod workflows;
 
+/// Every operation of the API, declared once by its module (see [`endpoint`]), in the order
+/// they are documented.
+pub fn endpoints() -> &'static [endpoint::Endpoint] {
+    static ALL: std::sync::OnceLock<Vec<endpoint::Endpoint>> = std::sync::OnceLock::new();
+    ALL.get_or_init(|| {
+        [
+            health::endpoints(),
+            organizations::endpoints(),
+            users::endpoints(),
+            openapi::endpoints(),
+        ]
+        .into_iter()
+        .flatten()
+        .collect()
+    })
+}
+
 /// Every module's declared routes; [`access::all_routes`] flattens them.
 pub const ROUTE_TABLES: &[&[access::Route]] = &[
-    health::ROUTES,
-    organizations::ROUTES,
-    users::ROUTES,
     roles::ROUTES,
     config::ROUTES,
     secrets::ROUTES,
@@ -44,7 +60,6 @@ pub const ROUTE_TABLES: &[&[access::Route]] = &[
     run::ROUTES,
     audit::ROUTES,
     metrics::ROUTES,
-    openapi::ROUTES,
 ];
 
 use std::sync::Arc;
@@ -55,30 +70,44 @@ use warp::filters::BoxedFilter;
 use warp::http::StatusCode;
 use warp::reply::Response;
 
-use crate::app::AppState;
+use crate::state::AppState;
 use error::json_response;
 
-/// Every route of the API, with the error mapping attached.
-pub fn routes(state: Arc<AppState>) -> BoxedFilter<(Response,)> {
-    let with_state = {
-        let state = state.clone();
-        warp::any().map(move || state.clone())
-    };
+/// What the API's handlers reach: the application's state (through `Deref`) and the API's own
+/// per-instance state — identity caches, rate-limit buckets, open log streams.
+pub struct ApiState {
+    pub app: Arc<AppState>,
+    pub identity: context::Identity,
+}
 
+impl ApiState {
+    pub fn new(app: Arc<AppState>) -> Self {
+        Self {
+            app,
+            identity: context::Identity::new(),
+        }
+    }
+}
+
+impl std::ops::Deref for ApiState {
+    type Target = AppState;
+
+    fn deref(&self) -> &AppState {
+        &self.app
+    }
+}
+
+/// Every route of the API, with the error mapping attached.
+pub fn routes(state: Arc<ApiState>) -> BoxedFilter<(Response,)> {
     // The Functions host's readiness probe: any answer means "started".
     let readiness =
         warp::path::end().map(|| json_response(StatusCode::OK, &json!({ "status": "ready" })));
 
-    let health = warp::path!("api" / "health")
-        .and(warp::get().or(warp::head()).unify())
-        .and(with_state.clone())
-        .then(health::handle);
-
+    let router = Arc::new(router::Router::new(endpoints()));
     let api = one_of(
-        readiness.or(health).unify().boxed(),
+        readiness.boxed(),
         [
-            organizations::routes(state.clone()),
-            users::routes(state.clone()),
+            router::filter(state.clone(), router),
             roles::routes(state.clone()),
             config::routes(state.clone()),
             secrets::routes(state.clone()),
@@ -91,7 +120,6 @@ pub fn routes(state: Arc<AppState>) -> BoxedFilter<(Response,)> {
             forms::routes(state.clone()),
             audit::routes(state.clone()),
             metrics::routes(state.clone()),
-            openapi::routes(state),
         ],
     );
     api.recover(error::recover).unify().boxed()

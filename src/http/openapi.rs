@@ -11,45 +11,41 @@
 //! Built once per process (the route table is static). Must not depend on request state.
 
 use std::collections::BTreeMap;
-use std::sync::{Arc, OnceLock};
+use std::sync::OnceLock;
 
 use bytes::Bytes;
 use schemars::generate::{SchemaGenerator, SchemaSettings};
 use schemars::{JsonSchema, Schema};
 use serde_json::{Map, Value, json};
-use warp::Filter;
-use warp::filters::BoxedFilter;
 use warp::http::{HeaderValue, StatusCode};
 use warp::reply::Response;
 
-use crate::app::AppState;
 use crate::audit::AuditEventType;
-use crate::http::access::{self, Access, Route};
+use crate::http::access::{Access, Route};
+use crate::http::endpoint::{Doc, Endpoint, Link};
+use crate::http::input::{ID_PATTERN, ORG_ID_PATTERN};
 use crate::http::{audit, executions, run, schedules, workflow_keys, workflows};
 
-pub const ROUTES: &[Route] = &[Route {
-    id: "openapi.get",
-    method: "GET",
-    path: "/api/openapi.json",
-    access: Access::Public,
-    summary: "This API's OpenAPI 3.1 description",
-}];
-
-/// Served like `/api/health`, without [`guard`](crate::http::context::guard): the document is
-/// public and static, and a caller's stale or invalid key must not hide it (the guard answers
-/// 401 for an invalid key on any route).
-pub fn routes(_state: Arc<AppState>) -> BoxedFilter<(Response,)> {
-    warp::path!("api" / "openapi.json")
-        .and(warp::get())
-        .map(|| {
+/// Served without authorization: the document is public and static, and a caller's stale or
+/// invalid key must not hide it.
+pub fn endpoints() -> Vec<Endpoint> {
+    vec![
+        Endpoint::get(
+            "openapi.get",
+            "/api/openapi.json",
+            Access::Public,
+            "This API's OpenAPI 3.1 description",
+        )
+        .answers::<Value>(200, "The OpenAPI 3.1 document")
+        .public(|_state, _call| async move {
             let mut response = Response::new(document_bytes().clone().into());
             *response.status_mut() = StatusCode::OK;
             response
                 .headers_mut()
                 .insert("content-type", HeaderValue::from_static("application/json"));
-            response
-        })
-        .boxed()
+            Ok(response)
+        }),
+    ]
 }
 
 /// The serialized document, built on first use.
@@ -134,15 +130,6 @@ fn continuation_param() -> QueryParam {
 pub fn specs() -> Vec<(&'static str, OperationSpec)> {
     let ok = |schema: SchemaFn| vec![(200, "Success", Some(schema))];
     vec![
-        (
-            "openapi.get",
-            OperationSpec {
-                query: vec![],
-                request: None,
-                success: vec![(200, "The OpenAPI 3.1 document", None)],
-                errors: &[],
-            },
-        ),
         (
             "workflows.list",
             OperationSpec {
@@ -440,20 +427,33 @@ pub fn document() -> Value {
 
     let mut paths: BTreeMap<&str, Map<String, Value>> = BTreeMap::new();
     let mut tags: Vec<&str> = Vec::new();
-    for route in access::all_routes() {
+    let declared: Vec<_> = crate::http::endpoints()
+        .iter()
+        .map(|e| {
+            (
+                &e.route,
+                Parts::of_doc(&e.doc, &mut responses_gen, &mut requests_gen),
+            )
+        })
+        .collect();
+    let legacy: Vec<_> = crate::http::ROUTE_TABLES
+        .iter()
+        .flat_map(|t| t.iter())
+        .map(|route| {
+            let parts = registry
+                .remove(route.id)
+                .map_or_else(Parts::default, |spec| {
+                    Parts::of_spec(&spec, &mut responses_gen, &mut requests_gen)
+                });
+            (route, parts)
+        })
+        .collect();
+    for (route, parts) in declared.into_iter().chain(legacy) {
         let tag = route.id.split('.').next().unwrap_or(route.id);
         if !tags.contains(&tag) {
             tags.push(tag);
         }
-        let spec = registry.remove(route.id);
-        let operation = operation(
-            route,
-            tag,
-            spec.as_ref(),
-            &mut responses_gen,
-            &mut requests_gen,
-            &error_schema,
-        );
+        let operation = operation(route, tag, &parts, &error_schema);
         paths
             .entry(route.path)
             .or_default()
@@ -539,52 +539,214 @@ pub fn document() -> Value {
     })
 }
 
-fn operation(
-    route: &Route,
-    tag: &str,
-    spec: Option<&OperationSpec>,
-    responses_gen: &mut SchemaGenerator,
-    requests_gen: &mut SchemaGenerator,
-    error_schema: &Schema,
-) -> Value {
+/// What the document says of one operation beyond its route, with its schemas generated.
+#[derive(Default)]
+struct Parts {
+    query: Vec<Value>,
+    /// `(name, schema)` of path parameters more precise than a string.
+    path_params: Vec<(&'static str, Value)>,
+    request: Option<(&'static str, Value)>,
+    /// `None`: not documented yet (a generic `2XX`).
+    responses: Option<Vec<(u16, &'static str, Option<Value>)>>,
+    errors: Vec<u16>,
+    links: Vec<Link>,
+    event_stream: bool,
+}
+
+impl Parts {
+    fn of_doc(
+        doc: &Doc,
+        responses_gen: &mut SchemaGenerator,
+        requests_gen: &mut SchemaGenerator,
+    ) -> Self {
+        let query = doc
+            .query
+            .map(|schema| query_parameters(&schema(requests_gen)))
+            .unwrap_or_default();
+        let request = match (doc.request, doc.raw_request) {
+            (Some(schema), _) => Some(("application/json", schema(requests_gen).to_value())),
+            (None, Some(media)) => Some((media, json!({ "type": "string", "format": "binary" }))),
+            (None, None) => None,
+        };
+        let responses = doc
+            .responses
+            .iter()
+            .map(|(status, description, schema)| {
+                (
+                    *status,
+                    *description,
+                    schema.map(|s| s(responses_gen).to_value()),
+                )
+            })
+            .collect();
+        Self {
+            query,
+            path_params: doc.params.clone(),
+            request,
+            responses: Some(responses),
+            errors: doc.errors.clone(),
+            links: doc.links.clone(),
+            event_stream: doc.event_stream,
+        }
+    }
+
+    fn of_spec(
+        spec: &OperationSpec,
+        responses_gen: &mut SchemaGenerator,
+        requests_gen: &mut SchemaGenerator,
+    ) -> Self {
+        Self {
+            query: spec
+                .query
+                .iter()
+                .map(|q| {
+                    json!({
+                        "name": q.name,
+                        "in": "query",
+                        "required": false,
+                        "description": q.description,
+                        "schema": q.schema,
+                    })
+                })
+                .collect(),
+            request: spec
+                .request
+                .map(|schema| ("application/json", schema(requests_gen).to_value())),
+            responses: Some(
+                spec.success
+                    .iter()
+                    .map(|(status, description, schema)| {
+                        (
+                            *status,
+                            *description,
+                            schema.map(|s| s(responses_gen).to_value()),
+                        )
+                    })
+                    .collect(),
+            ),
+            errors: spec.errors.to_vec(),
+            ..Self::default()
+        }
+    }
+}
+
+/// The properties of a query type's schema as OpenAPI query parameters.
+fn query_parameters(schema: &Schema) -> Vec<Value> {
+    let value = schema.as_value();
+    let required: Vec<&str> = value["required"]
+        .as_array()
+        .map(|r| r.iter().filter_map(Value::as_str).collect())
+        .unwrap_or_default();
+    let Some(properties) = value["properties"].as_object() else {
+        return Vec::new();
+    };
+    properties
+        .iter()
+        .map(|(name, schema)| {
+            let mut schema = schema.clone();
+            let description = schema
+                .as_object_mut()
+                .and_then(|s| s.remove("description"))
+                .unwrap_or(Value::Null);
+            not_null(&mut schema);
+            let mut parameter = json!({
+                "name": name,
+                "in": "query",
+                "required": required.contains(&name.as_str()),
+                "schema": schema,
+            });
+            if !description.is_null() {
+                parameter["description"] = description;
+            }
+            parameter
+        })
+        .collect()
+}
+
+/// A query parameter is absent or has a value; `null` is not something a URL can say.
+fn not_null(schema: &mut Value) {
+    let Some(object) = schema.as_object_mut() else {
+        return;
+    };
+    if let Some(Value::Array(types)) = object.get_mut("type") {
+        types.retain(|t| t != "null");
+        if types.len() == 1 {
+            let only = types[0].clone();
+            object.insert("type".into(), only);
+        }
+    }
+    if let Some(Value::Array(options)) = object.get_mut("anyOf") {
+        options.retain(|o| o.get("type").is_none_or(|t| t != "null"));
+        if options.len() == 1 {
+            let only = options.remove(0);
+            object.remove("anyOf");
+            if let Value::Object(only) = only {
+                object.extend(only);
+            }
+        }
+    }
+}
+
+/// A path parameter's schema unless its operation declares one: `...Id` parameters are ids
+/// (`[A-Za-z0-9_-]{1,64}`: what every id type parses), `orgId` not `GLOBAL`; anything else is a
+/// non-empty string.
+fn default_path_schema(name: &str) -> Value {
+    match name {
+        "orgId" => json!({ "type": "string", "pattern": ORG_ID_PATTERN }),
+        n if n.ends_with("Id") => json!({ "type": "string", "pattern": ID_PATTERN }),
+        _ => json!({ "type": "string", "minLength": 1 }),
+    }
+}
+
+fn operation(route: &Route, tag: &str, parts: &Parts, error_schema: &Schema) -> Value {
     let path_params = path_parameters(route.path);
     let mut parameters: Vec<Value> = path_params
         .iter()
         .map(|name| {
+            let schema = parts
+                .path_params
+                .iter()
+                .find(|(n, _)| n == name)
+                .map_or_else(|| default_path_schema(name), |(_, s)| s.clone());
             json!({
                 "name": name,
                 "in": "path",
                 "required": true,
-                "schema": { "type": "string" },
+                "schema": schema,
             })
         })
         .collect();
-    if let Some(spec) = spec {
-        parameters.extend(spec.query.iter().map(|q| {
-            json!({
-                "name": q.name,
-                "in": "query",
-                "required": false,
-                "description": q.description,
-                "schema": q.schema,
-            })
-        }));
-    }
+    parameters.extend(parts.query.iter().cloned());
     if route.access != Access::Public {
         parameters.push(json!({ "$ref": "#/components/parameters/OrganizationId" }));
     }
 
     let mut responses = Map::new();
-    match spec {
-        Some(spec) => {
-            for (status, description, schema) in &spec.success {
+    match &parts.responses {
+        Some(success) => {
+            for (status, description, schema) in success {
                 let mut response = json!({ "description": description });
-                if let Some(schema) = schema {
+                if parts.event_stream {
                     response["content"] =
-                        json!({ "application/json": { "schema": schema(responses_gen) } });
-                } else if route.id == "openapi.get" {
-                    response["content"] =
-                        json!({ "application/json": { "schema": { "type": "object" } } });
+                        json!({ "text/event-stream": { "schema": { "type": "string" } } });
+                } else if let Some(schema) = schema {
+                    response["content"] = json!({ "application/json": { "schema": schema } });
+                }
+                if !parts.links.is_empty() && (200..300).contains(status) {
+                    let links: Map<String, Value> = parts
+                        .links
+                        .iter()
+                        .map(|l| {
+                            (
+                                l.name.to_owned(),
+                                json!({
+                                    "operationId": l.operation,
+                                    "parameters": { l.parameter: l.expression },
+                                }),
+                            )
+                        })
+                        .collect();
+                    response["links"] = Value::Object(links);
                 }
                 responses.insert(status.to_string(), response);
             }
@@ -594,8 +756,7 @@ fn operation(
         }
     }
     let mut errors: Vec<(u16, &str)> = Vec::new();
-    let has_input = !parameters.is_empty() || spec.is_some_and(|s| s.request.is_some());
-    if has_input {
+    if !parameters.is_empty() || parts.request.is_some() {
         errors.push((400, "Invalid input; `details.field` names it"));
     }
     if route.access != Access::Public {
@@ -612,12 +773,19 @@ fn operation(
     if !path_params.is_empty() {
         errors.push((404, "Not found (also for another organization's ids)"));
     }
-    for status in spec.map_or(&[][..], |s| s.errors) {
+    for status in &parts.errors {
         errors.push((
             *status,
             match status {
+                401 => "Authentication required, or the credentials are invalid",
+                403 => "The caller may not use this route",
+                404 => "Not found",
+                405 => "The method is not allowed here",
                 409 => "Conflict with the current state",
                 412 => "The If-Match precondition failed",
+                413 => "The body is too large",
+                415 => "The content type is not accepted",
+                429 => "Rate limit exceeded; see Retry-After",
                 _ => "Error",
             },
         ));
@@ -627,6 +795,9 @@ fn operation(
         "Storage or another dependency is unavailable; see Retry-After",
     ));
     for (status, description) in errors {
+        if responses.contains_key(&status.to_string()) {
+            continue;
+        }
         responses.insert(
             status.to_string(),
             json!({
@@ -644,10 +815,10 @@ fn operation(
         "parameters": parameters,
         "responses": responses,
     });
-    if let Some(request) = spec.and_then(|s| s.request) {
+    if let Some((media, schema)) = &parts.request {
         op["requestBody"] = json!({
             "required": true,
-            "content": { "application/json": { "schema": request(requests_gen) } },
+            "content": { *media: { "schema": schema } },
         });
     }
     if route.access == Access::Public {
@@ -662,7 +833,10 @@ mod tests {
 
     #[test]
     fn every_registry_entry_names_a_declared_route() {
-        let declared: Vec<&str> = access::all_routes().iter().map(|r| r.id).collect();
+        let declared: Vec<&str> = crate::http::access::all_routes()
+            .iter()
+            .map(|r| r.id)
+            .collect();
         let mut seen = std::collections::HashSet::new();
         for (id, _) in specs() {
             assert!(declared.contains(&id), "registry entry {id} has no route");

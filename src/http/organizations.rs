@@ -7,69 +7,127 @@
 //!
 //! Depends on [`OrgService`](crate::domain::OrgService) only; must not touch storage directly.
 //! Organizations are platform-level data, so the request's `X-Organization-Id` does not filter
-//! them. Request bodies are read through [`crate::http::input`].
-
-use std::collections::HashMap;
-use std::sync::Arc;
+//! them.
 
 use bifrost_store::OrgId;
-use serde::Serialize;
-use serde_json::Value;
-use warp::Filter;
-use warp::filters::BoxedFilter;
+use bifrost_store::table::IfMatch;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
 use warp::http::StatusCode;
 use warp::reply::Response;
 
-use crate::app::AppState;
-use crate::domain::{NewOrganization, Organization, OrganizationUpdate};
-use crate::http::access::{Access, Route};
-use crate::http::body;
-use crate::http::context::{RequestContext, guard};
+use crate::domain::{MAX_ORG_NAME, NewOrganization, Organization, OrganizationUpdate};
+use crate::http::ApiState;
+use crate::http::access::Access;
+use crate::http::context::RequestContext;
+use crate::http::endpoint::Endpoint;
 use crate::http::error::{ApiError, json_response};
 use crate::http::input::{
-    Fields, if_match, if_match_header, no_content, page, paging_error, respond, timestamp,
-    with_etag, with_state,
+    DOMAIN_PATTERN, PageQuery, TEXT_PATTERN, no_content, nullable, paging_error, timestamp,
+    with_etag,
 };
 
-pub const ROUTES: &[Route] = &[
-    Route {
-        id: "organizations.list",
-        method: "GET",
-        path: "/api/organizations",
-        access: Access::PlatformAdmin,
-        summary: "List organizations (paged: limit, continuationToken)",
-    },
-    Route {
-        id: "organizations.create",
-        method: "POST",
-        path: "/api/organizations",
-        access: Access::PlatformAdmin,
-        summary: "Create an organization {name, domain?, isActive?}",
-    },
-    Route {
-        id: "organizations.get",
-        method: "GET",
-        path: "/api/organizations/{orgId}",
-        access: Access::PlatformAdmin,
-        summary: "One organization, with its ETag",
-    },
-    Route {
-        id: "organizations.update",
-        method: "PATCH",
-        path: "/api/organizations/{orgId}",
-        access: Access::PlatformAdmin,
-        summary: "Change name, domain or isActive (If-Match honoured)",
-    },
-    Route {
-        id: "organizations.delete",
-        method: "DELETE",
-        path: "/api/organizations/{orgId}",
-        access: Access::PlatformAdmin,
-        summary: "Delete an organization without users (If-Match honoured)",
-    },
-];
+/// The organization id of `/api/organizations/{orgId}` links.
+const ORG_LINK: &str = "$response.body#/id";
 
-#[derive(Serialize)]
+pub fn endpoints() -> Vec<Endpoint> {
+    vec![
+        Endpoint::get(
+            "organizations.list",
+            "/api/organizations",
+            Access::PlatformAdmin,
+            "List organizations (paged: limit, continuationToken)",
+        )
+        .query::<PageQuery>()
+        .ok::<OrganizationList>("One page of organizations")
+        .guarded(|state, _ctx, call| async move { list(&state, &call.query()?).await }),
+        Endpoint::post(
+            "organizations.create",
+            "/api/organizations",
+            Access::PlatformAdmin,
+            "Create an organization {name, domain?, isActive?}",
+        )
+        .body::<CreateOrganization>()
+        .created::<OrganizationDto>("The new organization")
+        .errors(&[409])
+        .link("GetOrganization", "organizations.get", "orgId", ORG_LINK)
+        .link(
+            "UpdateOrganization",
+            "organizations.update",
+            "orgId",
+            ORG_LINK,
+        )
+        .link(
+            "DeleteOrganization",
+            "organizations.delete",
+            "orgId",
+            ORG_LINK,
+        )
+        .guarded(|state, ctx, mut call| async move {
+            create(&state, &ctx, call.json().await?).await
+        }),
+        Endpoint::get(
+            "organizations.get",
+            "/api/organizations/{orgId}",
+            Access::PlatformAdmin,
+            "One organization, with its ETag",
+        )
+        .ok::<OrganizationDto>("The organization")
+        .guarded(|state, _ctx, call| async move { get(&state, call.param("orgId")).await }),
+        Endpoint::patch(
+            "organizations.update",
+            "/api/organizations/{orgId}",
+            Access::PlatformAdmin,
+            "Change name, domain or isActive (If-Match honoured)",
+        )
+        .body::<UpdateOrganization>()
+        .ok::<OrganizationDto>("The changed organization")
+        .errors(&[409, 412])
+        .guarded(|state, ctx, mut call| async move {
+            let condition = call.if_match()?;
+            let body = call.json().await?;
+            update(&state, &ctx, call.param("orgId"), condition, body).await
+        }),
+        Endpoint::delete(
+            "organizations.delete",
+            "/api/organizations/{orgId}",
+            Access::PlatformAdmin,
+            "Delete an organization without users (If-Match honoured)",
+        )
+        .empty(204, "Deleted")
+        .errors(&[409, 412])
+        .guarded(|state, ctx, call| async move {
+            delete(&state, &ctx, call.param("orgId"), call.if_match()?).await
+        }),
+    ]
+}
+
+/// `POST /api/organizations`.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct CreateOrganization {
+    #[schemars(length(min = 1, max = MAX_ORG_NAME), regex(pattern = TEXT_PATTERN))]
+    name: String,
+    /// A host name such as `example.com` (stored lower-case).
+    #[schemars(length(max = 253), regex(pattern = DOMAIN_PATTERN))]
+    domain: Option<String>,
+    /// Defaults to true.
+    is_active: Option<bool>,
+}
+
+/// `PATCH /api/organizations/{orgId}`: absent fields keep their value; `domain: null` clears it.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct UpdateOrganization {
+    #[schemars(length(min = 1, max = MAX_ORG_NAME), regex(pattern = TEXT_PATTERN))]
+    name: Option<String>,
+    #[serde(default, deserialize_with = "nullable")]
+    #[schemars(length(max = 253), regex(pattern = DOMAIN_PATTERN))]
+    domain: Option<Option<String>>,
+    is_active: Option<bool>,
+}
+
+#[derive(Serialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct OrganizationDto {
     pub id: String,
@@ -97,70 +155,11 @@ impl From<&Organization> for OrganizationDto {
     }
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
-struct OrganizationList {
+pub struct OrganizationList {
     organizations: Vec<OrganizationDto>,
     continuation_token: Option<String>,
-}
-
-pub fn routes(state: Arc<AppState>) -> BoxedFilter<(Response,)> {
-    let limit = state.settings.max_body_bytes;
-    let list = warp::path!("api" / "organizations")
-        .and(warp::get())
-        .and(guard(state.clone(), "organizations.list"))
-        .and(warp::query::<HashMap<String, String>>())
-        .and(with_state(state.clone()))
-        .then(
-            |_ctx: RequestContext, query, state: Arc<AppState>| async move {
-                respond(list(&state, &query).await)
-            },
-        );
-    let create = warp::path!("api" / "organizations")
-        .and(warp::post())
-        .and(guard(state.clone(), "organizations.create"))
-        .and(body::json::<Value>(limit))
-        .and(with_state(state.clone()))
-        .then(|ctx, body, state: Arc<AppState>| async move {
-            respond(create(&state, &ctx, body).await)
-        });
-    let get = warp::path!("api" / "organizations" / String)
-        .and(warp::get())
-        .and(guard(state.clone(), "organizations.get"))
-        .and(with_state(state.clone()))
-        .then(
-            |id: String, _ctx, state: Arc<AppState>| async move { respond(get(&state, &id).await) },
-        );
-    let update = warp::path!("api" / "organizations" / String)
-        .and(warp::patch())
-        .and(guard(state.clone(), "organizations.update"))
-        .and(if_match_header())
-        .and(body::json::<Value>(limit))
-        .and(with_state(state.clone()))
-        .then(
-            |id: String, ctx, etag: Option<String>, body, state: Arc<AppState>| async move {
-                respond(update(&state, &ctx, &id, etag.as_deref(), body).await)
-            },
-        );
-    let delete = warp::path!("api" / "organizations" / String)
-        .and(warp::delete())
-        .and(guard(state.clone(), "organizations.delete"))
-        .and(if_match_header())
-        .and(with_state(state))
-        .then(
-            |id: String, ctx, etag: Option<String>, state: Arc<AppState>| async move {
-                respond(delete(&state, &ctx, &id, etag.as_deref()).await)
-            },
-        );
-    list.or(create)
-        .unify()
-        .or(get)
-        .unify()
-        .or(update)
-        .unify()
-        .or(delete)
-        .unify()
-        .boxed()
 }
 
 fn org_id(raw: &str) -> Result<OrgId, ApiError> {
@@ -174,8 +173,8 @@ fn one(status: StatusCode, org: &Organization) -> Response {
     )
 }
 
-async fn list(state: &AppState, query: &HashMap<String, String>) -> Result<Response, ApiError> {
-    let page = page(query)?;
+async fn list(state: &ApiState, query: &PageQuery) -> Result<Response, ApiError> {
+    let page = query.page()?;
     let result = state
         .services
         .orgs
@@ -191,37 +190,38 @@ async fn list(state: &AppState, query: &HashMap<String, String>) -> Result<Respo
     ))
 }
 
-async fn create(state: &AppState, ctx: &RequestContext, body: Value) -> Result<Response, ApiError> {
-    let fields = Fields::new(body, &["name", "domain", "isActive"])?;
+async fn create(
+    state: &ApiState,
+    ctx: &RequestContext,
+    body: CreateOrganization,
+) -> Result<Response, ApiError> {
     let new = NewOrganization {
-        name: fields.required_str("name")?.to_owned(),
-        domain: fields.str("domain")?.map(str::to_owned),
-        is_active: fields.bool("isActive")?.unwrap_or(true),
+        name: body.name,
+        domain: body.domain,
+        is_active: body.is_active.unwrap_or(true),
         created_by: Some(ctx.actor()),
     };
     let org = state.services.orgs.create(new, &ctx.change_actor()).await?;
     Ok(one(StatusCode::CREATED, &org))
 }
 
-async fn get(state: &AppState, id: &str) -> Result<Response, ApiError> {
+async fn get(state: &ApiState, id: &str) -> Result<Response, ApiError> {
     let org = state.services.orgs.get(&org_id(id)?).await?;
     Ok(one(StatusCode::OK, &org))
 }
 
 async fn update(
-    state: &AppState,
+    state: &ApiState,
     ctx: &RequestContext,
     id: &str,
-    etag: Option<&str>,
-    body: Value,
+    condition: IfMatch,
+    body: UpdateOrganization,
 ) -> Result<Response, ApiError> {
     let id = org_id(id)?;
-    let condition = if_match(etag)?;
-    let fields = Fields::new(body, &["name", "domain", "isActive"])?;
     let update = OrganizationUpdate {
-        name: fields.str("name")?.map(str::to_owned),
-        domain: fields.nullable_str("domain")?.map(|d| d.map(str::to_owned)),
-        is_active: fields.bool("isActive")?,
+        name: body.name,
+        domain: body.domain,
+        is_active: body.is_active,
     };
     let org = state
         .services
@@ -232,13 +232,12 @@ async fn update(
 }
 
 async fn delete(
-    state: &AppState,
+    state: &ApiState,
     ctx: &RequestContext,
     id: &str,
-    etag: Option<&str>,
+    condition: IfMatch,
 ) -> Result<Response, ApiError> {
     let id = org_id(id)?;
-    let condition = if_match(etag)?;
     state
         .services
         .orgs

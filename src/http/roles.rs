@@ -20,8 +20,8 @@ use warp::filters::BoxedFilter;
 use warp::http::StatusCode;
 use warp::reply::Response;
 
-use crate::app::AppState;
 use crate::domain::{FormId, NewRole, Role, RoleId, RoleUpdate, UserId};
+use crate::http::ApiState;
 use crate::http::access::{Access, Route};
 use crate::http::body;
 use crate::http::context::{RequestContext, guard};
@@ -111,7 +111,7 @@ pub const ROUTES: &[Route] = &[
     },
 ];
 
-#[derive(Serialize)]
+#[derive(Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct RoleDto {
     pub id: String,
@@ -165,26 +165,26 @@ enum Link {
     Forms,
 }
 
-pub fn routes(state: Arc<AppState>) -> BoxedFilter<(Response,)> {
+pub fn routes(state: Arc<ApiState>) -> BoxedFilter<(Response,)> {
     let limit = state.settings.max_body_bytes;
     let list = warp::path!("api" / "roles")
         .and(warp::get())
         .and(guard(state.clone(), "roles.list"))
         .and(with_state(state.clone()))
-        .then(|ctx, state: Arc<AppState>| async move { respond(list(&state, &ctx).await) });
+        .then(|ctx, state: Arc<ApiState>| async move { respond(list(&state, &ctx).await) });
     let create = warp::path!("api" / "roles")
         .and(warp::post())
         .and(guard(state.clone(), "roles.create"))
         .and(body::json::<Value>(limit))
         .and(with_state(state.clone()))
-        .then(|ctx, body, state: Arc<AppState>| async move {
+        .then(|ctx, body, state: Arc<ApiState>| async move {
             respond(create(&state, &ctx, body).await)
         });
     let get = warp::path!("api" / "roles" / String)
         .and(warp::get())
         .and(guard(state.clone(), "roles.get"))
         .and(with_state(state.clone()))
-        .then(|id: String, ctx, state: Arc<AppState>| async move {
+        .then(|id: String, ctx, state: Arc<ApiState>| async move {
             respond(get(&state, &ctx, &id).await)
         });
     let update = warp::path!("api" / "roles" / String)
@@ -194,7 +194,7 @@ pub fn routes(state: Arc<AppState>) -> BoxedFilter<(Response,)> {
         .and(body::json::<Value>(limit))
         .and(with_state(state.clone()))
         .then(
-            |id: String, ctx, etag: Option<String>, body, state: Arc<AppState>| async move {
+            |id: String, ctx, etag: Option<String>, body, state: Arc<ApiState>| async move {
                 respond(update(&state, &ctx, &id, etag.as_deref(), body).await)
             },
         );
@@ -204,7 +204,7 @@ pub fn routes(state: Arc<AppState>) -> BoxedFilter<(Response,)> {
         .and(if_match_header())
         .and(with_state(state.clone()))
         .then(
-            |id: String, ctx, etag: Option<String>, state: Arc<AppState>| async move {
+            |id: String, ctx, etag: Option<String>, state: Arc<ApiState>| async move {
                 respond(delete(&state, &ctx, &id, etag.as_deref()).await)
             },
         );
@@ -226,7 +226,7 @@ pub fn routes(state: Arc<AppState>) -> BoxedFilter<(Response,)> {
 }
 
 /// `GET/POST /api/roles/{roleId}/<users|forms>` and `DELETE .../<users|forms>/{id}`.
-fn link_routes(state: Arc<AppState>, link: Link, limit: u64) -> BoxedFilter<(Response,)> {
+fn link_routes(state: Arc<ApiState>, link: Link, limit: u64) -> BoxedFilter<(Response,)> {
     let (segment, list_id, assign_id, unassign_id) = match link {
         Link::Users => (
             "users",
@@ -247,7 +247,7 @@ fn link_routes(state: Arc<AppState>, link: Link, limit: u64) -> BoxedFilter<(Res
         .and(warp::get())
         .and(guard(state.clone(), list_id))
         .and(with_state(state.clone()))
-        .then(move |id: String, ctx, state: Arc<AppState>| async move {
+        .then(move |id: String, ctx, state: Arc<ApiState>| async move {
             respond(linked(&state, &ctx, &id, link).await)
         });
     let assign = base
@@ -257,7 +257,7 @@ fn link_routes(state: Arc<AppState>, link: Link, limit: u64) -> BoxedFilter<(Res
         .and(body::json::<Value>(limit))
         .and(with_state(state.clone()))
         .then(
-            move |id: String, ctx, body, state: Arc<AppState>| async move {
+            move |id: String, ctx, body, state: Arc<ApiState>| async move {
                 respond(assign(&state, &ctx, &id, link, body).await)
             },
         );
@@ -268,7 +268,7 @@ fn link_routes(state: Arc<AppState>, link: Link, limit: u64) -> BoxedFilter<(Res
         .and(guard(state.clone(), unassign_id))
         .and(with_state(state))
         .then(
-            move |id: String, other: String, ctx, state: Arc<AppState>| async move {
+            move |id: String, other: String, ctx, state: Arc<ApiState>| async move {
                 respond(unassign(&state, &ctx, &id, &other, link).await)
             },
         );
@@ -276,7 +276,7 @@ fn link_routes(state: Arc<AppState>, link: Link, limit: u64) -> BoxedFilter<(Res
 }
 
 /// The request's organization, which must exist.
-async fn org(state: &AppState, ctx: &RequestContext) -> Result<OrgId, ApiError> {
+async fn org(state: &ApiState, ctx: &RequestContext) -> Result<OrgId, ApiError> {
     let org = org_of(ctx)?;
     existing_org(state, &org).await?;
     Ok(org)
@@ -290,7 +290,7 @@ fn one(status: StatusCode, role: &Role) -> Response {
     with_etag(json_response(status, &RoleDto::from(role)), &role.etag)
 }
 
-async fn list(state: &AppState, ctx: &RequestContext) -> Result<Response, ApiError> {
+async fn list(state: &ApiState, ctx: &RequestContext) -> Result<Response, ApiError> {
     let org = org(state, ctx).await?;
     let roles = state.services.roles.list(&org).await?;
     Ok(json_response(
@@ -301,7 +301,7 @@ async fn list(state: &AppState, ctx: &RequestContext) -> Result<Response, ApiErr
     ))
 }
 
-async fn create(state: &AppState, ctx: &RequestContext, body: Value) -> Result<Response, ApiError> {
+async fn create(state: &ApiState, ctx: &RequestContext, body: Value) -> Result<Response, ApiError> {
     let org = org(state, ctx).await?;
     let fields = Fields::new(body, &["name", "description"])?;
     let new = NewRole {
@@ -317,14 +317,14 @@ async fn create(state: &AppState, ctx: &RequestContext, body: Value) -> Result<R
     Ok(one(StatusCode::CREATED, &role))
 }
 
-async fn get(state: &AppState, ctx: &RequestContext, id: &str) -> Result<Response, ApiError> {
+async fn get(state: &ApiState, ctx: &RequestContext, id: &str) -> Result<Response, ApiError> {
     let org = org(state, ctx).await?;
     let role = state.services.roles.get(&org, &role_id(id)?).await?;
     Ok(one(StatusCode::OK, &role))
 }
 
 async fn update(
-    state: &AppState,
+    state: &ApiState,
     ctx: &RequestContext,
     id: &str,
     etag: Option<&str>,
@@ -348,7 +348,7 @@ async fn update(
 }
 
 async fn delete(
-    state: &AppState,
+    state: &ApiState,
     ctx: &RequestContext,
     id: &str,
     etag: Option<&str>,
@@ -365,7 +365,7 @@ async fn delete(
 }
 
 async fn linked_response(
-    state: &AppState,
+    state: &ApiState,
     org: &OrgId,
     id: &RoleId,
     link: Link,
@@ -398,7 +398,7 @@ async fn linked_response(
 }
 
 async fn linked(
-    state: &AppState,
+    state: &ApiState,
     ctx: &RequestContext,
     id: &str,
     link: Link,
@@ -408,7 +408,7 @@ async fn linked(
 }
 
 async fn assign(
-    state: &AppState,
+    state: &ApiState,
     ctx: &RequestContext,
     id: &str,
     link: Link,
@@ -457,7 +457,7 @@ fn ids_field<T>(
 }
 
 async fn unassign(
-    state: &AppState,
+    state: &ApiState,
     ctx: &RequestContext,
     id: &str,
     other: &str,

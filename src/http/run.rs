@@ -34,10 +34,10 @@ use warp::filters::BoxedFilter;
 use warp::http::{HeaderValue, Method, StatusCode};
 use warp::reply::Response;
 
-use crate::app::AppState;
 use crate::auth::Principal;
 use crate::executions::input::Coercion;
 use crate::executions::{Finished, RunError, RunRequest, Runner};
+use crate::http::ApiState;
 use crate::http::access::{Access, Route};
 use crate::http::body;
 use crate::http::context::{
@@ -144,7 +144,7 @@ pub struct RunAccepted {
     pub message: String,
 }
 
-pub fn routes(state: Arc<AppState>) -> BoxedFilter<(Response,)> {
+pub fn routes(state: Arc<ApiState>) -> BoxedFilter<(Response,)> {
     let limit = state.settings.max_body_bytes;
     let with_state = {
         let state = state.clone();
@@ -159,7 +159,7 @@ pub fn routes(state: Arc<AppState>) -> BoxedFilter<(Response,)> {
         .and(body::json::<ExecuteRequest>(limit))
         .and(with_state.clone())
         .then(
-            |ctx: RequestContext, query: String, body: ExecuteRequest, state: Arc<AppState>| async move {
+            |ctx: RequestContext, query: String, body: ExecuteRequest, state: Arc<ApiState>| async move {
                 execute(&state, &ctx, &query, body)
                     .await
                     .unwrap_or_else(ApiError::into_response)
@@ -169,7 +169,7 @@ pub fn routes(state: Arc<AppState>) -> BoxedFilter<(Response,)> {
         .and(public_request())
         .and(with_state)
         .then(
-            |name: String, req: PublicRequest, state: Arc<AppState>| async move {
+            |name: String, req: PublicRequest, state: Arc<ApiState>| async move {
                 endpoint(&state, &name, req)
                     .await
                     .unwrap_or_else(ApiError::into_response)
@@ -179,7 +179,7 @@ pub fn routes(state: Arc<AppState>) -> BoxedFilter<(Response,)> {
 }
 
 async fn execute(
-    state: &AppState,
+    state: &ApiState,
     ctx: &RequestContext,
     query: &str,
     body: ExecuteRequest,
@@ -220,7 +220,7 @@ async fn execute(
             "must be 1 to 64 characters",
         ));
     }
-    let runner = Runner::for_app(state);
+    let runner = state.runner.clone();
     let (workflow, input) = runner
         .prepare(
             &body.workflow_name,
@@ -249,7 +249,7 @@ async fn execute(
     run_sync(&runner, request, body.transient, wait, true, true).await
 }
 
-async fn endpoint(state: &AppState, name: &str, req: PublicRequest) -> Result<Response, ApiError> {
+async fn endpoint(state: &ApiState, name: &str, req: PublicRequest) -> Result<Response, ApiError> {
     let route_id = match req.method {
         Method::GET => "endpoints.get",
         Method::PUT => "endpoints.put",
@@ -257,7 +257,7 @@ async fn endpoint(state: &AppState, name: &str, req: PublicRequest) -> Result<Re
         _ => "endpoints.post",
     };
     let ctx = req.authorize(state, route_id).await?;
-    let runner = Runner::for_app(state);
+    let runner = state.runner.clone();
     let not_found = || ApiError::NotFound(format!("endpoint '{name}' not found"));
     let workflow = runner.workflow(name).ok_or_else(not_found)?;
     if !workflow.endpoint_enabled {

@@ -27,8 +27,8 @@ use warp::reply::Response;
 use bifrost_engine::WorkflowInfo;
 use bifrost_store::Scope;
 
-use crate::app::AppState;
 use crate::audit::{AuditEvent, AuditEventType};
+use crate::http::ApiState;
 use crate::http::access::{Access, Route};
 use crate::http::body;
 use crate::http::context::{RequestContext, audit, guard};
@@ -133,14 +133,14 @@ pub struct ScheduleList {
     pub schedules: Vec<ScheduleDto>,
 }
 
-pub fn routes(state: Arc<AppState>) -> BoxedFilter<(Response,)> {
+pub fn routes(state: Arc<ApiState>) -> BoxedFilter<(Response,)> {
     let limit = state.settings.max_body_bytes;
     let list = warp::path!("api" / "schedules")
         .and(warp::get())
         .and(guard(state.clone(), "schedules.list"))
         .and(with_state(state.clone()))
         .then(
-            |_ctx: RequestContext, state: Arc<AppState>| async move { respond(list(&state).await) },
+            |_ctx: RequestContext, state: Arc<ApiState>| async move { respond(list(&state).await) },
         );
     let validate = warp::path!("api" / "schedules" / "validate")
         .and(warp::post())
@@ -156,21 +156,21 @@ pub fn routes(state: Arc<AppState>) -> BoxedFilter<(Response,)> {
         .and(warp::post())
         .and(guard(state.clone(), "schedules.enable"))
         .and(with_state(state.clone()))
-        .then(|name: String, ctx, state: Arc<AppState>| async move {
+        .then(|name: String, ctx, state: Arc<ApiState>| async move {
             respond(set_enabled(&state, &ctx, &name, true).await)
         });
     let disable = warp::path!("api" / "schedules" / String / "disable")
         .and(warp::post())
         .and(guard(state.clone(), "schedules.disable"))
         .and(with_state(state.clone()))
-        .then(|name: String, ctx, state: Arc<AppState>| async move {
+        .then(|name: String, ctx, state: Arc<ApiState>| async move {
             respond(set_enabled(&state, &ctx, &name, false).await)
         });
     let trigger = warp::path!("api" / "schedules" / String / "trigger")
         .and(warp::post())
         .and(guard(state.clone(), "schedules.trigger"))
         .and(with_state(state))
-        .then(|name: String, ctx, state: Arc<AppState>| async move {
+        .then(|name: String, ctx, state: Arc<ApiState>| async move {
             respond(trigger(&state, &ctx, &name).await)
         });
     list.or(validate)
@@ -257,10 +257,10 @@ fn dto(workflow: &WorkflowInfo, expression: &str, row: Option<&ScheduleState>) -
     }
 }
 
-async fn list(state: &AppState) -> Result<Response, ApiError> {
+async fn list(state: &ApiState) -> Result<Response, ApiError> {
     let store = &state.services.schedules;
     let rows = store.list().await.map_err(schedule_error)?;
-    let registry = state.engine.registry();
+    let registry = state.runner.registry();
     let mut schedules: Vec<ScheduleDto> = registry
         .workflows
         .iter()
@@ -275,12 +275,12 @@ async fn list(state: &AppState) -> Result<Response, ApiError> {
 }
 
 async fn set_enabled(
-    state: &AppState,
+    state: &ApiState,
     ctx: &RequestContext,
     name: &str,
     enabled: bool,
 ) -> Result<Response, ApiError> {
-    let registry = state.engine.registry();
+    let registry = state.runner.registry();
     let Some((workflow, expression)) = registry
         .workflows
         .iter()
@@ -315,8 +315,8 @@ async fn set_enabled(
 
 /// Trigger-now: the scheduler's own path (queued, GLOBAL, run by `system:scheduler`), recorded
 /// on the schedule row like a timed run; the audit log says which administrator asked.
-async fn trigger(state: &AppState, ctx: &RequestContext, name: &str) -> Result<Response, ApiError> {
-    let registry = state.engine.registry();
+async fn trigger(state: &ApiState, ctx: &RequestContext, name: &str) -> Result<Response, ApiError> {
+    let registry = state.runner.registry();
     let Some(workflow) = registry.workflow(name) else {
         return Err(ApiError::NotFound(format!("workflow '{name}' not found")));
     };
@@ -325,7 +325,8 @@ async fn trigger(state: &AppState, ctx: &RequestContext, name: &str) -> Result<R
             "workflow '{name}' has no schedule"
         )));
     }
-    let run = crate::jobs::Jobs::for_app(state)
+    let run = state
+        .jobs()
         .trigger_now(name, OffsetDateTime::now_utc())
         .await;
     let Some(execution_id) = run.execution_id else {

@@ -24,8 +24,8 @@ use warp::filters::BoxedFilter;
 use warp::http::StatusCode;
 use warp::reply::Response;
 
-use crate::app::AppState;
 use crate::audit::{AuditEvent, AuditEventType};
+use crate::http::ApiState;
 use crate::http::access::{Access, Route};
 use crate::http::body;
 use crate::http::context::{RequestContext, audit, guard};
@@ -79,19 +79,19 @@ struct SecretList {
     count: usize,
 }
 
-pub fn routes(state: Arc<AppState>) -> BoxedFilter<(Response,)> {
+pub fn routes(state: Arc<ApiState>) -> BoxedFilter<(Response,)> {
     let limit = state.settings.max_body_bytes;
     let list = warp::path!("api" / "secrets")
         .and(warp::get())
         .and(guard(state.clone(), "secrets.list"))
         .and(with_state(state.clone()))
-        .then(|ctx, state: Arc<AppState>| async move { respond(list(&state, &ctx).await) });
+        .then(|ctx, state: Arc<ApiState>| async move { respond(list(&state, &ctx).await) });
     let create = warp::path!("api" / "secrets")
         .and(warp::post())
         .and(guard(state.clone(), "secrets.create"))
         .and(body::json::<Value>(limit))
         .and(with_state(state.clone()))
-        .then(|ctx, body, state: Arc<AppState>| async move {
+        .then(|ctx, body, state: Arc<ApiState>| async move {
             respond(create(&state, &ctx, body).await)
         });
     let set = warp::path!("api" / "secrets" / String)
@@ -99,14 +99,14 @@ pub fn routes(state: Arc<AppState>) -> BoxedFilter<(Response,)> {
         .and(guard(state.clone(), "secrets.set"))
         .and(body::json::<Value>(limit))
         .and(with_state(state.clone()))
-        .then(|name: String, ctx, body, state: Arc<AppState>| async move {
+        .then(|name: String, ctx, body, state: Arc<ApiState>| async move {
             respond(set(&state, &ctx, &name, body).await)
         });
     let delete = warp::path!("api" / "secrets" / String)
         .and(warp::delete())
         .and(guard(state.clone(), "secrets.delete"))
         .and(with_state(state))
-        .then(|name: String, ctx, state: Arc<AppState>| async move {
+        .then(|name: String, ctx, state: Arc<ApiState>| async move {
             respond(delete(&state, &ctx, &name).await)
         });
     list.or(create)
@@ -156,14 +156,14 @@ fn secret_value(fields: &Fields) -> Result<SecretValue, ApiError> {
     Ok(value)
 }
 
-async fn exists(state: &AppState, name: &SecretName) -> Result<bool, ApiError> {
+async fn exists(state: &ApiState, name: &SecretName) -> Result<bool, ApiError> {
     // Listing by the full name as prefix answers without reading any value.
     let names = state.backends.secrets.list_names(name.as_str()).await?;
     Ok(names.iter().any(|n| n == name))
 }
 
 async fn written(
-    state: &AppState,
+    state: &ApiState,
     ctx: &RequestContext,
     scope: &Scope,
     name: &SecretName,
@@ -178,7 +178,7 @@ async fn written(
     .await;
 }
 
-async fn list(state: &AppState, ctx: &RequestContext) -> Result<Response, ApiError> {
+async fn list(state: &ApiState, ctx: &RequestContext) -> Result<Response, ApiError> {
     let scope = existing_scope(state, ctx).await?;
     let names = state.backends.secrets.list_scope(&scope).await?;
     let secrets: Vec<SecretDto> = names.iter().map(|n| dto(&scope, n)).collect();
@@ -191,7 +191,7 @@ async fn list(state: &AppState, ctx: &RequestContext) -> Result<Response, ApiErr
     ))
 }
 
-async fn create(state: &AppState, ctx: &RequestContext, body: Value) -> Result<Response, ApiError> {
+async fn create(state: &ApiState, ctx: &RequestContext, body: Value) -> Result<Response, ApiError> {
     let scope = existing_scope(state, ctx).await?;
     let fields = Fields::new(body, &["name", "value"])?;
     let name = scoped_name(&scope, fields.required_str("name")?)?;
@@ -208,7 +208,7 @@ async fn create(state: &AppState, ctx: &RequestContext, body: Value) -> Result<R
 }
 
 async fn set(
-    state: &AppState,
+    state: &ApiState,
     ctx: &RequestContext,
     raw_name: &str,
     body: Value,
@@ -228,7 +228,7 @@ async fn set(
 }
 
 async fn delete(
-    state: &AppState,
+    state: &ApiState,
     ctx: &RequestContext,
     raw_name: &str,
 ) -> Result<Response, ApiError> {

@@ -10,90 +10,145 @@
 //! [`RoleService`](crate::domain::RoleService). Listing defaults to the request's organization
 //! when an admin sends `X-Organization-Id`, so the org switcher also filters this page.
 
-use std::collections::HashMap;
-use std::sync::Arc;
-
+use bifrost_store::table::IfMatch;
 use bifrost_store::{OrgId, Scope};
-use serde::Serialize;
-use serde_json::Value;
-use warp::Filter;
-use warp::filters::BoxedFilter;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
 use warp::http::StatusCode;
 use warp::reply::Response;
 
-use crate::app::AppState;
-use crate::domain::{NewUser, User, UserFilter, UserId, UserKind, UserType, UserUpdate};
-use crate::http::access::{Access, Route};
-use crate::http::body;
-use crate::http::context::{RequestContext, guard};
+use crate::domain::{
+    MAX_DISPLAY_NAME, NewUser, User, UserFilter, UserId, UserKind, UserType, UserUpdate,
+};
+use crate::http::ApiState;
+use crate::http::access::Access;
+use crate::http::context::RequestContext;
+use crate::http::endpoint::Endpoint;
 use crate::http::error::{ApiError, json_response};
 use crate::http::input::{
-    Fields, if_match, if_match_header, no_content, page, paging_error, respond, timestamp,
-    with_etag, with_state,
+    EMAIL_PATTERN, ORG_ID_PATTERN, PageQuery, TEXT_PATTERN, no_content, paging_error, timestamp,
+    with_etag,
 };
 use crate::http::roles::RoleDto;
 
-pub const ROUTES: &[Route] = &[
-    Route {
-        id: "users.list",
-        method: "GET",
-        path: "/api/users",
-        access: Access::PlatformAdmin,
-        summary: "List users (?type=platform|org, ?orgId=, limit, continuationToken)",
-    },
-    Route {
-        id: "users.create",
-        method: "POST",
-        path: "/api/users",
-        access: Access::PlatformAdmin,
-        summary: "Create a user {email, displayName?, isPlatformAdmin, orgId?}",
-    },
-    Route {
-        id: "users.get",
-        method: "GET",
-        path: "/api/users/{userId}",
-        access: Access::PlatformAdmin,
-        summary: "One user, with its ETag",
-    },
-    Route {
-        id: "users.update",
-        method: "PATCH",
-        path: "/api/users/{userId}",
-        access: Access::PlatformAdmin,
-        summary: "Change email, displayName, isActive, isPlatformAdmin or orgId (If-Match honoured)",
-    },
-    Route {
-        id: "users.delete",
-        method: "DELETE",
-        path: "/api/users/{userId}",
-        access: Access::PlatformAdmin,
-        summary: "Delete a user and their role assignments (If-Match honoured)",
-    },
-    Route {
-        id: "users.roles",
-        method: "GET",
-        path: "/api/users/{userId}/roles",
-        access: Access::PlatformAdmin,
-        summary: "The roles a user is assigned to in their organization",
-    },
-];
+const USER_LINK: &str = "$response.body#/id";
 
-const CREATE_FIELDS: &[&str] = &[
-    "email",
-    "displayName",
-    "isPlatformAdmin",
-    "orgId",
-    "isActive",
-];
-const UPDATE_FIELDS: &[&str] = &[
-    "email",
-    "displayName",
-    "isPlatformAdmin",
-    "orgId",
-    "isActive",
-];
+pub fn endpoints() -> Vec<Endpoint> {
+    vec![
+        Endpoint::get(
+            "users.list",
+            "/api/users",
+            Access::PlatformAdmin,
+            "List users (?type=platform|org, ?orgId=, limit, continuationToken)",
+        )
+        .query::<UsersQuery>()
+        .ok::<UserList>("One page of users")
+        .guarded(|state, ctx, call| async move { list(&state, &ctx, call.query()?).await }),
+        Endpoint::post(
+            "users.create",
+            "/api/users",
+            Access::PlatformAdmin,
+            "Create a user {email, displayName?, isPlatformAdmin, orgId?}",
+        )
+        .body::<CreateUser>()
+        .created::<UserDto>("The new user")
+        .errors(&[409])
+        .link("GetUser", "users.get", "userId", USER_LINK)
+        .link("UpdateUser", "users.update", "userId", USER_LINK)
+        .link("DeleteUser", "users.delete", "userId", USER_LINK)
+        .link("UserRoles", "users.roles", "userId", USER_LINK)
+        .guarded(|state, ctx, mut call| async move {
+            create(&state, &ctx, call.json().await?).await
+        }),
+        Endpoint::get(
+            "users.get",
+            "/api/users/{userId}",
+            Access::PlatformAdmin,
+            "One user, with its ETag",
+        )
+        .ok::<UserDto>("The user")
+        .guarded(|state, _ctx, call| async move { get(&state, call.param("userId")).await }),
+        Endpoint::patch(
+            "users.update",
+            "/api/users/{userId}",
+            Access::PlatformAdmin,
+            "Change email, displayName, isActive, isPlatformAdmin or orgId (If-Match honoured)",
+        )
+        .body::<UpdateUser>()
+        .ok::<UserDto>("The changed user")
+        .errors(&[409, 412])
+        .guarded(|state, ctx, mut call| async move {
+            let condition = call.if_match()?;
+            let body = call.json().await?;
+            update(&state, &ctx, call.param("userId"), condition, body).await
+        }),
+        Endpoint::delete(
+            "users.delete",
+            "/api/users/{userId}",
+            Access::PlatformAdmin,
+            "Delete a user and their role assignments (If-Match honoured)",
+        )
+        .empty(204, "Deleted")
+        .errors(&[412])
+        .guarded(|state, ctx, call| async move {
+            delete(&state, &ctx, call.param("userId"), call.if_match()?).await
+        }),
+        Endpoint::get(
+            "users.roles",
+            "/api/users/{userId}/roles",
+            Access::PlatformAdmin,
+            "The roles a user is assigned to in their organization",
+        )
+        .ok::<RoleList>("The user's roles")
+        .guarded(|state, _ctx, call| async move { roles(&state, call.param("userId")).await }),
+    ]
+}
 
-#[derive(Serialize)]
+/// `GET /api/users` filters.
+#[derive(Debug, Default, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct UsersQuery {
+    #[serde(flatten)]
+    page: PageQuery,
+    /// Only platform administrators or only organization users (case-insensitive).
+    #[serde(rename = "type")]
+    #[schemars(extend("enum" = ["platform", "org"]))]
+    kind: Option<String>,
+    /// Only this organization's users (the default is the request's organization).
+    #[schemars(regex(pattern = ORG_ID_PATTERN))]
+    org_id: Option<String>,
+}
+
+/// `POST /api/users`: `orgId` exactly when the user is not a platform administrator.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct CreateUser {
+    #[schemars(length(max = 254), regex(pattern = EMAIL_PATTERN))]
+    email: String,
+    #[schemars(length(min = 1, max = MAX_DISPLAY_NAME), regex(pattern = TEXT_PATTERN))]
+    display_name: Option<String>,
+    is_platform_admin: bool,
+    #[schemars(regex(pattern = ORG_ID_PATTERN))]
+    org_id: Option<String>,
+    /// Defaults to true.
+    is_active: Option<bool>,
+}
+
+/// `PATCH /api/users/{userId}`: absent fields keep their value.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct UpdateUser {
+    #[schemars(length(max = 254), regex(pattern = EMAIL_PATTERN))]
+    email: Option<String>,
+    #[schemars(length(min = 1, max = MAX_DISPLAY_NAME), regex(pattern = TEXT_PATTERN))]
+    display_name: Option<String>,
+    is_platform_admin: Option<bool>,
+    #[schemars(regex(pattern = ORG_ID_PATTERN))]
+    org_id: Option<String>,
+    is_active: Option<bool>,
+}
+
+#[derive(Serialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct UserDto {
     pub id: String,
@@ -132,85 +187,16 @@ impl From<&User> for UserDto {
     }
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
-struct UserList {
+pub struct UserList {
     users: Vec<UserDto>,
     continuation_token: Option<String>,
 }
 
-#[derive(Serialize)]
-struct RoleList {
+#[derive(Serialize, JsonSchema)]
+pub struct RoleList {
     roles: Vec<RoleDto>,
-}
-
-pub fn routes(state: Arc<AppState>) -> BoxedFilter<(Response,)> {
-    let limit = state.settings.max_body_bytes;
-    let list = warp::path!("api" / "users")
-        .and(warp::get())
-        .and(guard(state.clone(), "users.list"))
-        .and(warp::query::<HashMap<String, String>>())
-        .and(with_state(state.clone()))
-        .then(|ctx, query, state: Arc<AppState>| async move {
-            respond(list(&state, &ctx, &query).await)
-        });
-    let create = warp::path!("api" / "users")
-        .and(warp::post())
-        .and(guard(state.clone(), "users.create"))
-        .and(body::json::<Value>(limit))
-        .and(with_state(state.clone()))
-        .then(
-            |ctx: RequestContext, body, state: Arc<AppState>| async move {
-                respond(create(&state, &ctx, body).await)
-            },
-        );
-    let get = warp::path!("api" / "users" / String)
-        .and(warp::get())
-        .and(guard(state.clone(), "users.get"))
-        .and(with_state(state.clone()))
-        .then(
-            |id: String, _ctx, state: Arc<AppState>| async move { respond(get(&state, &id).await) },
-        );
-    let update = warp::path!("api" / "users" / String)
-        .and(warp::patch())
-        .and(guard(state.clone(), "users.update"))
-        .and(if_match_header())
-        .and(body::json::<Value>(limit))
-        .and(with_state(state.clone()))
-        .then(
-            |id: String, ctx, etag: Option<String>, body, state: Arc<AppState>| async move {
-                respond(update(&state, &ctx, &id, etag.as_deref(), body).await)
-            },
-        );
-    let delete = warp::path!("api" / "users" / String)
-        .and(warp::delete())
-        .and(guard(state.clone(), "users.delete"))
-        .and(if_match_header())
-        .and(with_state(state.clone()))
-        .then(
-            |id: String, ctx, etag: Option<String>, state: Arc<AppState>| async move {
-                respond(delete(&state, &ctx, &id, etag.as_deref()).await)
-            },
-        );
-    let roles =
-        warp::path!("api" / "users" / String / "roles")
-            .and(warp::get())
-            .and(guard(state.clone(), "users.roles"))
-            .and(with_state(state))
-            .then(|id: String, _ctx, state: Arc<AppState>| async move {
-                respond(roles(&state, &id).await)
-            });
-    list.or(create)
-        .unify()
-        .or(get)
-        .unify()
-        .or(update)
-        .unify()
-        .or(delete)
-        .unify()
-        .or(roles)
-        .unify()
-        .boxed()
 }
 
 fn user_id(raw: &str) -> Result<UserId, ApiError> {
@@ -236,12 +222,12 @@ fn not_for_admins() -> ApiError {
 }
 
 async fn list(
-    state: &AppState,
+    state: &ApiState,
     ctx: &RequestContext,
-    query: &HashMap<String, String>,
+    query: UsersQuery,
 ) -> Result<Response, ApiError> {
-    let page = page(query)?;
-    let kind = match query.get("type").map(|s| s.trim()) {
+    let page = query.page.page()?;
+    let kind = match query.kind.as_deref().map(str::trim) {
         None | Some("") => None,
         Some(t) if t.eq_ignore_ascii_case("platform") => Some(UserKind::Platform),
         Some(t) if t.eq_ignore_ascii_case("org") => Some(UserKind::Org),
@@ -252,7 +238,7 @@ async fn list(
             ));
         }
     };
-    let org_id = match query.get("orgId").map(|s| s.trim()) {
+    let org_id = match query.org_id.as_deref().map(str::trim) {
         Some(raw) if !raw.is_empty() => Some(org_field(raw)?),
         // The org switcher filters the listing unless the caller asks for platform users.
         _ => match (&ctx.scope, kind) {
@@ -276,18 +262,13 @@ async fn list(
     ))
 }
 
-async fn create(state: &AppState, ctx: &RequestContext, body: Value) -> Result<Response, ApiError> {
-    let fields = Fields::new(body, CREATE_FIELDS)?;
-    let email = fields.required_str("email")?.to_owned();
-    let display_name = fields.str("displayName")?.map(str::to_owned);
-    let is_admin = fields.bool("isPlatformAdmin")?.ok_or_else(|| {
-        ApiError::bad_request(
-            "isPlatformAdmin",
-            "isPlatformAdmin is required (true or false)",
-        )
-    })?;
-    let org = fields.str("orgId")?.map(org_field).transpose()?;
-    let user_type = match (is_admin, org) {
+async fn create(
+    state: &ApiState,
+    ctx: &RequestContext,
+    body: CreateUser,
+) -> Result<Response, ApiError> {
+    let org = body.org_id.as_deref().map(org_field).transpose()?;
+    let user_type = match (body.is_platform_admin, org) {
         (true, None) => UserType::PlatformAdmin,
         (true, Some(_)) => return Err(not_for_admins()),
         (false, Some(org)) => UserType::OrgUser(org),
@@ -303,10 +284,10 @@ async fn create(state: &AppState, ctx: &RequestContext, body: Value) -> Result<R
         .users
         .create(
             NewUser {
-                email,
-                display_name,
+                email: body.email,
+                display_name: body.display_name,
                 user_type,
-                is_active: fields.bool("isActive")?.unwrap_or(true),
+                is_active: body.is_active.unwrap_or(true),
                 entra_object_id: None,
             },
             &ctx.change_actor(),
@@ -315,24 +296,21 @@ async fn create(state: &AppState, ctx: &RequestContext, body: Value) -> Result<R
     Ok(one(StatusCode::CREATED, &user))
 }
 
-async fn get(state: &AppState, id: &str) -> Result<Response, ApiError> {
+async fn get(state: &ApiState, id: &str) -> Result<Response, ApiError> {
     let user = state.services.users.get(&user_id(id)?).await?;
     Ok(one(StatusCode::OK, &user))
 }
 
 async fn update(
-    state: &AppState,
+    state: &ApiState,
     ctx: &RequestContext,
     id: &str,
-    etag: Option<&str>,
-    body: Value,
+    condition: IfMatch,
+    body: UpdateUser,
 ) -> Result<Response, ApiError> {
     let id = user_id(id)?;
-    let condition = if_match(etag)?;
-    let fields = Fields::new(body, UPDATE_FIELDS)?;
-    let is_admin = fields.bool("isPlatformAdmin")?;
-    let org = fields.str("orgId")?.map(org_field).transpose()?;
-    let user_type = match (is_admin, org) {
+    let org = body.org_id.as_deref().map(org_field).transpose()?;
+    let user_type = match (body.is_platform_admin, org) {
         (None, None) => None,
         (Some(true), None) => Some(UserType::PlatformAdmin),
         (Some(true), Some(_)) => return Err(not_for_admins()),
@@ -352,10 +330,10 @@ async fn update(
         }
     };
     let update = UserUpdate {
-        display_name: fields.str("displayName")?.map(str::to_owned),
-        email: fields.str("email")?.map(str::to_owned),
+        display_name: body.display_name,
+        email: body.email,
         user_type,
-        is_active: fields.bool("isActive")?,
+        is_active: body.is_active,
     };
     let user = state
         .services
@@ -368,13 +346,12 @@ async fn update(
 }
 
 async fn delete(
-    state: &AppState,
+    state: &ApiState,
     ctx: &RequestContext,
     id: &str,
-    etag: Option<&str>,
+    condition: IfMatch,
 ) -> Result<Response, ApiError> {
     let id = user_id(id)?;
-    let condition = if_match(etag)?;
     state
         .services
         .users
@@ -384,7 +361,7 @@ async fn delete(
     Ok(no_content())
 }
 
-async fn roles(state: &AppState, id: &str) -> Result<Response, ApiError> {
+async fn roles(state: &ApiState, id: &str) -> Result<Response, ApiError> {
     let user = state.services.users.get(&user_id(id)?).await?;
     let roles = match user.user_type.org_id() {
         Some(org) => state.services.roles.roles_of_user(org, &user.id).await?,

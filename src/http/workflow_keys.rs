@@ -35,13 +35,13 @@ use warp::filters::BoxedFilter;
 use warp::http::{HeaderMap, StatusCode};
 use warp::reply::Response;
 
-use crate::app::AppState;
 use crate::audit::{AuditEvent, AuditEventType};
 use crate::auth::workflow_keys::MAX_EXPIRES_IN_DAYS;
 use crate::auth::{
     NewWorkflowKey, WorkflowKeyAuthError, WorkflowKeyError, WorkflowKeyId, WorkflowKeyPrincipal,
     WorkflowKeyRecord, bearer_token,
 };
+use crate::http::ApiState;
 use crate::http::access::{Access, Route};
 use crate::http::body;
 use crate::http::context::{RequestContext, audit, audit_grant, guard};
@@ -152,7 +152,7 @@ pub struct WorkflowKeyList {
     pub keys: Vec<WorkflowKeyDto>,
 }
 
-pub fn routes(state: Arc<AppState>) -> BoxedFilter<(Response,)> {
+pub fn routes(state: Arc<ApiState>) -> BoxedFilter<(Response,)> {
     let limit = state.settings.max_body_bytes;
     let raw_query = || warp::query::raw().or(warp::any().map(String::new)).unify();
     let list = warp::path!("api" / "workflow-keys")
@@ -161,7 +161,7 @@ pub fn routes(state: Arc<AppState>) -> BoxedFilter<(Response,)> {
         .and(raw_query())
         .and(with_state(state.clone()))
         .then(
-            |_ctx: RequestContext, query: String, state: Arc<AppState>| async move {
+            |_ctx: RequestContext, query: String, state: Arc<ApiState>| async move {
                 respond(list(&state, &query).await)
             },
         );
@@ -170,14 +170,14 @@ pub fn routes(state: Arc<AppState>) -> BoxedFilter<(Response,)> {
         .and(guard(state.clone(), "workflowKeys.create"))
         .and(body::json::<Value>(limit))
         .and(with_state(state.clone()))
-        .then(|ctx, body, state: Arc<AppState>| async move {
+        .then(|ctx, body, state: Arc<ApiState>| async move {
             respond(create(&state, &ctx, body).await)
         });
     let revoke = warp::path!("api" / "workflow-keys" / String)
         .and(warp::delete())
         .and(guard(state.clone(), "workflowKeys.revoke"))
         .and(with_state(state))
-        .then(|id: String, ctx, state: Arc<AppState>| async move {
+        .then(|id: String, ctx, state: Arc<ApiState>| async move {
             respond(revoke(&state, &ctx, &id).await)
         });
     list.or(create).unify().or(revoke).unify().boxed()
@@ -208,7 +208,7 @@ fn key_error(err: WorkflowKeyError) -> ApiError {
     }
 }
 
-async fn list(state: &AppState, raw_query: &str) -> Result<Response, ApiError> {
+async fn list(state: &ApiState, raw_query: &str) -> Result<Response, ApiError> {
     let q = QueryParams::parse(raw_query, &["workflowName"])?;
     let workflow = q.get("workflowName");
     if workflow.is_some_and(|w| w.chars().count() > 256) {
@@ -246,7 +246,7 @@ fn workflow_name(fields: &Fields) -> Result<Option<String>, ApiError> {
     }
 }
 
-async fn create(state: &AppState, ctx: &RequestContext, body: Value) -> Result<Response, ApiError> {
+async fn create(state: &ApiState, ctx: &RequestContext, body: Value) -> Result<Response, ApiError> {
     let fields = Fields::new(
         body,
         &[
@@ -268,7 +268,7 @@ async fn create(state: &AppState, ctx: &RequestContext, body: Value) -> Result<R
         .workflow_name
         .as_deref()
         .filter(|n| !n.trim().is_empty())
-        && state.engine.registry().workflow(name).is_none()
+        && state.runner.registry().workflow(name).is_none()
     {
         return Err(ApiError::bad_request(
             "workflowName",
@@ -319,7 +319,7 @@ async fn create(state: &AppState, ctx: &RequestContext, body: Value) -> Result<R
     ))
 }
 
-async fn revoke(state: &AppState, ctx: &RequestContext, id: &str) -> Result<Response, ApiError> {
+async fn revoke(state: &ApiState, ctx: &RequestContext, id: &str) -> Result<Response, ApiError> {
     let id = WorkflowKeyId::parse(id).map_err(key_error)?;
     let record = state
         .services
@@ -351,7 +351,7 @@ fn key_event(kind: AuditEventType, actor: String, id: &WorkflowKeyId) -> AuditEv
 /// carried no function key: 401 without a valid key, 403 for a valid key that does not cover
 /// this workflow. Audits uses (throttled) and refusals.
 pub async fn authenticate_endpoint(
-    state: &AppState,
+    state: &ApiState,
     workflow: &WorkflowInfo,
     headers: &HeaderMap,
 ) -> Result<WorkflowKeyPrincipal, ApiError> {

@@ -19,7 +19,7 @@ use warp::filters::BoxedFilter;
 use warp::http::StatusCode;
 use warp::reply::Response;
 
-use crate::app::AppState;
+use crate::http::ApiState;
 use crate::http::access::{Access, Route};
 use crate::http::context::{RequestContext, guard};
 use crate::http::error::{ApiError, reply};
@@ -140,7 +140,7 @@ pub struct DataProviderList {
     pub data_providers: Vec<DataProviderDto>,
 }
 
-pub fn routes(state: Arc<AppState>) -> BoxedFilter<(Response,)> {
+pub fn routes(state: Arc<ApiState>) -> BoxedFilter<(Response,)> {
     let with_state = {
         let state = state.clone();
         warp::any().map(move || state.clone())
@@ -149,28 +149,28 @@ pub fn routes(state: Arc<AppState>) -> BoxedFilter<(Response,)> {
         .and(warp::get())
         .and(guard(state.clone(), "workflows.list"))
         .and(with_state.clone())
-        .map(|ctx: RequestContext, state: Arc<AppState>| {
+        .map(|ctx: RequestContext, state: Arc<ApiState>| {
             reply(StatusCode::OK, Ok::<_, ApiError>(list(&state, &ctx)))
         });
     let get = warp::path!("api" / "workflows" / String)
         .and(warp::get())
         .and(guard(state.clone(), "workflows.get"))
         .and(with_state.clone())
-        .map(|name: String, _ctx: RequestContext, state: Arc<AppState>| {
+        .map(|name: String, _ctx: RequestContext, state: Arc<ApiState>| {
             reply(StatusCode::OK, get(&state, &name))
         });
     let providers = warp::path!("api" / "data-providers")
         .and(warp::get())
         .and(guard(state, "dataProviders.list"))
         .and(with_state)
-        .map(|_ctx: RequestContext, state: Arc<AppState>| {
+        .map(|_ctx: RequestContext, state: Arc<ApiState>| {
             reply(StatusCode::OK, Ok::<_, ApiError>(data_providers(&state)))
         });
     list.or(get).unify().or(providers).unify().boxed()
 }
 
-fn list(state: &AppState, ctx: &RequestContext) -> WorkflowList {
-    let registry = state.engine.registry();
+fn list(state: &ApiState, ctx: &RequestContext) -> WorkflowList {
+    let registry = state.runner.registry();
     let root = Workspace::new(&state.settings.workspace);
     WorkflowList {
         workflows: registry
@@ -186,19 +186,19 @@ fn list(state: &AppState, ctx: &RequestContext) -> WorkflowList {
     }
 }
 
-fn get(state: &AppState, raw: &str) -> Result<WorkflowDto, ApiError> {
+fn get(state: &ApiState, raw: &str) -> Result<WorkflowDto, ApiError> {
     let name = percent_decode(raw)
         .ok_or_else(|| ApiError::bad_request("name", "is not valid percent-encoded UTF-8"))?;
     let name = name.as_str();
-    let registry = state.engine.registry();
+    let registry = state.runner.registry();
     registry
         .workflow(name)
         .map(|w| workflow_dto(w, &Workspace::new(&state.settings.workspace)))
         .ok_or_else(|| ApiError::NotFound(format!("workflow {name:?} not found")))
 }
 
-fn data_providers(state: &AppState) -> DataProviderList {
-    let registry = state.engine.registry();
+fn data_providers(state: &ApiState) -> DataProviderList {
+    let registry = state.runner.registry();
     let root = Workspace::new(&state.settings.workspace);
     DataProviderList {
         data_providers: registry

@@ -143,22 +143,6 @@ impl Jobs {
         }
     }
 
-    pub fn for_app(state: &crate::app::AppState) -> Self {
-        let s = &state.services;
-        Self::new(
-            Runner::for_app(state),
-            JobServices {
-                schedules: s.schedules.clone(),
-                config: s.config.clone(),
-                orgs: s.orgs.clone(),
-                provider_cache: s.provider_cache.clone(),
-                uploads: s.uploads.clone(),
-                files: s.files.clone(),
-            },
-            state.settings.executions.retention_days,
-        )
-    }
-
     pub fn runner(&self) -> &Runner {
         &self.runner
     }

@@ -16,18 +16,18 @@ use crate::api_admin::{Api, audit_entries, easy_auth_server, principal};
 
 /// Every route of the admin resources this test must attack.
 fn admin_routes() -> Vec<&'static Route> {
-    use bifrost::http::{config, keys, organizations, roles, secrets, users};
-    [
-        organizations::ROUTES,
-        users::ROUTES,
-        roles::ROUTES,
-        config::ROUTES,
-        secrets::ROUTES,
-        keys::ROUTES,
-    ]
-    .iter()
-    .flat_map(|t| t.iter())
-    .collect()
+    let resources = [
+        "organizations",
+        "users",
+        "roles",
+        "config",
+        "secrets",
+        "keys",
+    ];
+    all_routes()
+        .into_iter()
+        .filter(|r| resources.contains(&r.id.split('.').next().unwrap_or("")))
+        .collect()
 }
 
 struct Attack {
