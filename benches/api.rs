@@ -13,7 +13,7 @@ mod support;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use bifrost::executions::{ExecutionRecord, Executions};
+use bifrost::executions::{ExecutionRecord, ExecutionStatus, Executions};
 use bifrost_store::blob::LocalBlobs;
 use bifrost_store::table::SqliteTables;
 use bifrost_store::{OrgId, Scope};
@@ -52,7 +52,7 @@ async fn main() {
                 executed_by: format!("user-{}", i % 17),
                 executed_by_email: format!("user{}@contoso.example", i % 17),
                 executed_by_name: format!("User {}", i % 17),
-                status: "Success".into(),
+                status: ExecutionStatus::Success,
                 input_data: json!({"name": "Ada", "n": i}),
                 result: Some(json!({"ok": true, "n": i})),
                 result_type: Some("json".into()),

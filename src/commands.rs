@@ -17,7 +17,7 @@ use crate::auth::KeyId;
 use crate::backends::Backends;
 use crate::cli::KeysAction;
 use crate::executions::input::Coercion;
-use crate::executions::{RunError, RunRequest, Runner};
+use crate::executions::{RunContext, RunError, RunRequest, RunRights, Runner};
 use crate::settings::Settings;
 use crate::state::{Services, StartupError, start_engine};
 use bifrost_store::Scope;
@@ -28,7 +28,7 @@ pub async fn list_workflows(settings: &Settings) -> Result<ExitCode, StartupErro
     let backends = Backends::open(settings)?;
     let services = Services::new(&backends, settings)?;
     services.prepare_storage(&backends).await;
-    let engine = start_engine(settings, &backends, &services).await?;
+    let engine = start_engine(settings, &services).await?;
     let registry = engine.registry();
     print_registry(&registry, None);
     println!(
@@ -59,7 +59,7 @@ pub async fn validate(settings: &Settings, file: &Path) -> Result<ExitCode, Star
     let backends = Backends::open(&settings)?;
     let services = Services::new(&backends, &settings)?;
     services.prepare_storage(&backends).await;
-    let engine = start_engine(&settings, &backends, &services).await?;
+    let engine = start_engine(&settings, &services).await?;
     let registry = engine.registry();
     print_registry(&registry, Some(&file));
     let same = |p: &PathBuf| std::fs::canonicalize(p).map(|p| p == file).unwrap_or(false);
@@ -102,7 +102,7 @@ pub async fn run_workflow(settings: &Settings, args: RunArgs) -> Result<ExitCode
     let backends = Backends::open(settings)?;
     let services = Services::new(&backends, settings)?;
     services.prepare_storage(&backends).await;
-    let engine = start_engine(settings, &backends, &services).await?;
+    let engine = start_engine(settings, &services).await?;
     let registry = engine.registry();
     let Some(workflow) = registry.workflows.iter().find(|w| w.name == args.workflow) else {
         eprintln!("bifrost run: no workflow named {:?}", args.workflow);
@@ -152,9 +152,9 @@ pub async fn run_workflow(settings: &Settings, args: RunArgs) -> Result<ExitCode
         }
     };
     let caller = Caller::new("cli:local", "cli@localhost", "Local CLI");
-    let mut request = RunRequest::new(workflow.clone(), input, scope, caller, "cli:local");
-    request.is_platform_admin = true;
-    request.timeout = args.timeout_seconds.map(std::time::Duration::from_secs);
+    let context = RunContext::new(caller, "cli:local", scope, RunRights::PLATFORM);
+    let request = RunRequest::new(workflow.clone(), input, context)
+        .with_timeout(args.timeout_seconds.map(std::time::Duration::from_secs));
     let outcome = match runner.run(request, false).await {
         Ok(finished) => finished.outcome,
         Err(RunError::Engine(e)) => {

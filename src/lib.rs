@@ -8,6 +8,7 @@ pub mod app;
 pub mod audit;
 pub mod auth;
 pub mod backends;
+pub mod cache;
 pub mod cli;
 pub mod commands;
 pub mod domain;

@@ -4,28 +4,28 @@
 //! The engine knows nothing of storage; it calls this [`SdkHost`] with the execution's scope.
 //! Every call is confined to that scope: the org comes from the execution, never from workflow
 //! arguments (v1 let any workflow read any vault secret by its full name; here `secrets.get(key)`
-//! looks in the execution's org, then GLOBAL, and cannot name another org's secret).
+//! looks in the execution's org, then GLOBAL, and cannot name another org's secret). Secrets
+//! follow the same rules as the secrets API, from one service
+//! ([`SecretService`](crate::domain::secrets::SecretService)): scoping, fallback, audit.
 //! `files.*` work in the organization's own file area ([`crate::sdk_files`]), never the
 //! workspace.
-
-use std::sync::Arc;
 
 use async_trait::async_trait;
 use bifrost_engine::{
     ConfigValue as HostConfigValue, ExecutionFilter, FileLocation, HostError, HostResult,
     HostScope, SdkHost,
 };
-use bifrost_secrets::{SecretName, SecretStore, SecretValue, SecretsError, SecretsErrorKind};
-use bifrost_store::table::{IfMatch, TableStore};
+use bifrost_secrets::SecretValue;
+use bifrost_store::table::IfMatch;
 use bifrost_store::{OrgId, Scope, StoreError};
 use serde_json::{Map, Value, json};
 use time::OffsetDateTime;
 
-use crate::audit::{AuditEvent, AuditEventType, AuditLog};
+use crate::domain::secrets::{SecretAccess, SecretService};
 use crate::domain::{
-    Actor, ChangeLog, ConfigEntry, ConfigService, ConfigType, ConfigValue, ConfigWrite,
-    DomainError, FormId, MASK, NewOrganization, NewRole, OrgService, Organization,
-    OrganizationUpdate, Role, RoleId, RoleService, RoleUpdate, UserId,
+    Actor, ConfigEntry, ConfigService, ConfigType, ConfigValue, ConfigWrite, DomainError, FormId,
+    MASK, NewOrganization, NewRole, OrgService, Organization, OrganizationUpdate, Role, RoleId,
+    RoleService, RoleUpdate, UserId,
 };
 
 use crate::executions::{ExecutionQuery, Executions};
@@ -33,8 +33,8 @@ use crate::forms::store::FormStore;
 use crate::sdk_files::SdkFiles;
 
 pub struct StorageHost {
-    secrets: Arc<dyn SecretStore>,
-    audit: Arc<AuditLog>,
+    /// The same rules as the secrets API: scoping, org → GLOBAL fallback, audit.
+    secrets: SecretService,
     config: ConfigService,
     orgs: OrgService,
     roles: RoleService,
@@ -45,40 +45,37 @@ pub struct StorageHost {
     files: SdkFiles,
 }
 
-impl StorageHost {
-    pub fn new(
-        tables: Arc<dyn TableStore>,
-        secrets: Arc<dyn SecretStore>,
-        audit: Arc<AuditLog>,
-        executions: Executions,
-        forms: FormStore,
-        files: SdkFiles,
-    ) -> Self {
-        let changes = ChangeLog::new(audit.clone());
-        Self {
-            config: ConfigService::new(tables.clone(), secrets.clone()),
-            orgs: OrgService::new(tables.clone(), changes.clone()),
-            roles: RoleService::new(tables, changes),
-            forms,
-            secrets,
-            audit,
-            executions,
-            files,
-        }
-    }
+/// The application's services the SDK reaches: the same instances the API uses, so the
+/// rules (scoping, fallback, audit, caches) are one.
+pub struct SdkServices {
+    pub secrets: SecretService,
+    pub config: ConfigService,
+    pub orgs: OrgService,
+    pub roles: RoleService,
+    pub executions: Executions,
+    pub forms: FormStore,
+    pub files: SdkFiles,
+}
 
-    /// Records a secret access by a workflow: names and ids only, never the value. A failure to
-    /// record is logged as an error (with the same details) rather than failing the workflow.
-    async fn audit_secret(&self, scope: &HostScope, kind: AuditEventType, secret: &str, via: &str) {
-        let Ok(own) = execution_scope(scope) else {
-            return;
-        };
-        let event = AuditEvent::new(kind, scope.caller.user_id.clone(), own)
-            .detail("secret_name", secret)
-            .detail("execution_id", scope.execution_id.clone())
-            .detail("via", via);
-        if let Err(e) = self.audit.append(event).await {
-            tracing::error!(error = %e, ?kind, secret, execution_id = %scope.execution_id, "could not audit a secret access");
+impl StorageHost {
+    pub fn new(services: SdkServices) -> Self {
+        let SdkServices {
+            secrets,
+            config,
+            orgs,
+            roles,
+            executions,
+            forms,
+            files,
+        } = services;
+        Self {
+            secrets,
+            config,
+            orgs,
+            roles,
+            executions,
+            forms,
+            files,
         }
     }
 }
@@ -93,14 +90,16 @@ pub fn execution_scope(scope: &HostScope) -> HostResult<Scope> {
     }
 }
 
-fn secrets_error(e: SecretsError) -> HostError {
-    match e.kind() {
-        SecretsErrorKind::Invalid => HostError::InvalidInput(e.to_string()),
-        // Workflow code sees the kind of failure, never backend details.
-        SecretsErrorKind::Conflict => {
+/// A secret failure as workflow code sees it: the kind, never backend details.
+fn secret_error(e: DomainError) -> HostError {
+    match e {
+        DomainError::Invalid { field, reason } => {
+            HostError::InvalidInput(format!("invalid {field}: {reason}"))
+        }
+        DomainError::Conflict { .. } => {
             HostError::Backend("secret store: name is reserved (recently deleted)".into())
         }
-        SecretsErrorKind::Unavailable => {
+        DomainError::Unavailable { .. } => {
             HostError::Backend("secret store: temporarily unavailable".into())
         }
         _ => HostError::Backend("secret store: internal error".into()),
@@ -252,15 +251,18 @@ impl SdkHost for StorageHost {
     async fn config_get(
         &self,
         scope: &HostScope,
-        key: &str,
+        key: String,
     ) -> HostResult<Option<HostConfigValue>> {
+        let own = execution_scope(scope)?;
         let value = self
             .config
-            .resolve(&execution_scope(scope)?, key)
+            .resolve(&own, &key)
             .await
             .map_err(domain_error)?;
         if matches!(value, Some(ConfigValue::Secret(_))) {
-            self.audit_secret(scope, AuditEventType::SecretRead, key, "config.get")
+            let by = actor(scope);
+            self.secrets
+                .record_read(&own, &key, SecretAccess::sdk(&by, "config.get"))
                 .await;
         }
         Ok(value.map(|v| {
@@ -272,8 +274,8 @@ impl SdkHost for StorageHost {
         }))
     }
 
-    async fn config_set(&self, scope: &HostScope, key: &str, value: Value) -> HostResult<()> {
-        let mut write = ConfigWrite::inferred(key, &value).map_err(domain_error)?;
+    async fn config_set(&self, scope: &HostScope, key: String, value: Value) -> HostResult<()> {
+        let mut write = ConfigWrite::inferred(&key, &value).map_err(domain_error)?;
         write.updated_by = Some(scope.caller.user_id.clone());
         self.config
             .set(&execution_scope(scope)?, write)
@@ -302,9 +304,9 @@ impl SdkHost for StorageHost {
         Ok(out)
     }
 
-    async fn config_delete(&self, scope: &HostScope, key: &str) -> HostResult<bool> {
+    async fn config_delete(&self, scope: &HostScope, key: String) -> HostResult<bool> {
         self.config
-            .delete(&execution_scope(scope)?, key)
+            .delete(&execution_scope(scope)?, &key)
             .await
             .map_err(domain_error)
     }
@@ -312,8 +314,8 @@ impl SdkHost for StorageHost {
     async fn organization_create(
         &self,
         scope: &HostScope,
-        name: &str,
-        domain: Option<&str>,
+        name: String,
+        domain: Option<String>,
         is_active: bool,
     ) -> HostResult<Value> {
         require_admin(scope, "organizations.create")?;
@@ -321,8 +323,8 @@ impl SdkHost for StorageHost {
             .orgs
             .create(
                 NewOrganization {
-                    name: name.to_owned(),
-                    domain: domain.map(str::to_owned),
+                    name,
+                    domain,
                     is_active,
                     created_by: Some(scope.caller.user_id.clone()),
                 },
@@ -334,8 +336,12 @@ impl SdkHost for StorageHost {
     }
 
     /// Admins may read any organization; others only their own (another id reads as missing).
-    async fn organization_get(&self, scope: &HostScope, org_id: &str) -> HostResult<Option<Value>> {
-        let id = parse_org_id(org_id)?;
+    async fn organization_get(
+        &self,
+        scope: &HostScope,
+        org_id: String,
+    ) -> HostResult<Option<Value>> {
+        let id = parse_org_id(&org_id)?;
         if !scope.is_platform_admin && scope.org_id.as_deref() != Some(id.as_str()) {
             return Ok(None);
         }
@@ -352,7 +358,7 @@ impl SdkHost for StorageHost {
     async fn organization_update(
         &self,
         scope: &HostScope,
-        org_id: &str,
+        org_id: String,
         updates: Map<String, Value>,
     ) -> HostResult<Value> {
         require_admin(scope, "organizations.update")?;
@@ -373,17 +379,22 @@ impl SdkHost for StorageHost {
         };
         let org = self
             .orgs
-            .update(&parse_org_id(org_id)?, update, &IfMatch::Any, &actor(scope))
+            .update(
+                &parse_org_id(&org_id)?,
+                update,
+                &IfMatch::Any,
+                &actor(scope),
+            )
             .await
             .map_err(domain_error)?;
         Ok(org_json(&org))
     }
 
-    async fn organization_delete(&self, scope: &HostScope, org_id: &str) -> HostResult<bool> {
+    async fn organization_delete(&self, scope: &HostScope, org_id: String) -> HostResult<bool> {
         require_admin(scope, "organizations.delete")?;
         match self
             .orgs
-            .delete(&parse_org_id(org_id)?, &IfMatch::Any, &actor(scope))
+            .delete(&parse_org_id(&org_id)?, &IfMatch::Any, &actor(scope))
             .await
         {
             Ok(()) => Ok(true),
@@ -412,7 +423,7 @@ impl SdkHost for StorageHost {
         Ok(forms)
     }
 
-    async fn form_get(&self, scope: &HostScope, form_id: &str) -> HostResult<Option<Value>> {
+    async fn form_get(&self, scope: &HostScope, form_id: String) -> HostResult<Option<Value>> {
         Ok(self
             .form_list(scope)
             .await?
@@ -423,8 +434,8 @@ impl SdkHost for StorageHost {
     async fn role_create(
         &self,
         scope: &HostScope,
-        name: &str,
-        description: &str,
+        name: String,
+        description: String,
         _permissions: Option<Value>,
     ) -> HostResult<Value> {
         let role = self
@@ -432,8 +443,8 @@ impl SdkHost for StorageHost {
             .create(
                 &execution_org(scope)?,
                 NewRole {
-                    name: name.to_owned(),
-                    description: Some(description.to_owned()),
+                    name,
+                    description: Some(description),
                     created_by: Some(scope.caller.user_id.clone()),
                 },
                 &actor(scope),
@@ -443,10 +454,10 @@ impl SdkHost for StorageHost {
         Ok(role_json(&role))
     }
 
-    async fn role_get(&self, scope: &HostScope, role_id: &str) -> HostResult<Option<Value>> {
+    async fn role_get(&self, scope: &HostScope, role_id: String) -> HostResult<Option<Value>> {
         let role = self
             .roles
-            .find(&execution_org(scope)?, &parse_role_id(role_id)?)
+            .find(&execution_org(scope)?, &parse_role_id(&role_id)?)
             .await
             .map_err(domain_error)?;
         Ok(role.as_ref().map(role_json))
@@ -464,7 +475,7 @@ impl SdkHost for StorageHost {
     async fn role_update(
         &self,
         scope: &HostScope,
-        role_id: &str,
+        role_id: String,
         updates: Map<String, Value>,
     ) -> HostResult<Value> {
         let update = RoleUpdate {
@@ -476,7 +487,7 @@ impl SdkHost for StorageHost {
             .roles
             .update(
                 &execution_org(scope)?,
-                &parse_role_id(role_id)?,
+                &parse_role_id(&role_id)?,
                 update,
                 &IfMatch::Any,
                 &actor(scope),
@@ -486,12 +497,12 @@ impl SdkHost for StorageHost {
         Ok(role_json(&role))
     }
 
-    async fn role_delete(&self, scope: &HostScope, role_id: &str) -> HostResult<bool> {
+    async fn role_delete(&self, scope: &HostScope, role_id: String) -> HostResult<bool> {
         match self
             .roles
             .delete(
                 &execution_org(scope)?,
-                &parse_role_id(role_id)?,
+                &parse_role_id(&role_id)?,
                 &IfMatch::Any,
                 &actor(scope),
             )
@@ -503,19 +514,19 @@ impl SdkHost for StorageHost {
         }
     }
 
-    async fn role_list_users(&self, scope: &HostScope, role_id: &str) -> HostResult<Vec<String>> {
+    async fn role_list_users(&self, scope: &HostScope, role_id: String) -> HostResult<Vec<String>> {
         let users = self
             .roles
-            .users_of_role(&execution_org(scope)?, &parse_role_id(role_id)?)
+            .users_of_role(&execution_org(scope)?, &parse_role_id(&role_id)?)
             .await
             .map_err(domain_error)?;
         Ok(users.iter().map(ToString::to_string).collect())
     }
 
-    async fn role_list_forms(&self, scope: &HostScope, role_id: &str) -> HostResult<Vec<String>> {
+    async fn role_list_forms(&self, scope: &HostScope, role_id: String) -> HostResult<Vec<String>> {
         let forms = self
             .roles
-            .forms_of_role(&execution_org(scope)?, &parse_role_id(role_id)?)
+            .forms_of_role(&execution_org(scope)?, &parse_role_id(&role_id)?)
             .await
             .map_err(domain_error)?;
         Ok(forms.iter().map(ToString::to_string).collect())
@@ -524,17 +535,17 @@ impl SdkHost for StorageHost {
     async fn role_assign_users(
         &self,
         scope: &HostScope,
-        role_id: &str,
-        user_ids: Vec<String>,
+        role_id: String,
+        ids: Vec<String>,
     ) -> HostResult<()> {
-        let users = user_ids
+        let users = ids
             .iter()
             .map(|u| UserId::parse(u).map_err(domain_error))
             .collect::<HostResult<Vec<_>>>()?;
         self.roles
             .assign_users(
                 &execution_org(scope)?,
-                &parse_role_id(role_id)?,
+                &parse_role_id(&role_id)?,
                 &users,
                 &actor(scope),
             )
@@ -545,17 +556,17 @@ impl SdkHost for StorageHost {
     async fn role_assign_forms(
         &self,
         scope: &HostScope,
-        role_id: &str,
-        form_ids: Vec<String>,
+        role_id: String,
+        ids: Vec<String>,
     ) -> HostResult<()> {
-        let forms = form_ids
+        let forms = ids
             .iter()
             .map(|f| FormId::parse(f).map_err(domain_error))
             .collect::<HostResult<Vec<_>>>()?;
         self.roles
             .assign_forms(
                 &execution_org(scope)?,
-                &parse_role_id(role_id)?,
+                &parse_role_id(&role_id)?,
                 &forms,
                 &actor(scope),
             )
@@ -568,9 +579,17 @@ impl SdkHost for StorageHost {
         scope: &HostScope,
         filter: ExecutionFilter,
     ) -> HostResult<Vec<Value>> {
+        // A status no run can have matches no run.
+        let status = match filter.status.as_deref() {
+            None => None,
+            Some(name) => match crate::executions::ExecutionStatus::parse(name) {
+                Some(status) => Some(status),
+                None => return Ok(Vec::new()),
+            },
+        };
         let query = ExecutionQuery {
             workflow_name: filter.workflow_name,
-            status: filter.status,
+            status,
             // v1's rule: non-admins only see their own executions.
             executed_by: (!scope.is_platform_admin).then(|| scope.caller.user_id.clone()),
             started_after: parse_date("start_date", filter.start_date.as_ref())?,
@@ -592,11 +611,11 @@ impl SdkHost for StorageHost {
     async fn execution_get(
         &self,
         scope: &HostScope,
-        execution_id: &str,
+        execution_id: String,
     ) -> HostResult<Option<Value>> {
         let record = self
             .executions
-            .get(&execution_scope(scope)?, execution_id)
+            .get(&execution_scope(scope)?, &execution_id)
             .await
             .map_err(store_error)?;
         Ok(record
@@ -604,76 +623,63 @@ impl SdkHost for StorageHost {
             .and_then(|r| serde_json::to_value(r).ok()))
     }
 
-    async fn secret_get(&self, scope: &HostScope, key: &str) -> HostResult<Option<String>> {
-        let own = execution_scope(scope)?;
-        let mut scopes = vec![own.clone()];
-        if own != Scope::Global {
-            scopes.push(Scope::Global);
-        }
-        for s in scopes {
-            let name = SecretName::scoped(&s, key).map_err(secrets_error)?;
-            if let Some(value) = self.secrets.get(&name).await.map_err(secrets_error)? {
-                self.audit_secret(
-                    scope,
-                    AuditEventType::SecretRead,
-                    name.as_str(),
-                    "secrets.get",
-                )
-                .await;
-                return Ok(Some(value.into_exposed()));
-            }
-        }
-        Ok(None)
+    /// The execution's org's secret, else GLOBAL's: `key` cannot name another org's secret.
+    async fn secret_get(&self, scope: &HostScope, key: String) -> HostResult<Option<String>> {
+        let by = actor(scope);
+        let value = self
+            .secrets
+            .read(
+                &execution_scope(scope)?,
+                &key,
+                SecretAccess::sdk(&by, "secrets.get"),
+            )
+            .await
+            .map_err(secret_error)?;
+        Ok(value.map(SecretValue::into_exposed))
     }
 
-    async fn secret_set(&self, scope: &HostScope, key: &str, value: &str) -> HostResult<()> {
-        let name = SecretName::scoped(&execution_scope(scope)?, key).map_err(secrets_error)?;
+    async fn secret_set(&self, scope: &HostScope, key: String, value: String) -> HostResult<()> {
+        let own = execution_scope(scope)?;
+        let name = SecretService::name(&own, &key).map_err(secret_error)?;
+        let by = actor(scope);
         self.secrets
-            .set(&name, &SecretValue::new(value))
+            .set(
+                &own,
+                &name,
+                SecretValue::new(value),
+                SecretAccess::sdk(&by, "secrets.set"),
+            )
             .await
-            .map_err(secrets_error)?;
-        self.audit_secret(
-            scope,
-            AuditEventType::SecretWritten,
-            name.as_str(),
-            "secrets.set",
-        )
-        .await;
-        Ok(())
+            .map_err(secret_error)
     }
 
     async fn secret_list(&self, scope: &HostScope) -> HostResult<Vec<String>> {
         let own = execution_scope(scope)?;
-        let names = self.secrets.list_scope(&own).await.map_err(secrets_error)?;
+        let names = self.secrets.list(&own).await.map_err(secret_error)?;
         Ok(names
             .iter()
             .filter_map(|n| n.key_in_scope(&own).map(str::to_owned))
             .collect())
     }
 
-    async fn secret_delete(&self, scope: &HostScope, key: &str) -> HostResult<bool> {
-        let name = SecretName::scoped(&execution_scope(scope)?, key).map_err(secrets_error)?;
-        let deleted = self.secrets.delete(&name).await.map_err(secrets_error)?;
-        if deleted {
-            self.audit_secret(
-                scope,
-                AuditEventType::SecretDeleted,
-                name.as_str(),
-                "secrets.delete",
-            )
-            .await;
-        }
-        Ok(deleted)
+    async fn secret_delete(&self, scope: &HostScope, key: String) -> HostResult<bool> {
+        let own = execution_scope(scope)?;
+        let name = SecretService::name(&own, &key).map_err(secret_error)?;
+        let by = actor(scope);
+        self.secrets
+            .delete(&own, &name, SecretAccess::sdk(&by, "secrets.delete"))
+            .await
+            .map_err(secret_error)
     }
 
     async fn file_read(
         &self,
         scope: &HostScope,
         location: FileLocation,
-        path: &str,
+        path: String,
     ) -> HostResult<Vec<u8>> {
         self.files
-            .read(&execution_scope(scope)?, location, path)
+            .read(&execution_scope(scope)?, location, &path)
             .await
     }
 
@@ -681,11 +687,11 @@ impl SdkHost for StorageHost {
         &self,
         scope: &HostScope,
         location: FileLocation,
-        path: &str,
+        path: String,
         content: Vec<u8>,
     ) -> HostResult<()> {
         self.files
-            .write(&execution_scope(scope)?, location, path, content)
+            .write(&execution_scope(scope)?, location, &path, content)
             .await
     }
 
@@ -693,10 +699,10 @@ impl SdkHost for StorageHost {
         &self,
         scope: &HostScope,
         location: FileLocation,
-        dir: &str,
+        path: String,
     ) -> HostResult<Vec<String>> {
         self.files
-            .list(&execution_scope(scope)?, location, dir)
+            .list(&execution_scope(scope)?, location, &path)
             .await
     }
 
@@ -704,10 +710,10 @@ impl SdkHost for StorageHost {
         &self,
         scope: &HostScope,
         location: FileLocation,
-        path: &str,
+        path: String,
     ) -> HostResult<bool> {
         self.files
-            .delete(&execution_scope(scope)?, location, path)
+            .delete(&execution_scope(scope)?, location, &path)
             .await
     }
 
@@ -715,10 +721,10 @@ impl SdkHost for StorageHost {
         &self,
         scope: &HostScope,
         location: FileLocation,
-        path: &str,
+        path: String,
     ) -> HostResult<bool> {
         self.files
-            .exists(&execution_scope(scope)?, location, path)
+            .exists(&execution_scope(scope)?, location, &path)
             .await
     }
 }
@@ -726,8 +732,13 @@ impl SdkHost for StorageHost {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::audit::AuditLog;
+    use crate::domain::ChangeLog;
     use bifrost_engine::Caller;
+    use bifrost_secrets::SecretStore;
+    use bifrost_store::table::TableStore;
     use std::path::Path;
+    use std::sync::Arc;
 
     fn scope(org: Option<&str>) -> HostScope {
         HostScope {
@@ -755,14 +766,16 @@ mod tests {
         );
         let files = SdkFiles::new(blobs.clone(), &dir.join("ws")).unwrap();
         files.ensure_container().await.unwrap();
-        StorageHost::new(
-            tables.clone(),
-            secrets,
-            audit,
-            Executions::new(tables.clone(), blobs),
-            FormStore::new(tables).unwrap(),
+        let changes = ChangeLog::new(audit.clone());
+        StorageHost::new(SdkServices {
+            config: ConfigService::new(tables.clone(), secrets.clone()),
+            orgs: OrgService::new(tables.clone(), changes.clone()),
+            roles: RoleService::new(tables.clone(), changes),
+            secrets: SecretService::new(secrets, audit),
+            executions: Executions::new(tables.clone(), blobs),
+            forms: FormStore::new(tables).unwrap(),
             files,
-        )
+        })
     }
 
     #[tokio::test]
@@ -804,9 +817,9 @@ mod tests {
             ["a-form", "a-retired", "everyone"]
         );
         assert_eq!(ids(h.form_list(&scope(None)).await.unwrap()), ["everyone"]);
-        assert!(h.form_get(&a, "b-form").await.unwrap().is_none());
+        assert!(h.form_get(&a, "b-form".into()).await.unwrap().is_none());
         assert_eq!(
-            h.form_get(&a, "a-form").await.unwrap().unwrap()["orgId"],
+            h.form_get(&a, "a-form".into()).await.unwrap().unwrap()["orgId"],
             "org-a"
         );
     }
@@ -816,25 +829,36 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let h = host(dir.path()).await;
         let (a, b, global) = (scope(Some("org-a")), scope(Some("org-b")), scope(None));
-        h.secret_set(&global, "halo_key", "global-value")
+        h.secret_set(&global, "halo_key".into(), "global-value".into())
             .await
             .unwrap();
-        h.secret_set(&a, "halo_key", "a-value").await.unwrap();
+        h.secret_set(&a, "halo_key".into(), "a-value".into())
+            .await
+            .unwrap();
         assert_eq!(
-            h.secret_get(&a, "halo_key").await.unwrap().as_deref(),
+            h.secret_get(&a, "halo_key".into())
+                .await
+                .unwrap()
+                .as_deref(),
             Some("a-value")
         );
         assert_eq!(
-            h.secret_get(&b, "halo_key").await.unwrap().as_deref(),
+            h.secret_get(&b, "halo_key".into())
+                .await
+                .unwrap()
+                .as_deref(),
             Some("global-value")
         );
-        h.secret_set(&b, "only_b", "b").await.unwrap();
-        assert_eq!(h.secret_get(&a, "only_b").await.unwrap(), None);
+        h.secret_set(&b, "only_b".into(), "b".into()).await.unwrap();
+        assert_eq!(h.secret_get(&a, "only_b".into()).await.unwrap(), None);
         // Names are normalized to Key Vault's alphabet (lower-case, `-`), as listed.
         assert_eq!(h.secret_list(&a).await.unwrap(), ["halo-key"]);
-        assert!(h.secret_delete(&a, "halo_key").await.unwrap());
+        assert!(h.secret_delete(&a, "halo_key".into()).await.unwrap());
         assert_eq!(
-            h.secret_get(&a, "halo_key").await.unwrap().as_deref(),
+            h.secret_get(&a, "halo_key".into())
+                .await
+                .unwrap()
+                .as_deref(),
             Some("global-value")
         );
     }
@@ -844,32 +868,34 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let h = host(dir.path()).await;
         let (a, b) = (scope(Some("org-a")), scope(Some("org-b")));
-        h.file_write(&a, FileLocation::Temp, "r/out.txt", b"hi".to_vec())
+        h.file_write(&a, FileLocation::Temp, "r/out.txt".into(), b"hi".to_vec())
             .await
             .unwrap();
         assert_eq!(
-            h.file_read(&a, FileLocation::Temp, "r/out.txt")
+            h.file_read(&a, FileLocation::Temp, "r/out.txt".into())
                 .await
                 .unwrap(),
             b"hi"
         );
         assert!(
-            !h.file_exists(&b, FileLocation::Temp, "r/out.txt")
+            !h.file_exists(&b, FileLocation::Temp, "r/out.txt".into())
                 .await
                 .unwrap()
         );
         assert_eq!(
-            h.file_list(&a, FileLocation::Temp, "r").await.unwrap(),
+            h.file_list(&a, FileLocation::Temp, "r".into())
+                .await
+                .unwrap(),
             ["out.txt"]
         );
         assert!(matches!(
-            h.file_read(&a, FileLocation::Workspace, "../x")
+            h.file_read(&a, FileLocation::Workspace, "../x".into())
                 .await
                 .unwrap_err(),
             HostError::PermissionDenied(_)
         ));
         assert!(
-            h.file_delete(&a, FileLocation::Temp, "r/out.txt")
+            h.file_delete(&a, FileLocation::Temp, "r/out.txt".into())
                 .await
                 .unwrap()
         );

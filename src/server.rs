@@ -33,15 +33,10 @@ use warp::reply::Response;
 
 use crate::host::envelope::InvocationRequest;
 use crate::host::invoke::{Dispatch, HttpApi, Invocations};
+use crate::http::ClientAddr;
 use crate::http::error::{ApiError, json_response};
 use crate::settings::TrustedProxies;
 use crate::telemetry::redact_query;
-
-/// The address of the client a request came from: the socket's peer, or — when that peer is a
-/// trusted proxy — the nearest untrusted address its forwarding headers name. Attached to every
-/// request as an extension; anonymous rate limits are keyed by it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct ClientAddr(pub IpAddr);
 
 /// Who may tell us the client's address: trusted proxies, and a known Front Door.
 #[derive(Clone, Debug, Default)]

@@ -18,7 +18,7 @@ use crate::executions::{Executions, Runner};
 use crate::jobs::{JobServices, Jobs};
 use crate::schedules::ScheduleStore;
 use crate::sdk_files::SdkFiles;
-use crate::sdk_host::StorageHost;
+use crate::sdk_host::{SdkServices, StorageHost};
 use crate::settings::Settings;
 
 /// What every entry point may reach; built once at start-up.
@@ -41,6 +41,8 @@ pub struct Services {
     pub users: UserService,
     pub roles: RoleService,
     pub config: ConfigService,
+    /// Secrets per scope, for the API and the SDK host alike (scoping, fallback, audit).
+    pub secrets: crate::domain::secrets::SecretService,
     pub keys: Arc<FunctionKeys>,
     /// `Authorization: Bearer wk_...` keys of `/api/endpoints/*`.
     pub workflow_keys: Arc<WorkflowKeys>,
@@ -53,6 +55,8 @@ pub struct Services {
     pub provider_cache: crate::forms::providers::ProviderCache,
     /// Files uploaded for `file` form fields (`form-uploads` container).
     pub uploads: crate::forms::files::Uploads,
+    /// Recent launch-workflow results of forms (this instance's memory).
+    pub launches: crate::forms::launch::LaunchResults,
     /// Wakes this instance's idle queue worker when a run is queued here.
     pub enqueued: Arc<tokio::sync::Notify>,
     /// The SDK's per-organization file areas (`files.*`, and uploaded files handed to runs).
@@ -73,6 +77,10 @@ impl Services {
             users: UserService::new(tables.clone(), changes.clone()),
             roles: RoleService::new(tables.clone(), changes),
             config: ConfigService::new(tables.clone(), backends.secrets.clone()),
+            secrets: crate::domain::secrets::SecretService::new(
+                backends.secrets.clone(),
+                audit.clone(),
+            ),
             keys: Arc::new(
                 FunctionKeys::new(tables.clone(), FunctionKeysOptions::default())
                     .map_err(|e| StartupError::Storage(e.to_string()))?,
@@ -92,6 +100,7 @@ impl Services {
                 .map_err(|e| StartupError::Storage(e.to_string()))?,
             uploads: crate::forms::files::Uploads::new(backends.blobs.clone())
                 .map_err(|e| StartupError::Storage(e.to_string()))?,
+            launches: crate::forms::launch::LaunchResults::default(),
             files: SdkFiles::new(backends.blobs.clone(), &settings.workspace)
                 .map_err(|e| StartupError::Storage(e.to_string()))?,
         })
@@ -187,7 +196,7 @@ impl AppState {
         let mut services = Services::new(&backends, &settings)?;
         services.executions = services.executions.with_lease(settings.executions.lease);
         services.prepare_storage(&backends).await;
-        let engine = start_engine(&settings, &backends, &services).await?;
+        let engine = start_engine(&settings, &services).await?;
         crate::forms::import::import_forms(&services.forms, &settings.workspace).await;
         let runner = runner_of(&engine, &backends, &services);
         Ok(Self {
@@ -226,7 +235,6 @@ impl AppState {
 /// Starts the embedded Python engine on the configured workspace, backed by real storage.
 pub async fn start_engine(
     settings: &Settings,
-    backends: &Backends,
     services: &Services,
 ) -> Result<Engine, StartupError> {
     if !settings.workspace.is_dir() {
@@ -235,14 +243,15 @@ pub async fn start_engine(
             setting: crate::settings::WORKSPACE,
         });
     }
-    let host = StorageHost::new(
-        backends.tables.clone(),
-        backends.secrets.clone(),
-        services.audit.clone(),
-        services.executions.clone(),
-        services.forms.clone(),
-        services.files.clone(),
-    );
+    let host = StorageHost::new(SdkServices {
+        secrets: services.secrets.clone(),
+        config: services.config.clone(),
+        orgs: services.orgs.clone(),
+        roles: services.roles.clone(),
+        executions: services.executions.clone(),
+        forms: services.forms.clone(),
+        files: services.files.clone(),
+    });
     let audit = services.audit.clone();
     let runtime = tokio::runtime::Handle::current();
     let on_violation = {

@@ -1,144 +1,95 @@
 //! Bifrost's own function keys: creation (the raw key is shown once), authentication, listing,
 //! revocation, two-key rotation per name, and the header-or-query extraction rule.
 //!
-//! Depends on the table contract only (no HTTP). Invariants:
-//! - the raw key is never stored or logged: rows hold the SHA-256 of the 32 random secret bytes,
-//!   compared in constant time (the secret is uniformly random, so no salt or stretching is
-//!   needed to resist guessing);
-//! - a raw key embeds its key id (`bfk_<16 hex id>_<43 char secret>`), so authentication is one
-//!   point read, never a scan, and usually no read at all (validated records are cached);
-//! - at most [`MAX_ACTIVE_KEYS_PER_NAME`] unrevoked, unexpired keys exist per (scope, name),
-//!   enforced across instances by insert-if-absent "slot" rows written in the same atomic batch
-//!   as the key row;
-//! - every refusal is the same caller-facing `invalid key`; the typed reason goes to the audit log.
+//! A function key is a [`KeyTable`] kind ([`FunctionKey`]): hashing, the one-read lookup by
+//! embedded id, the cache of validated keys, expiry, revocation and last-used bookkeeping are
+//! the table's; this module adds what is a function key's own: a name and a scope per key,
+//! rotation in [`MAX_ACTIVE_KEYS_PER_NAME`] slots per (scope, name), and every refusal reading
+//! the same caller-facing `invalid key` (the typed reason goes to the audit log).
 //!
-//! Table `FunctionKeys`, all rows in partition `GLOBAL` (a system table: a key's scope is a
-//! property, because authentication must find a key before it knows the scope):
+//! Depends on the table contract only (no HTTP). Table `FunctionKeys`, all rows in partition
+//! `GLOBAL` (a system table: a key's scope is a property, because authentication must find a
+//! key before it knows the scope):
 //! - `key:<id>`: `Name`, `Scope` (`GLOBAL` or org id), `SecretHash` (`sha256:<hex>`),
 //!   `CreatedAt`, `CreatedBy`, `Slot`, optional `ExpiresAt`, `RevokedAt`, `RevokedBy`, `LastUsedAt`;
 //! - `slot:<scope>:<name>:<0|1>`: `KeyId` of the key occupying that rotation slot.
 
-use std::collections::HashMap;
 use std::fmt;
-use std::sync::atomic::{AtomicI64, Ordering};
-use std::sync::{Arc, RwLock};
-use std::time::{Duration, Instant};
+use std::sync::Arc;
 
-use base64::Engine as _;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use bifrost_store::table::{
-    Column, Entity, IfMatch, Properties, Query, ScopedBatch, ScopedTable, TableName, TableStore,
-    Value, WriteMode, prop,
-};
-use bifrost_store::{RowKey, Scope, StoreError};
-use rand::RngCore as _;
-use sha2::{Digest as _, Sha256};
-use subtle::ConstantTimeEq as _;
+use bifrost_store::Scope;
+use bifrost_store::table::{Entity, Properties, TableStore, Value, prop};
 use time::OffsetDateTime;
 
-use crate::auth::raw_key::{
-    self, HASH_SCHEME, KEY_ID_LEN, SECRET_BYTES, generate_id, hex, is_key_id, truncate_micros,
-    unhex32,
+use crate::auth::AuthError;
+use crate::auth::key_table::{
+    self, KeyKind, KeyTable, Options, Record, Refusal, Rejection, validate_actor,
 };
-use crate::auth::{AuthError, Clock};
+
+pub use crate::auth::key_table::{MAX_ACTIVE_KEYS_PER_NAME, RejectReason as KeyRejectReason};
 
 /// Every raw key starts with this, so leaked keys are recognizable by secret scanners.
 pub const KEY_PREFIX: &str = "bfk_";
 /// The table holding key records and rotation slots.
 pub const FUNCTION_KEYS_TABLE: &str = "FunctionKeys";
-/// Rotation: a name may have this many active keys (old and new) at once.
-pub const MAX_ACTIVE_KEYS_PER_NAME: u8 = 2;
 /// Longest key name accepted.
 pub const MAX_NAME_LEN: usize = 64;
 
-#[cfg(test)]
-const RAW_KEY_LEN: usize = KEY_PREFIX.len() + KEY_ID_LEN + 1 + raw_key::SECRET_LEN;
-const MAX_ACTOR_LEN: usize = 256;
-/// Bounded retries for optimistic-concurrency loops; contention beyond this is reported.
-const MAX_ATTEMPTS: usize = 16;
+/// The function-key kind of [`KeyTable`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct FunctionKey;
 
-/// A key's id: 16 lowercase hex characters (64 random bits; uniqueness is enforced by
-/// insert-if-absent, so a collision only costs a retry).
-#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct KeyId(String);
-
-impl KeyId {
-    pub fn parse(value: &str) -> Result<Self, KeyError> {
-        if is_key_id(value) {
-            Ok(Self(value.to_owned()))
-        } else {
-            Err(KeyError::Invalid {
-                field: "id",
-                reason: format!("must be {KEY_ID_LEN} lowercase hex characters"),
-            })
-        }
-    }
-
-    fn generate() -> Self {
-        Self(generate_id())
-    }
-
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-
-    fn row_key(&self) -> Result<RowKey, StoreError> {
-        row_key(format!("key:{}", self.0))
-    }
-}
-
-impl fmt::Display for KeyId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-/// A raw key, returned once by [`FunctionKeys::create`]. `Debug`/`Display` are redacted so it
-/// cannot reach a log by accident; [`RawKey::expose`] gives the value to hand to the user.
-#[derive(Clone, PartialEq, Eq)]
-pub struct RawKey(String);
-
-impl RawKey {
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Debug for RawKey {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("RawKey(<redacted>)")
-    }
-}
-
-/// A stored key's metadata (never its secret or hash).
+/// What a function key holds beyond what every key does.
 #[derive(Clone, Debug, PartialEq)]
-pub struct KeyRecord {
-    pub id: KeyId,
+pub struct FunctionKeyFields {
     pub name: String,
+    /// `GLOBAL` keys act platform-wide, an organization's keys in that organization only.
     pub scope: Scope,
-    pub created_at: OffsetDateTime,
-    pub created_by: String,
-    pub expires_at: Option<OffsetDateTime>,
-    pub revoked_at: Option<OffsetDateTime>,
-    pub revoked_by: Option<String>,
-    /// Updated at most once per [`FunctionKeysOptions::last_used_interval`].
-    pub last_used_at: Option<OffsetDateTime>,
 }
 
-impl KeyRecord {
-    pub fn is_revoked(&self) -> bool {
-        self.revoked_at.is_some()
+impl KeyKind for FunctionKey {
+    type Fields = FunctionKeyFields;
+    const TABLE: &'static str = FUNCTION_KEYS_TABLE;
+    const PREFIX: &'static str = KEY_PREFIX;
+    const NOUN: &'static str = "key";
+    const NAME: &'static str = "function key";
+    const RAW_NAME: &'static str = "RawKey";
+
+    fn write(fields: &FunctionKeyFields, props: &mut Properties) {
+        props.insert("Name".into(), fields.name.as_str().into());
+        props.insert("Scope".into(), fields.scope.to_string().into());
     }
 
-    pub fn is_expired(&self, now: OffsetDateTime) -> bool {
-        self.expires_at.is_some_and(|at| now >= at)
+    fn read(entity: &Entity) -> Result<FunctionKeyFields, &'static str> {
+        let scope = entity
+            .get("Scope")
+            .and_then(Value::as_str)
+            .and_then(|s| Scope::parse(s).ok())
+            .ok_or("Scope")?;
+        let name = entity.get("Name").and_then(Value::as_str).ok_or("Name")?;
+        Ok(FunctionKeyFields {
+            name: name.to_owned(),
+            scope,
+        })
     }
 
-    /// Neither revoked nor expired: counts against the rotation limit and authenticates.
-    pub fn is_active(&self, now: OffsetDateTime) -> bool {
-        !self.is_revoked() && !self.is_expired(now)
+    fn rotation(fields: &FunctionKeyFields) -> Option<(&str, &Scope)> {
+        Some((&fields.name, &fields.scope))
     }
 }
+
+/// A function key's id (16 lowercase hex characters).
+pub type KeyId = key_table::Id<FunctionKey>;
+/// A raw function key, returned once by [`FunctionKeys::create`] (`Debug` is redacted).
+pub type RawKey = key_table::Raw<FunctionKey>;
+/// A stored function key's metadata (never its secret or hash).
+pub type KeyRecord = Record<FunctionKey>;
+/// A refused function key (for the audit log only: callers see `invalid key`).
+pub type KeyRejection = Rejection<FunctionKey>;
+/// Errors of function-key management (create, list, revoke).
+pub type KeyError = key_table::Error<FunctionKey>;
+/// Tuning of [`FunctionKeys`].
+pub type FunctionKeysOptions = Options;
 
 /// The identity a valid key grants.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -149,91 +100,6 @@ pub struct KeyPrincipal {
     /// True when this call recorded the key's last-used time (at most once per interval per
     /// key): the caller may audit `key_used` only then, instead of on every request.
     pub usage_recorded: bool,
-}
-
-/// Why a key was refused. For the audit log only: callers see `invalid key` whatever it is.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum KeyRejectReason {
-    /// Not `bfk_<16 hex>_<43 base64url>`.
-    Malformed,
-    /// Well-formed, but no key has this id.
-    UnknownKey,
-    /// The id exists but the secret does not match its hash.
-    WrongSecret,
-    Revoked,
-    Expired,
-}
-
-impl KeyRejectReason {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            KeyRejectReason::Malformed => "malformed",
-            KeyRejectReason::UnknownKey => "unknown_key",
-            KeyRejectReason::WrongSecret => "wrong_secret",
-            KeyRejectReason::Revoked => "revoked",
-            KeyRejectReason::Expired => "expired",
-        }
-    }
-}
-
-/// A refused key: the reason and, when the key was well-formed, the id it claimed (safe to
-/// audit; the secret part is never kept).
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct KeyRejection {
-    pub reason: KeyRejectReason,
-    pub key_id: Option<KeyId>,
-}
-
-impl KeyRejection {
-    pub fn reason(&self) -> KeyRejectReason {
-        self.reason
-    }
-}
-
-/// Errors of key management (create, list, revoke).
-#[derive(Debug, thiserror::Error)]
-pub enum KeyError {
-    #[error("invalid {field}: {reason}")]
-    Invalid { field: &'static str, reason: String },
-
-    #[error(
-        "key name '{name}' already has {MAX_ACTIVE_KEYS_PER_NAME} active keys in scope {scope}; \
-         revoke one of them before creating another"
-    )]
-    RotationLimit { name: String, scope: Scope },
-
-    #[error("key {id} not found")]
-    NotFound { id: KeyId },
-
-    #[error("key {id} is already revoked")]
-    AlreadyRevoked { id: KeyId },
-
-    #[error("key {what} kept changing under concurrent writers; try again")]
-    Contention { what: String },
-
-    #[error(transparent)]
-    Store(#[from] StoreError),
-}
-
-/// Tuning of [`FunctionKeys`].
-#[derive(Clone, Debug)]
-pub struct FunctionKeysOptions {
-    /// How long a validated key record is reused without a read. A revocation by another
-    /// instance takes effect here within this time (this instance's own revocations at once).
-    pub cache_ttl: Duration,
-    /// Minimum time between two `LastUsedAt` writes for one key.
-    pub last_used_interval: Duration,
-    pub clock: Clock,
-}
-
-impl Default for FunctionKeysOptions {
-    fn default() -> Self {
-        Self {
-            cache_ttl: Duration::from_secs(30),
-            last_used_interval: Duration::from_secs(60),
-            clock: Clock::default(),
-        }
-    }
 }
 
 /// Picks the presented key the way the Functions host does: the `x-functions-key` header wins
@@ -252,33 +118,15 @@ pub fn extract_function_key(header: Option<&str>, query: Option<&str>) -> Option
 
 /// The function-key service. One per process; share it behind an `Arc`.
 pub struct FunctionKeys {
-    table: ScopedTable,
-    options: FunctionKeysOptions,
-    cache: RwLock<HashMap<String, Arc<CachedKey>>>,
+    table: KeyTable<FunctionKey>,
 }
 
 impl fmt::Debug for FunctionKeys {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("FunctionKeys")
-            .field("options", &self.options)
+            .field("options", self.table.options())
             .finish_non_exhaustive()
     }
-}
-
-struct CachedKey {
-    record: KeyRecord,
-    hash: [u8; 32],
-    fetched: Instant,
-    /// Unix seconds of the last `LastUsedAt` write (or the stored value), claimed by CAS so
-    /// concurrent requests write it once.
-    last_used_mark: AtomicI64,
-}
-
-/// A key row as read, with what the public record does not carry.
-struct StoredKey {
-    record: KeyRecord,
-    hash: [u8; 32],
-    slot: u8,
 }
 
 impl FunctionKeys {
@@ -295,20 +143,13 @@ impl FunctionKeys {
     /// The service without touching storage (start-up must not need storage to be reachable);
     /// call [`FunctionKeys::ensure_table`] before first use.
     pub fn new(store: Arc<dyn TableStore>, options: FunctionKeysOptions) -> Result<Self, KeyError> {
-        let name = TableName::new(FUNCTION_KEYS_TABLE)?;
         Ok(Self {
-            table: ScopedTable::new(store, name, &Scope::Global),
-            options,
-            cache: RwLock::new(HashMap::new()),
+            table: KeyTable::new(store, options)?,
         })
     }
 
     pub async fn ensure_table(&self) -> Result<(), KeyError> {
-        Ok(self
-            .table
-            .store()
-            .create_table_if_missing(self.table.table())
-            .await?)
+        self.table.ensure_table().await
     }
 
     /// Creates a key named `name` for `scope`. Returns its record and the raw key, which is not
@@ -323,7 +164,7 @@ impl FunctionKeys {
     ) -> Result<(KeyRecord, RawKey), KeyError> {
         validate_name(name)?;
         validate_actor("created_by", created_by)?;
-        let now = self.options.clock.now();
+        let now = self.table.now();
         if let Some(at) = expires_at
             && at <= now
         {
@@ -332,275 +173,47 @@ impl FunctionKeys {
                 reason: "must be in the future".into(),
             });
         }
-        let mut secret = [0u8; SECRET_BYTES];
-        rand::rngs::OsRng.fill_bytes(&mut secret);
-        let hash: [u8; 32] = Sha256::digest(secret).into();
-        let secret_text = URL_SAFE_NO_PAD.encode(secret);
-
-        let mut slot = 0u8;
-        for _ in 0..MAX_ATTEMPTS {
-            if slot >= MAX_ACTIVE_KEYS_PER_NAME {
-                return Err(KeyError::RotationLimit {
-                    name: name.to_owned(),
-                    scope,
-                });
-            }
-            let record = KeyRecord {
-                id: KeyId::generate(),
-                name: name.to_owned(),
-                scope: scope.clone(),
-                created_at: truncate_micros(now),
-                created_by: created_by.to_owned(),
-                expires_at: expires_at.map(truncate_micros),
-                revoked_at: None,
-                revoked_by: None,
-                last_used_at: None,
-            };
-            let slot_key = slot_row_key(&scope, name, slot)?;
-            let mut slot_props = Properties::new();
-            slot_props.insert("KeyId".into(), record.id.as_str().into());
-            let batch = ScopedBatch::new()
-                .insert(slot_key.clone(), slot_props)
-                .insert(record.id.row_key()?, key_properties(&record, &hash, slot));
-            match self.table.batch(batch).await {
-                Ok(_) => {
-                    let raw = format!("{KEY_PREFIX}{}_{secret_text}", record.id);
-                    return Ok((record, RawKey(raw)));
-                }
-                Err(StoreError::BatchFailed { index: 0, source })
-                    if matches!(*source, StoreError::AlreadyExists { .. }) =>
-                {
-                    if !self.reclaim_slot(&slot_key, now).await? {
-                        slot += 1;
-                    }
-                }
-                // The generated id is taken: try again with a fresh one.
-                Err(StoreError::BatchFailed { index: 1, source })
-                    if matches!(*source, StoreError::AlreadyExists { .. }) => {}
-                Err(other) => return Err(other.into()),
-            }
-        }
-        Err(KeyError::Contention {
-            what: format!("slots of '{name}'"),
-        })
-    }
-
-    /// Frees a slot whose key is no longer active (expired, or a leftover of an inconsistent
-    /// write). Returns true if the slot may be retried, false if an active key holds it.
-    async fn reclaim_slot(&self, slot_key: &RowKey, now: OffsetDateTime) -> Result<bool, KeyError> {
-        let Some(slot) = self.table.get(slot_key).await? else {
-            return Ok(true);
+        let fields = FunctionKeyFields {
+            name: name.to_owned(),
+            scope,
         };
-        let occupant = match slot.get("KeyId").and_then(Value::as_str) {
-            Some(id) => match KeyId::parse(id) {
-                Ok(id) => self.read(&id).await?,
-                Err(_) => None,
-            },
-            None => None,
-        };
-        if occupant.is_some_and(|k| k.record.is_active(now)) {
-            return Ok(false);
-        }
-        let if_match = slot.etag.map(IfMatch::ETag).unwrap_or(IfMatch::Any);
-        match self.table.delete(slot_key, &if_match).await {
-            Ok(()) | Err(StoreError::NotFound { .. } | StoreError::PreconditionFailed { .. }) => {
-                Ok(true)
-            }
-            Err(other) => Err(other.into()),
-        }
+        self.table.create(fields, now, expires_at, created_by).await
     }
 
     /// Checks a raw key: format, existence, secret, revocation, expiry. Every refusal is
     /// [`AuthError::InvalidKey`] (displayed as `invalid key`) carrying the typed reason.
     pub async fn authenticate(&self, raw: &str) -> Result<KeyPrincipal, AuthError> {
-        let reject = |reason, key_id: Option<&str>| {
-            AuthError::InvalidKey(KeyRejection {
-                reason,
-                key_id: key_id.map(|id| KeyId(id.to_owned())),
-            })
-        };
-        let Some((id, secret)) = split_raw_key(raw) else {
-            return Err(reject(KeyRejectReason::Malformed, None));
-        };
-        let cached = match self.cached(id) {
-            Some(cached) => cached,
-            None => {
-                let key_id = KeyId(id.to_owned());
-                let Some(stored) = self.read(&key_id).await? else {
-                    return Err(reject(KeyRejectReason::UnknownKey, Some(id)));
-                };
-                self.remember(stored)
-            }
-        };
-        let presented: [u8; 32] = Sha256::digest(secret).into();
-        if !bool::from(presented.ct_eq(&cached.hash)) {
-            return Err(reject(KeyRejectReason::WrongSecret, Some(id)));
-        }
-        let now = self.options.clock.now();
-        if cached.record.is_revoked() {
-            return Err(reject(KeyRejectReason::Revoked, Some(id)));
-        }
-        if cached.record.is_expired(now) {
-            return Err(reject(KeyRejectReason::Expired, Some(id)));
-        }
-        let usage_recorded = self.record_use(&cached, now).await;
+        let now = self.table.now();
+        let key = self.table.check(raw, now).await.map_err(|e| match e {
+            Refusal::Rejected(rejection) => AuthError::InvalidKey(rejection),
+            Refusal::Store(e) => AuthError::Store(e),
+        })?;
+        let usage_recorded = self.table.record_use(&key, now).await;
         Ok(KeyPrincipal {
-            key_id: cached.record.id.clone(),
-            name: cached.record.name.clone(),
-            scope: cached.record.scope.clone(),
+            key_id: key.record.id.clone(),
+            name: key.record.name.clone(),
+            scope: key.record.scope.clone(),
             usage_recorded,
         })
     }
 
-    fn cached(&self, id: &str) -> Option<Arc<CachedKey>> {
-        let cache = self.cache.read().unwrap_or_else(|p| p.into_inner());
-        cache
-            .get(id)
-            .filter(|c| c.fetched.elapsed() < self.options.cache_ttl)
-            .cloned()
-    }
-
-    fn remember(&self, stored: StoredKey) -> Arc<CachedKey> {
-        let mark = stored
-            .record
-            .last_used_at
-            .map_or(i64::MIN, OffsetDateTime::unix_timestamp);
-        let entry = Arc::new(CachedKey {
-            record: stored.record,
-            hash: stored.hash,
-            fetched: Instant::now(),
-            last_used_mark: AtomicI64::new(mark),
-        });
-        let mut cache = self.cache.write().unwrap_or_else(|p| p.into_inner());
-        // Only ids that exist get here, so the map is bounded by the number of stored keys;
-        // dropping stale entries on insert keeps it from holding revoked keys forever.
-        let ttl = self.options.cache_ttl;
-        cache.retain(|_, c| c.fetched.elapsed() < ttl);
-        cache.insert(entry.record.id.0.clone(), entry.clone());
-        entry
-    }
-
-    fn forget(&self, id: &KeyId) {
-        let mut cache = self.cache.write().unwrap_or_else(|p| p.into_inner());
-        cache.remove(id.as_str());
-    }
-
-    /// Writes `LastUsedAt` if the interval has passed; never fails the request (a lost
-    /// last-used update is not worth refusing a valid key).
-    async fn record_use(&self, cached: &CachedKey, now: OffsetDateTime) -> bool {
-        let interval = i64::try_from(self.options.last_used_interval.as_secs()).unwrap_or(i64::MAX);
-        let now_secs = now.unix_timestamp();
-        let last = cached.last_used_mark.load(Ordering::Relaxed);
-        if now_secs.saturating_sub(last) < interval
-            || cached
-                .last_used_mark
-                .compare_exchange(last, now_secs, Ordering::AcqRel, Ordering::Relaxed)
-                .is_err()
-        {
-            return false;
-        }
-        let Ok(row_key) = cached.record.id.row_key() else {
-            return false;
-        };
-        let mut props = Properties::new();
-        props.insert("LastUsedAt".into(), Value::DateTime(truncate_micros(now)));
-        match self
-            .table
-            .update(row_key, props, WriteMode::Merge, &IfMatch::Any)
-            .await
-        {
-            Ok(_) => true,
-            Err(err) => {
-                tracing::warn!(key_id = %cached.record.id, error = %err, "could not record key use");
-                false
-            }
-        }
-    }
-
     /// The key's record, read from storage (not the cache).
     pub async fn get(&self, id: &KeyId) -> Result<Option<KeyRecord>, KeyError> {
-        Ok(self.read(id).await?.map(|s| s.record))
-    }
-
-    async fn read(&self, id: &KeyId) -> Result<Option<StoredKey>, StoreError> {
-        match self.table.get(&id.row_key()?).await? {
-            Some(entity) => parse_key_entity(&entity).map(Some),
-            None => Ok(None),
-        }
+        self.table.get(id).await
     }
 
     /// All keys of `scope` (revoked and expired ones included), oldest first.
     pub async fn list(&self, scope: &Scope) -> Result<Vec<KeyRecord>, KeyError> {
-        let filter = Column::RowKey
-            .ge("key:")
-            .and(Column::RowKey.lt("key;"))
-            .and(prop("Scope").eq(scope.to_string()));
-        let rows = self.table.query_all(&Query::new().filter(filter)).await?;
-        let mut records = rows
-            .iter()
-            .map(|e| parse_key_entity(e).map(|s| s.record))
-            .collect::<Result<Vec<_>, _>>()?;
-        records.sort_by(|a, b| (a.created_at, &a.id).cmp(&(b.created_at, &b.id)));
-        Ok(records)
+        self.table
+            .list(Some(prop("Scope").eq(scope.to_string())))
+            .await
     }
 
     /// Revokes a key and frees its rotation slot. Takes effect on this instance at once and on
     /// others within [`FunctionKeysOptions::cache_ttl`].
     pub async fn revoke(&self, id: &KeyId, revoked_by: &str) -> Result<KeyRecord, KeyError> {
-        validate_actor("revoked_by", revoked_by)?;
-        for _ in 0..MAX_ATTEMPTS {
-            let Some(entity) = self.table.get(&id.row_key()?).await? else {
-                return Err(KeyError::NotFound { id: id.clone() });
-            };
-            let stored = parse_key_entity(&entity)?;
-            if stored.record.is_revoked() {
-                self.forget(id);
-                return Err(KeyError::AlreadyRevoked { id: id.clone() });
-            }
-            let now = truncate_micros(self.options.clock.now());
-            let mut props = Properties::new();
-            props.insert("RevokedAt".into(), Value::DateTime(now));
-            props.insert("RevokedBy".into(), revoked_by.into());
-            let key_match = entity
-                .etag
-                .clone()
-                .map(IfMatch::ETag)
-                .unwrap_or(IfMatch::Any);
-            let slot_key = slot_row_key(&stored.record.scope, &stored.record.name, stored.slot)?;
-            let slot = self.table.get(&slot_key).await?;
-            let mut batch =
-                ScopedBatch::new().update(id.row_key()?, props, WriteMode::Merge, key_match);
-            if let Some(slot) =
-                slot.filter(|s| s.get("KeyId").and_then(Value::as_str) == Some(id.as_str()))
-            {
-                let slot_match = slot.etag.map(IfMatch::ETag).unwrap_or(IfMatch::Any);
-                batch = batch.delete(slot_key, slot_match);
-            }
-            match self.table.batch(batch).await {
-                Ok(_) => {
-                    self.forget(id);
-                    let mut record = stored.record;
-                    record.revoked_at = Some(now);
-                    record.revoked_by = Some(revoked_by.to_owned());
-                    return Ok(record);
-                }
-                Err(StoreError::BatchFailed { source, .. })
-                    if matches!(
-                        *source,
-                        StoreError::PreconditionFailed { .. } | StoreError::NotFound { .. }
-                    ) => {}
-                Err(other) => return Err(other.into()),
-            }
-        }
-        Err(KeyError::Contention {
-            what: id.to_string(),
-        })
+        self.table.revoke(id, revoked_by).await
     }
-}
-
-/// `bfk_<id>_<secret>` → (id, 32 secret bytes).
-fn split_raw_key(raw: &str) -> Option<(&str, [u8; SECRET_BYTES])> {
-    raw_key::split(KEY_PREFIX, raw)
 }
 
 fn validate_name(name: &str) -> Result<(), KeyError> {
@@ -622,105 +235,23 @@ fn validate_name(name: &str) -> Result<(), KeyError> {
     Ok(())
 }
 
-fn validate_actor(field: &'static str, value: &str) -> Result<(), KeyError> {
-    if value.trim().is_empty() || value.chars().count() > MAX_ACTOR_LEN {
-        return Err(KeyError::Invalid {
-            field,
-            reason: format!("must be 1 to {MAX_ACTOR_LEN} characters"),
-        });
-    }
-    Ok(())
-}
-
-fn slot_row_key(scope: &Scope, name: &str, slot: u8) -> Result<RowKey, StoreError> {
-    row_key(format!("slot:{scope}:{name}:{slot}"))
-}
-
-/// Row keys built here use only `[A-Za-z0-9:._-]` (validated names, hex ids, scopes), so this
-/// cannot fail in practice; it still goes through the store's validation.
-fn row_key(value: String) -> Result<RowKey, StoreError> {
-    RowKey::new(value)
-}
-
-fn key_properties(record: &KeyRecord, hash: &[u8; 32], slot: u8) -> Properties {
-    let mut p = Properties::new();
-    p.insert("Name".into(), record.name.as_str().into());
-    p.insert("Scope".into(), record.scope.to_string().into());
-    p.insert(
-        "SecretHash".into(),
-        format!("{HASH_SCHEME}{}", hex(hash)).into(),
-    );
-    p.insert("CreatedAt".into(), Value::DateTime(record.created_at));
-    p.insert("CreatedBy".into(), record.created_by.as_str().into());
-    p.insert("Slot".into(), Value::Int32(i32::from(slot)));
-    if let Some(at) = record.expires_at {
-        p.insert("ExpiresAt".into(), Value::DateTime(at));
-    }
-    p
-}
-
-fn parse_key_entity(entity: &Entity) -> Result<StoredKey, StoreError> {
-    let bad = |field: &str| {
-        StoreError::Backend(format!(
-            "function key row {} has a missing or invalid {field}",
-            entity.row_key
-        ))
-    };
-    let text = |field: &str| -> Result<String, StoreError> {
-        entity
-            .get(field)
-            .and_then(Value::as_str)
-            .map(str::to_owned)
-            .ok_or_else(|| bad(field))
-    };
-    let date = |field: &str| entity.get(field).and_then(Value::as_datetime);
-    let id = entity
-        .row_key
-        .as_str()
-        .strip_prefix("key:")
-        .and_then(|id| KeyId::parse(id).ok())
-        .ok_or_else(|| bad("RowKey"))?;
-    let scope = Scope::parse(&text("Scope")?).map_err(|_| bad("Scope"))?;
-    let hash_text = text("SecretHash")?;
-    let hash = hash_text
-        .strip_prefix(HASH_SCHEME)
-        .and_then(unhex32)
-        .ok_or_else(|| bad("SecretHash"))?;
-    let slot = entity
-        .get("Slot")
-        .and_then(Value::as_i32)
-        .and_then(|s| u8::try_from(s).ok())
-        .filter(|s| *s < MAX_ACTIVE_KEYS_PER_NAME)
-        .ok_or_else(|| bad("Slot"))?;
-    Ok(StoredKey {
-        record: KeyRecord {
-            id,
-            name: text("Name")?,
-            scope,
-            created_at: date("CreatedAt").ok_or_else(|| bad("CreatedAt"))?,
-            created_by: text("CreatedBy")?,
-            expires_at: date("ExpiresAt"),
-            revoked_at: date("RevokedAt"),
-            revoked_by: entity
-                .get("RevokedBy")
-                .and_then(Value::as_str)
-                .map(str::to_owned),
-            last_used_at: date("LastUsedAt"),
-        },
-        hash,
-        slot,
-    })
-}
-
 #[cfg(test)]
 #[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use std::sync::Mutex;
+    use std::time::Duration;
 
+    use base64::Engine as _;
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
     use bifrost_store::OrgId;
-    use bifrost_store::table::SqliteTables;
+    use bifrost_store::table::{IfMatch, Query, SqliteTables, TableName};
+    use sha2::{Digest as _, Sha256};
 
     use super::*;
+    use crate::auth::Clock;
+    use crate::auth::raw_key::{self, KEY_ID_LEN, SECRET_BYTES, hex};
+
+    const RAW_KEY_LEN: usize = KEY_PREFIX.len() + KEY_ID_LEN + 1 + raw_key::SECRET_LEN;
 
     struct Fixture {
         _dir: tempfile::TempDir,

@@ -1,7 +1,8 @@
 //! Who is calling: Bifrost's own function keys ([`keys`]), App Service / Static Web Apps Easy
 //! Auth headers ([`easy_auth`]), and the one [`Principal`] type every request resolves to, with
 //! its scope-selection rule ([`principal`]); and the workflow API keys that open
-//! `/api/endpoints/*` ([`workflow_keys`], checked per workflow, not a principal).
+//! `/api/endpoints/*` ([`workflow_keys`], checked per workflow, not a principal). Both kinds of
+//! key are one generic table ([`key_table`]) of one key shape (`raw_key`).
 //!
 //! Must not depend on warp, `http/` or the domain layer: the HTTP layer hands in header and
 //! query values and gets plain results back. Invariants:
@@ -15,6 +16,7 @@
 //!   proved the key's secret.
 
 pub mod easy_auth;
+pub mod key_table;
 pub mod keys;
 pub mod principal;
 pub(crate) mod raw_key;
@@ -30,14 +32,14 @@ pub use easy_auth::{
     EasyAuthError, EasyAuthHeaders, EasyAuthIdentity, EasyAuthOutcome, easy_auth_identity,
 };
 pub use keys::{
-    FunctionKeys, FunctionKeysOptions, KeyError, KeyId, KeyPrincipal, KeyRecord, KeyRejectReason,
-    KeyRejection, RawKey, extract_function_key,
+    FunctionKey, FunctionKeyFields, FunctionKeys, FunctionKeysOptions, KeyError, KeyId,
+    KeyPrincipal, KeyRecord, KeyRejectReason, KeyRejection, RawKey, extract_function_key,
 };
 pub use principal::{LocalDevIdentity, Principal};
 pub use workflow_keys::{
-    NewWorkflowKey, RawWorkflowKey, WorkflowKeyAuthError, WorkflowKeyError, WorkflowKeyId,
-    WorkflowKeyPrincipal, WorkflowKeyRecord, WorkflowKeyRejectReason, WorkflowKeyRejection,
-    WorkflowKeys, WorkflowKeysOptions, bearer_token,
+    NewWorkflowKey, RawWorkflowKey, WorkflowKey, WorkflowKeyAuthError, WorkflowKeyError,
+    WorkflowKeyFields, WorkflowKeyId, WorkflowKeyPrincipal, WorkflowKeyRecord,
+    WorkflowKeyRejectReason, WorkflowKeyRejection, WorkflowKeys, WorkflowKeysOptions, bearer_token,
 };
 
 /// Why a request could not be given an identity or a scope.

@@ -5,19 +5,19 @@
 //! `@workflow(disable_global_key=True)`, or an unrevoked key of that workflow created with
 //! `disableGlobalKey`).
 //!
+//! A workflow key is a [`KeyTable`] kind ([`WorkflowKey`]), like function keys
+//! ([`crate::auth::keys`]): hashing, the one-read lookup by embedded id, the cache of validated
+//! keys ([`WorkflowKeysOptions::cache_ttl`]), expiry, revocation and last-used bookkeeping are
+//! the table's. This module adds what is a workflow key's own: the workflow it opens (none for
+//! a global key), its description, the per-key opt-out of global keys (cached per workflow for
+//! the same TTL), lifetimes in days, and what a refused caller is told.
+//!
 //! Depends on the table contract only (no HTTP, no engine): the caller passes the workflow's
 //! name and its decorator flag. Invariants:
-//! - the raw key is never stored or logged: rows hold the SHA-256 of the 32 random secret bytes,
-//!   compared in constant time (uniformly random secrets need no salt or stretching), as for
-//!   function keys ([`crate::auth::keys`]);
-//! - a raw key embeds its id (`wk_<16 hex id>_<43 char secret>`), so verification is one point
-//!   read, and usually none (validated records are cached for [`WorkflowKeysOptions::cache_ttl`];
-//!   a revocation on another instance takes effect there within that time, here at once);
 //! - a caller learns *why* a key was refused (revoked, expired, other workflow, global keys
 //!   disabled) only after proving possession of its secret; unknown ids, wrong secrets and
 //!   malformed values all read `invalid workflow key`;
-//! - `LastUsedAt` is written at most once per [`WorkflowKeysOptions::last_used_interval`] per key
-//!   and instance, and a failed write never refuses a valid key.
+//! - refused calls are not uses: `LastUsedAt` is written only for accepted keys.
 //!
 //! Table `WorkflowKeys`, all rows in partition `GLOBAL` (keys act in GLOBAL, as in v1), row
 //! `key:<id>`: optional `WorkflowName` (absent = global key), `SecretHash` (`sha256:<hex>`),
@@ -26,29 +26,16 @@
 //! `systemconfig:globalkey:{id}`; v1 keys cannot be carried over, they have no embedded id and
 //! only their hash was stored.)
 
-use std::collections::HashMap;
 use std::fmt;
-use std::sync::atomic::{AtomicI64, Ordering};
-use std::sync::{Arc, RwLock};
-use std::time::{Duration, Instant};
+use std::sync::Arc;
 
-use base64::Engine as _;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use bifrost_store::table::{
-    Column, Entity, IfMatch, Properties, Query, ScopedTable, TableName, TableStore, Value,
-    WriteMode, prop,
-};
-use bifrost_store::{RowKey, Scope, StoreError};
-use rand::RngCore as _;
-use sha2::{Digest as _, Sha256};
-use subtle::ConstantTimeEq as _;
-use time::OffsetDateTime;
+use bifrost_store::StoreError;
+use bifrost_store::table::{Entity, Properties, TableStore, Value, prop};
 
-use crate::auth::Clock;
-use crate::auth::raw_key::{
-    self, HASH_SCHEME, KEY_ID_LEN, SECRET_BYTES, generate_id, hex, is_key_id, truncate_micros,
-    unhex32,
+use crate::auth::key_table::{
+    self, KeyKind, KeyTable, Options, Record, Refusal, RejectReason, validate_actor,
 };
+use crate::cache::Cache;
 
 /// Every raw workflow key starts with this (v1's documented prefix), so leaked keys are
 /// recognizable by secret scanners and never confused with function keys (`bfk_`).
@@ -62,68 +49,81 @@ pub const MAX_WORKFLOW_NAME_LEN: usize = 256;
 /// Longest description kept.
 pub const MAX_DESCRIPTION_LEN: usize = 500;
 
-#[cfg(test)]
-const RAW_KEY_LEN: usize = WORKFLOW_KEY_PREFIX.len() + KEY_ID_LEN + 1 + raw_key::SECRET_LEN;
-const MAX_ACTOR_LEN: usize = 256;
-/// Bounded retries for id collisions and optimistic-concurrency loops.
-const MAX_ATTEMPTS: usize = 16;
+/// Workflows whose opt-out answer is kept: callers only ask for workflows that exist, so this
+/// is reached only by a workspace that large.
+const POLICY_CACHE_MAX: usize = 10_000;
 
-/// A workflow key's id: 16 lowercase hex characters (64 random bits; uniqueness is enforced by
-/// insert-if-absent, so a collision only costs a retry).
-#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct WorkflowKeyId(String);
+/// The workflow-key kind of [`KeyTable`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct WorkflowKey;
 
-impl WorkflowKeyId {
-    pub fn parse(value: &str) -> Result<Self, WorkflowKeyError> {
-        if is_key_id(value) {
-            Ok(Self(value.to_owned()))
-        } else {
-            Err(WorkflowKeyError::Invalid {
-                field: "id",
-                reason: format!("must be {KEY_ID_LEN} lowercase hex characters"),
-            })
+/// What a workflow key holds beyond what every key does.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct WorkflowKeyFields {
+    /// `None` for a global key.
+    pub workflow_name: Option<String>,
+    pub description: Option<String>,
+    /// Workflow keys only: while this key is unrevoked, its workflow refuses global keys.
+    pub disable_global_key: bool,
+}
+
+impl KeyKind for WorkflowKey {
+    type Fields = WorkflowKeyFields;
+    const TABLE: &'static str = WORKFLOW_KEYS_TABLE;
+    const PREFIX: &'static str = WORKFLOW_KEY_PREFIX;
+    const NOUN: &'static str = "workflow key";
+    const NAME: &'static str = "workflow key";
+    const RAW_NAME: &'static str = "RawWorkflowKey";
+
+    fn write(fields: &WorkflowKeyFields, props: &mut Properties) {
+        if let Some(name) = &fields.workflow_name {
+            props.insert("WorkflowName".into(), name.as_str().into());
+        }
+        props.insert(
+            "DisableGlobalKey".into(),
+            Value::Boolean(fields.disable_global_key),
+        );
+        if let Some(text) = &fields.description {
+            props.insert("Description".into(), text.as_str().into());
         }
     }
 
-    fn generate() -> Self {
-        Self(generate_id())
+    fn read(entity: &Entity) -> Result<WorkflowKeyFields, &'static str> {
+        let text = |field: &str| entity.get(field).and_then(Value::as_str).map(str::to_owned);
+        Ok(WorkflowKeyFields {
+            workflow_name: text("WorkflowName"),
+            description: text("Description"),
+            disable_global_key: entity
+                .get("DisableGlobalKey")
+                .and_then(Value::as_bool)
+                .unwrap_or(false),
+        })
     }
+}
 
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
+/// A workflow key's id (16 lowercase hex characters).
+pub type WorkflowKeyId = key_table::Id<WorkflowKey>;
+/// A raw workflow key, returned once by [`WorkflowKeys::create`] (`Debug` is redacted).
+pub type RawWorkflowKey = key_table::Raw<WorkflowKey>;
+/// A stored workflow key's metadata (never its secret or hash).
+pub type WorkflowKeyRecord = Record<WorkflowKey>;
+/// Errors of workflow-key management (create, list, revoke).
+pub type WorkflowKeyError = key_table::Error<WorkflowKey>;
+/// Tuning of [`WorkflowKeys`]: `cache_ttl` also bounds how long a workflow's "global keys
+/// disabled by a key" answer is reused.
+pub type WorkflowKeysOptions = Options;
 
+impl WorkflowKeyId {
     /// The id runs are recorded with (`Caller::api_key(..)` → `api_key:wk_<id>`): the `wk_`
     /// marker keeps workflow-key runs apart from function-key runs (`api_key:<id>`).
     pub fn caller_id(&self) -> String {
-        format!("{WORKFLOW_KEY_PREFIX}{}", self.0)
-    }
-
-    fn row_key(&self) -> Result<RowKey, StoreError> {
-        RowKey::new(format!("key:{}", self.0))
+        format!("{WORKFLOW_KEY_PREFIX}{}", self.as_str())
     }
 }
 
-impl fmt::Display for WorkflowKeyId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-/// A raw workflow key, returned once by [`WorkflowKeys::create`]. `Debug` is redacted so it
-/// cannot reach a log by accident; [`RawWorkflowKey::expose`] gives the value for the user.
-#[derive(Clone, PartialEq, Eq)]
-pub struct RawWorkflowKey(String);
-
-impl RawWorkflowKey {
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Debug for RawWorkflowKey {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("RawWorkflowKey(<redacted>)")
+impl WorkflowKeyRecord {
+    pub fn is_global(&self) -> bool {
+        self.workflow_name.is_none()
     }
 }
 
@@ -137,37 +137,6 @@ pub struct NewWorkflowKey {
     pub description: Option<String>,
     /// Workflow keys only: while this key is unrevoked, its workflow refuses global keys.
     pub disable_global_key: bool,
-}
-
-/// A stored key's metadata (never its secret or hash).
-#[derive(Clone, Debug, PartialEq)]
-pub struct WorkflowKeyRecord {
-    pub id: WorkflowKeyId,
-    /// `None` for a global key.
-    pub workflow_name: Option<String>,
-    pub description: Option<String>,
-    pub disable_global_key: bool,
-    pub created_at: OffsetDateTime,
-    pub created_by: String,
-    pub expires_at: Option<OffsetDateTime>,
-    pub revoked_at: Option<OffsetDateTime>,
-    pub revoked_by: Option<String>,
-    /// Updated at most once per [`WorkflowKeysOptions::last_used_interval`].
-    pub last_used_at: Option<OffsetDateTime>,
-}
-
-impl WorkflowKeyRecord {
-    pub fn is_global(&self) -> bool {
-        self.workflow_name.is_none()
-    }
-
-    pub fn is_revoked(&self) -> bool {
-        self.revoked_at.is_some()
-    }
-
-    pub fn is_expired(&self, now: OffsetDateTime) -> bool {
-        self.expires_at.is_some_and(|at| now >= at)
-    }
 }
 
 /// A key that was accepted for a workflow.
@@ -196,6 +165,18 @@ pub enum WorkflowKeyRejectReason {
     OtherWorkflow,
     /// A valid global key, on a workflow that refuses global keys.
     GlobalKeysDisabled,
+}
+
+impl From<RejectReason> for WorkflowKeyRejectReason {
+    fn from(reason: RejectReason) -> Self {
+        match reason {
+            RejectReason::Malformed => Self::Malformed,
+            RejectReason::UnknownKey => Self::UnknownKey,
+            RejectReason::WrongSecret => Self::WrongSecret,
+            RejectReason::Revoked => Self::Revoked,
+            RejectReason::Expired => Self::Expired,
+        }
+    }
 }
 
 impl WorkflowKeyRejectReason {
@@ -261,48 +242,6 @@ pub enum WorkflowKeyAuthError {
     Store(#[from] StoreError),
 }
 
-/// Errors of key management (create, list, revoke).
-#[derive(Debug, thiserror::Error)]
-pub enum WorkflowKeyError {
-    /// `field` uses this module's names (`workflow_name`, `expires_in_days`, `description`,
-    /// `disable_global_key`, `created_by`, `revoked_by`, `id`); the HTTP layer renames them.
-    #[error("invalid {field}: {reason}")]
-    Invalid { field: &'static str, reason: String },
-
-    #[error("workflow key {id} not found")]
-    NotFound { id: WorkflowKeyId },
-
-    #[error("workflow key {id} is already revoked")]
-    AlreadyRevoked { id: WorkflowKeyId },
-
-    #[error("workflow key {what} kept changing under concurrent writers; try again")]
-    Contention { what: String },
-
-    #[error(transparent)]
-    Store(#[from] StoreError),
-}
-
-/// Tuning of [`WorkflowKeys`].
-#[derive(Clone, Debug)]
-pub struct WorkflowKeysOptions {
-    /// How long a validated key record, and a workflow's "global keys disabled by a key" answer,
-    /// are reused without a read.
-    pub cache_ttl: Duration,
-    /// Minimum time between two `LastUsedAt` writes for one key.
-    pub last_used_interval: Duration,
-    pub clock: Clock,
-}
-
-impl Default for WorkflowKeysOptions {
-    fn default() -> Self {
-        Self {
-            cache_ttl: Duration::from_secs(30),
-            last_used_interval: Duration::from_secs(60),
-            clock: Clock::default(),
-        }
-    }
-}
-
 /// The token of an `Authorization: Bearer <token>` header (scheme case-insensitive); `None`
 /// for another scheme or a blank token.
 pub fn bearer_token(header: Option<&str>) -> Option<&str> {
@@ -313,28 +252,17 @@ pub fn bearer_token(header: Option<&str>) -> Option<&str> {
 
 /// The workflow-key service. One per process; share it behind an `Arc`.
 pub struct WorkflowKeys {
-    table: ScopedTable,
-    options: WorkflowKeysOptions,
-    cache: RwLock<HashMap<String, Arc<CachedKey>>>,
-    /// Workflow name → (an unrevoked key of it has `DisableGlobalKey`, when read).
-    policies: RwLock<HashMap<String, (bool, Instant)>>,
+    table: KeyTable<WorkflowKey>,
+    /// Workflow name → whether an unrevoked key of it has `DisableGlobalKey`.
+    policies: Cache<String, bool>,
 }
 
 impl fmt::Debug for WorkflowKeys {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("WorkflowKeys")
-            .field("options", &self.options)
+            .field("options", self.table.options())
             .finish_non_exhaustive()
     }
-}
-
-struct CachedKey {
-    record: WorkflowKeyRecord,
-    hash: [u8; 32],
-    fetched: Instant,
-    /// Unix seconds of the last `LastUsedAt` write (or the stored value), claimed by CAS so
-    /// concurrent requests write it once.
-    last_used_mark: AtomicI64,
 }
 
 impl WorkflowKeys {
@@ -354,21 +282,14 @@ impl WorkflowKeys {
         store: Arc<dyn TableStore>,
         options: WorkflowKeysOptions,
     ) -> Result<Self, WorkflowKeyError> {
-        let name = TableName::new(WORKFLOW_KEYS_TABLE)?;
         Ok(Self {
-            table: ScopedTable::new(store, name, &Scope::Global),
-            options,
-            cache: RwLock::new(HashMap::new()),
-            policies: RwLock::new(HashMap::new()),
+            policies: Cache::new(options.cache_ttl, POLICY_CACHE_MAX),
+            table: KeyTable::new(store, options)?,
         })
     }
 
     pub async fn ensure_table(&self) -> Result<(), WorkflowKeyError> {
-        Ok(self
-            .table
-            .store()
-            .create_table_if_missing(self.table.table())
-            .await?)
+        self.table.ensure_table().await
     }
 
     /// Creates a key. Returns its record and the raw key, which is not stored and cannot be
@@ -389,7 +310,7 @@ impl WorkflowKeys {
         }
         validate_actor("created_by", created_by)?;
         let description = validate_description(new.description.as_deref())?;
-        let now = truncate_micros(self.options.clock.now());
+        let now = self.table.now();
         let expires_at = match new.expires_in_days {
             None => None,
             Some(days) if (1..=MAX_EXPIRES_IN_DAYS).contains(&days) => {
@@ -402,44 +323,19 @@ impl WorkflowKeys {
                 });
             }
         };
-        let mut secret = [0u8; SECRET_BYTES];
-        rand::rngs::OsRng.fill_bytes(&mut secret);
-        let hash: [u8; 32] = Sha256::digest(secret).into();
-        let secret_text = URL_SAFE_NO_PAD.encode(secret);
-
-        for _ in 0..MAX_ATTEMPTS {
-            let record = WorkflowKeyRecord {
-                id: WorkflowKeyId::generate(),
-                workflow_name: new.workflow_name.clone(),
-                description: description.clone(),
-                disable_global_key: new.disable_global_key,
-                created_at: now,
-                created_by: created_by.to_owned(),
-                expires_at,
-                revoked_at: None,
-                revoked_by: None,
-                last_used_at: None,
-            };
-            match self
-                .table
-                .insert(record.id.row_key()?, key_properties(&record, &hash))
-                .await
-            {
-                Ok(_) => {
-                    if record.disable_global_key {
-                        self.forget_policies();
-                    }
-                    let raw = format!("{WORKFLOW_KEY_PREFIX}{}_{secret_text}", record.id);
-                    return Ok((record, RawWorkflowKey(raw)));
-                }
-                // The generated id is taken: try again with a fresh one.
-                Err(StoreError::AlreadyExists { .. }) => {}
-                Err(other) => return Err(other.into()),
-            }
+        let fields = WorkflowKeyFields {
+            workflow_name: new.workflow_name,
+            description,
+            disable_global_key: new.disable_global_key,
+        };
+        let created = self
+            .table
+            .create(fields, now, expires_at, created_by)
+            .await?;
+        if created.0.disable_global_key {
+            self.policies.clear();
         }
-        Err(WorkflowKeyError::Contention {
-            what: "id generation".into(),
-        })
+        Ok(created)
     }
 
     /// Checks a raw key for a call to `workflow`: format, existence, secret, revocation, expiry,
@@ -451,55 +347,34 @@ impl WorkflowKeys {
         workflow: &str,
         workflow_disables_global: bool,
     ) -> Result<WorkflowKeyPrincipal, WorkflowKeyAuthError> {
-        let reject = |reason, key_id: Option<&str>| {
+        let reject = |reason, key_id: Option<WorkflowKeyId>| {
             WorkflowKeyAuthError::Rejected(WorkflowKeyRejection {
                 reason,
-                key_id: key_id.map(|id| WorkflowKeyId(id.to_owned())),
+                key_id,
                 workflow: workflow.to_owned(),
             })
         };
-        let Some((id, secret)) = split_raw_key(raw) else {
-            return Err(reject(WorkflowKeyRejectReason::Malformed, None));
-        };
-        let cached = match self.cached(id) {
-            Some(cached) => cached,
-            None => {
-                let key_id = WorkflowKeyId(id.to_owned());
-                let Some((record, hash)) = self.read(&key_id).await? else {
-                    return Err(reject(WorkflowKeyRejectReason::UnknownKey, Some(id)));
-                };
-                self.remember(record, hash)
-            }
-        };
-        let presented: [u8; 32] = Sha256::digest(secret).into();
-        if !bool::from(presented.ct_eq(&cached.hash)) {
-            return Err(reject(WorkflowKeyRejectReason::WrongSecret, Some(id)));
-        }
-        let now = self.options.clock.now();
-        if cached.record.is_revoked() {
-            return Err(reject(WorkflowKeyRejectReason::Revoked, Some(id)));
-        }
-        if cached.record.is_expired(now) {
-            return Err(reject(WorkflowKeyRejectReason::Expired, Some(id)));
-        }
-        match &cached.record.workflow_name {
+        let now = self.table.now();
+        let key = self.table.check(raw, now).await.map_err(|e| match e {
+            Refusal::Rejected(r) => reject(r.reason.into(), r.key_id),
+            Refusal::Store(e) => WorkflowKeyAuthError::Store(e),
+        })?;
+        let id = || Some(key.record.id.clone());
+        match &key.record.workflow_name {
             Some(name) if name != workflow => {
-                return Err(reject(WorkflowKeyRejectReason::OtherWorkflow, Some(id)));
+                return Err(reject(WorkflowKeyRejectReason::OtherWorkflow, id()));
             }
             Some(_) => {}
             None => {
                 if workflow_disables_global || self.keys_disable_global(workflow).await? {
-                    return Err(reject(
-                        WorkflowKeyRejectReason::GlobalKeysDisabled,
-                        Some(id),
-                    ));
+                    return Err(reject(WorkflowKeyRejectReason::GlobalKeysDisabled, id()));
                 }
             }
         }
-        let usage_recorded = self.record_use(&cached, now).await;
+        let usage_recorded = self.table.record_use(&key, now).await;
         Ok(WorkflowKeyPrincipal {
-            key_id: cached.record.id.clone(),
-            workflow_name: cached.record.workflow_name.clone(),
+            key_id: key.record.id.clone(),
+            workflow_name: key.record.workflow_name.clone(),
             usage_recorded,
         })
     }
@@ -507,97 +382,18 @@ impl WorkflowKeys {
     /// True when an unrevoked key of `workflow` was created with `disableGlobalKey`. Expiry
     /// does not lift it: only an explicit revocation turns global keys back on.
     async fn keys_disable_global(&self, workflow: &str) -> Result<bool, StoreError> {
-        {
-            let policies = self.policies.read().unwrap_or_else(|p| p.into_inner());
-            if let Some((disabled, at)) = policies.get(workflow)
-                && at.elapsed() < self.options.cache_ttl
-            {
-                return Ok(*disabled);
-            }
+        if let Some(disabled) = self.policies.get(workflow) {
+            return Ok(disabled);
         }
-        let filter = key_rows()
-            .and(prop("WorkflowName").eq(workflow))
+        let generation = self.policies.generation();
+        let filter = prop("WorkflowName")
+            .eq(workflow)
             .and(prop("DisableGlobalKey").eq(true));
-        let rows = self.table.query_all(&Query::new().filter(filter)).await?;
+        let rows = self.table.rows(Some(filter)).await?;
         let disabled = rows.iter().any(|row| row.get("RevokedAt").is_none());
-        let mut policies = self.policies.write().unwrap_or_else(|p| p.into_inner());
-        // Callers only ask for workflows that exist, so the map is bounded by the workspace;
-        // stale entries are dropped on insert anyway.
-        let ttl = self.options.cache_ttl;
-        policies.retain(|_, (_, at)| at.elapsed() < ttl);
-        policies.insert(workflow.to_owned(), (disabled, Instant::now()));
-        Ok(disabled)
-    }
-
-    fn forget_policies(&self) {
         self.policies
-            .write()
-            .unwrap_or_else(|p| p.into_inner())
-            .clear();
-    }
-
-    fn cached(&self, id: &str) -> Option<Arc<CachedKey>> {
-        let cache = self.cache.read().unwrap_or_else(|p| p.into_inner());
-        cache
-            .get(id)
-            .filter(|c| c.fetched.elapsed() < self.options.cache_ttl)
-            .cloned()
-    }
-
-    fn remember(&self, record: WorkflowKeyRecord, hash: [u8; 32]) -> Arc<CachedKey> {
-        let mark = record
-            .last_used_at
-            .map_or(i64::MIN, OffsetDateTime::unix_timestamp);
-        let entry = Arc::new(CachedKey {
-            record,
-            hash,
-            fetched: Instant::now(),
-            last_used_mark: AtomicI64::new(mark),
-        });
-        let mut cache = self.cache.write().unwrap_or_else(|p| p.into_inner());
-        // Only ids that exist get here, so the map is bounded by the number of stored keys.
-        let ttl = self.options.cache_ttl;
-        cache.retain(|_, c| c.fetched.elapsed() < ttl);
-        cache.insert(entry.record.id.0.clone(), entry.clone());
-        entry
-    }
-
-    fn forget(&self, id: &WorkflowKeyId) {
-        let mut cache = self.cache.write().unwrap_or_else(|p| p.into_inner());
-        cache.remove(id.as_str());
-    }
-
-    /// Writes `LastUsedAt` if the interval has passed; never fails the request.
-    async fn record_use(&self, cached: &CachedKey, now: OffsetDateTime) -> bool {
-        let interval = i64::try_from(self.options.last_used_interval.as_secs()).unwrap_or(i64::MAX);
-        let now_secs = now.unix_timestamp();
-        let last = cached.last_used_mark.load(Ordering::Relaxed);
-        if now_secs.saturating_sub(last) < interval
-            || cached
-                .last_used_mark
-                .compare_exchange(last, now_secs, Ordering::AcqRel, Ordering::Relaxed)
-                .is_err()
-        {
-            return false;
-        }
-        let Ok(row_key) = cached.record.id.row_key() else {
-            return false;
-        };
-        let mut props = Properties::new();
-        props.insert("LastUsedAt".into(), Value::DateTime(truncate_micros(now)));
-        // `IfMatch::Any` on an existing row: a key deleted behind our back is not re-created
-        // (update fails with NotFound), and a concurrent revocation's fields are kept (merge).
-        match self
-            .table
-            .update(row_key, props, WriteMode::Merge, &IfMatch::Any)
-            .await
-        {
-            Ok(_) => true,
-            Err(err) => {
-                tracing::warn!(key_id = %cached.record.id, error = %err, "could not record workflow key use");
-                false
-            }
-        }
+            .put_if_current(workflow.to_owned(), disabled, generation);
+        Ok(disabled)
     }
 
     /// The key's record, read from storage (not the cache).
@@ -605,17 +401,7 @@ impl WorkflowKeys {
         &self,
         id: &WorkflowKeyId,
     ) -> Result<Option<WorkflowKeyRecord>, WorkflowKeyError> {
-        Ok(self.read(id).await?.map(|(record, _)| record))
-    }
-
-    async fn read(
-        &self,
-        id: &WorkflowKeyId,
-    ) -> Result<Option<(WorkflowKeyRecord, [u8; 32])>, StoreError> {
-        match self.table.get(&id.row_key()?).await? {
-            Some(entity) => parse_key_entity(&entity).map(Some),
-            None => Ok(None),
-        }
+        self.table.get(id).await
     }
 
     /// Every key (revoked and expired ones included), or only the keys of one workflow, oldest
@@ -624,17 +410,9 @@ impl WorkflowKeys {
         &self,
         workflow: Option<&str>,
     ) -> Result<Vec<WorkflowKeyRecord>, WorkflowKeyError> {
-        let filter = match workflow {
-            Some(name) => key_rows().and(prop("WorkflowName").eq(name)),
-            None => key_rows(),
-        };
-        let rows = self.table.query_all(&Query::new().filter(filter)).await?;
-        let mut records = rows
-            .iter()
-            .map(|e| parse_key_entity(e).map(|(record, _)| record))
-            .collect::<Result<Vec<_>, _>>()?;
-        records.sort_by(|a, b| (a.created_at, &a.id).cmp(&(b.created_at, &b.id)));
-        Ok(records)
+        self.table
+            .list(workflow.map(|name| prop("WorkflowName").eq(name)))
+            .await
     }
 
     /// Revokes a key. Takes effect on this instance at once and on others within
@@ -644,56 +422,12 @@ impl WorkflowKeys {
         id: &WorkflowKeyId,
         revoked_by: &str,
     ) -> Result<WorkflowKeyRecord, WorkflowKeyError> {
-        validate_actor("revoked_by", revoked_by)?;
-        for _ in 0..MAX_ATTEMPTS {
-            let Some(entity) = self.table.get(&id.row_key()?).await? else {
-                return Err(WorkflowKeyError::NotFound { id: id.clone() });
-            };
-            let (mut record, _) = parse_key_entity(&entity)?;
-            if record.is_revoked() {
-                self.forget(id);
-                return Err(WorkflowKeyError::AlreadyRevoked { id: id.clone() });
-            }
-            let now = truncate_micros(self.options.clock.now());
-            let mut props = Properties::new();
-            props.insert("RevokedAt".into(), Value::DateTime(now));
-            props.insert("RevokedBy".into(), revoked_by.into());
-            let if_match = entity.etag.map(IfMatch::ETag).unwrap_or(IfMatch::Any);
-            match self
-                .table
-                .update(id.row_key()?, props, WriteMode::Merge, &if_match)
-                .await
-            {
-                Ok(_) => {
-                    self.forget(id);
-                    if record.disable_global_key {
-                        self.forget_policies();
-                    }
-                    record.revoked_at = Some(now);
-                    record.revoked_by = Some(revoked_by.to_owned());
-                    return Ok(record);
-                }
-                // A concurrent write (a last-used update, another revocation): read again.
-                Err(StoreError::PreconditionFailed { .. }) => {}
-                Err(StoreError::NotFound { .. }) => {
-                    return Err(WorkflowKeyError::NotFound { id: id.clone() });
-                }
-                Err(other) => return Err(other.into()),
-            }
+        let record = self.table.revoke(id, revoked_by).await?;
+        if record.disable_global_key {
+            self.policies.clear();
         }
-        Err(WorkflowKeyError::Contention {
-            what: id.to_string(),
-        })
+        Ok(record)
     }
-}
-
-fn key_rows() -> bifrost_store::table::Filter {
-    Column::RowKey.ge("key:").and(Column::RowKey.lt("key;"))
-}
-
-/// `wk_<id>_<secret>` → (id, 32 secret bytes).
-fn split_raw_key(raw: &str) -> Option<(&str, [u8; SECRET_BYTES])> {
-    raw_key::split(WORKFLOW_KEY_PREFIX, raw)
 }
 
 fn validate_workflow_name(name: &str) -> Result<(), WorkflowKeyError> {
@@ -731,87 +465,29 @@ fn validate_description(text: Option<&str>) -> Result<Option<String>, WorkflowKe
     Ok(Some(text.to_owned()))
 }
 
-fn validate_actor(field: &'static str, value: &str) -> Result<(), WorkflowKeyError> {
-    if value.trim().is_empty() || value.chars().count() > MAX_ACTOR_LEN {
-        return Err(WorkflowKeyError::Invalid {
-            field,
-            reason: format!("must be 1 to {MAX_ACTOR_LEN} characters"),
-        });
-    }
-    Ok(())
-}
-
-fn key_properties(record: &WorkflowKeyRecord, hash: &[u8; 32]) -> Properties {
-    let mut p = Properties::new();
-    if let Some(name) = &record.workflow_name {
-        p.insert("WorkflowName".into(), name.as_str().into());
-    }
-    p.insert(
-        "SecretHash".into(),
-        format!("{HASH_SCHEME}{}", hex(hash)).into(),
-    );
-    p.insert("CreatedAt".into(), Value::DateTime(record.created_at));
-    p.insert("CreatedBy".into(), record.created_by.as_str().into());
-    p.insert(
-        "DisableGlobalKey".into(),
-        Value::Boolean(record.disable_global_key),
-    );
-    if let Some(text) = &record.description {
-        p.insert("Description".into(), text.as_str().into());
-    }
-    if let Some(at) = record.expires_at {
-        p.insert("ExpiresAt".into(), Value::DateTime(at));
-    }
-    p
-}
-
-fn parse_key_entity(entity: &Entity) -> Result<(WorkflowKeyRecord, [u8; 32]), StoreError> {
-    let bad = |field: &str| {
-        StoreError::Backend(format!(
-            "workflow key row {} has a missing or invalid {field}",
-            entity.row_key
-        ))
-    };
-    let text = |field: &str| entity.get(field).and_then(Value::as_str).map(str::to_owned);
-    let date = |field: &str| entity.get(field).and_then(Value::as_datetime);
-    let id = entity
-        .row_key
-        .as_str()
-        .strip_prefix("key:")
-        .filter(|id| is_key_id(id))
-        .map(|id| WorkflowKeyId(id.to_owned()))
-        .ok_or_else(|| bad("RowKey"))?;
-    let hash = text("SecretHash")
-        .as_deref()
-        .and_then(|h| h.strip_prefix(HASH_SCHEME))
-        .and_then(unhex32)
-        .ok_or_else(|| bad("SecretHash"))?;
-    let record = WorkflowKeyRecord {
-        id,
-        workflow_name: text("WorkflowName"),
-        description: text("Description"),
-        disable_global_key: entity
-            .get("DisableGlobalKey")
-            .and_then(Value::as_bool)
-            .unwrap_or(false),
-        created_at: date("CreatedAt").ok_or_else(|| bad("CreatedAt"))?,
-        created_by: text("CreatedBy").ok_or_else(|| bad("CreatedBy"))?,
-        expires_at: date("ExpiresAt"),
-        revoked_at: date("RevokedAt"),
-        revoked_by: text("RevokedBy"),
-        last_used_at: date("LastUsedAt"),
-    };
-    Ok((record, hash))
-}
-
 #[cfg(test)]
 #[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use std::sync::Mutex;
+    use std::time::Duration;
 
-    use bifrost_store::table::SqliteTables;
+    use base64::Engine as _;
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    use bifrost_store::Scope;
+    use bifrost_store::table::{SqliteTables, TableName};
+    use sha2::{Digest as _, Sha256};
+    use time::OffsetDateTime;
 
     use super::*;
+    use crate::auth::Clock;
+    use crate::auth::raw_key::{self, HASH_SCHEME, KEY_ID_LEN, SECRET_BYTES, hex, unhex32};
+
+    const RAW_KEY_LEN: usize = WORKFLOW_KEY_PREFIX.len() + KEY_ID_LEN + 1 + raw_key::SECRET_LEN;
+
+    /// `wk_<id>_<secret>` → (id, 32 secret bytes): how the key table splits a workflow key.
+    fn split_raw_key(raw: &str) -> Option<(&str, [u8; SECRET_BYTES])> {
+        raw_key::split(WORKFLOW_KEY_PREFIX, raw)
+    }
 
     struct Fixture {
         _dir: tempfile::TempDir,

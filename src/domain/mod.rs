@@ -15,6 +15,13 @@
 //! - read-modify-write updates are guarded by the ETag read, so concurrent writers get
 //!   `PreconditionFailed` instead of silently overwriting each other.
 //!
+//! Layering (each module `use`s only modules listed before it, so there is no import circle):
+//! `error`; `changes` (the audit of changes); `rows` (table names, every row-key prefix,
+//! row-level helpers); `config`; `orgs`; `users` (looks up orgs by domain); `roles` (checks
+//! membership with users). An operation spanning two services is done by the higher one, or by
+//! a row-level helper in `rows` that the lower one may call (a user leaving an org drops their
+//! role assignments through `rows::remove_user_assignments`).
+//!
 //! Tables: `Config` (partition = scope), `Entities` (`GLOBAL` for orgs and users, the org for
 //! roles), `Relationships` (the org for role assignments). [`ensure_tables`] creates all three.
 
@@ -24,6 +31,7 @@ pub mod error;
 pub mod orgs;
 pub mod roles;
 mod rows;
+pub mod secrets;
 pub mod users;
 
 #[cfg(test)]

@@ -23,13 +23,10 @@ use time::OffsetDateTime;
 use crate::domain::changes::{Actor, Change, ChangeLog};
 use crate::domain::error::{DomainError, DomainResult};
 use crate::domain::rows::{
-    ENTITIES_TABLE, PageRequest, Paged, bool_or, created_at, ensure, etag_of, now, opt_str,
-    opt_time, prefix_filter, req_str, row_key, scoped, text,
+    ENTITIES_TABLE, ORG_DOMAIN_PREFIX, ORG_PREFIX, PageRequest, Paged, USER_PREFIX, bool_or,
+    created_at, ensure, etag_of, now, opt_str, opt_time, prefix_filter, req_str, row_key, scoped,
+    text,
 };
-use crate::domain::users::USER_PREFIX;
-
-const ORG_PREFIX: &str = "org:";
-const DOMAIN_PREFIX: &str = "orgdomain:";
 /// Longest organization name, in characters.
 pub const MAX_ORG_NAME: usize = 200;
 
@@ -413,7 +410,7 @@ fn org_key(id: &OrgId) -> DomainResult<bifrost_store::RowKey> {
 
 fn domain_key(domain: &str) -> DomainResult<bifrost_store::RowKey> {
     // Normalized domains are [a-z0-9.-] only.
-    row_key(format!("{DOMAIN_PREFIX}{domain}"))
+    row_key(format!("{ORG_DOMAIN_PREFIX}{domain}"))
 }
 
 fn domain_props(id: &OrgId) -> Properties {

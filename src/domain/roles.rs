@@ -1,7 +1,8 @@
 //! Roles: named groups of an organization's users, used to grant access to forms.
 //!
-//! Depends on the table contract and on [`UserService`] (membership checks). Layout, all in the
-//! organization's partition (reached only through `ScopedTable` with `Scope::Org`):
+//! Depends on the table contract and on [`UserService`] (membership checks); `users` does not
+//! depend on this module (the assignment cleanup it needs is row-level, in `rows.rs`). Layout,
+//! all in the organization's partition (reached only through `ScopedTable` with `Scope::Org`):
 //! - `Entities`: `role:{id}` — `Name`, `Description`, `IsActive`, `CreatedAt`, `CreatedBy`,
 //!   `UpdatedAt`; `rolename:{lower-cased name}` — `RoleId`, the uniqueness index of names;
 //! - `Relationships`: `roleuser:{role}:{user}` + `userrole:{user}:{role}` and
@@ -25,13 +26,13 @@ use time::OffsetDateTime;
 use crate::domain::changes::{Actor, Change, ChangeLog};
 use crate::domain::error::{DomainError, DomainResult};
 use crate::domain::rows::{
-    ENTITIES_TABLE, FormId, RELATIONSHIPS_TABLE, RoleId, UserId, bool_or, created_at, ensure,
-    etag_of, key_part, now, opt_str, opt_time, prefix_filter, req_str, row_key, scoped, text,
+    ENTITIES_TABLE, FORM_ROLE_PREFIX, FormId, RELATIONSHIPS_TABLE, ROLE_FORM_PREFIX,
+    ROLE_NAME_PREFIX, ROLE_PREFIX, ROLE_USER_PREFIX, RoleId, USER_ROLE_PREFIX, UserId, bool_or,
+    created_at, delete_rows, ensure, etag_of, key_part, linked_rows, now, opt_str, opt_time,
+    prefix_filter, req_str, row_key, scoped, text,
 };
 use crate::domain::users::{UserService, UserType};
 
-const ROLE_PREFIX: &str = "role:";
-const NAME_PREFIX: &str = "rolename:";
 /// Longest role name, in characters.
 pub const MAX_ROLE_NAME: usize = 100;
 /// Longest role description, in characters.
@@ -278,15 +279,15 @@ impl RoleService {
         // below leaves unreachable rows, never access.
         let rel = self.relationships(org)?;
         let mut keys = Vec::new();
-        for row in linked_rows(&rel, &format!("roleuser:{id}:")).await? {
+        for row in linked_rows(&rel, &format!("{ROLE_USER_PREFIX}{id}:")).await? {
             let user = req_str(&row, "UserId")?;
             keys.push(row.row_key.clone());
-            keys.push(row_key(format!("userrole:{user}:{id}"))?);
+            keys.push(row_key(format!("{USER_ROLE_PREFIX}{user}:{id}"))?);
         }
-        for row in linked_rows(&rel, &format!("roleform:{id}:")).await? {
+        for row in linked_rows(&rel, &format!("{ROLE_FORM_PREFIX}{id}:")).await? {
             let form = req_str(&row, "FormId")?;
             keys.push(row.row_key.clone());
-            keys.push(row_key(format!("formrole:{form}:{id}"))?);
+            keys.push(row_key(format!("{FORM_ROLE_PREFIX}{form}:{id}"))?);
         }
         delete_rows(&rel, keys).await
     }
@@ -324,8 +325,8 @@ impl RoleService {
         let rows = users.iter().map(|user| {
             let props = link_props(id, "UserId", user.as_str(), now, assigned_by);
             (
-                row_key(format!("roleuser:{id}:{user}")),
-                row_key(format!("userrole:{user}:{id}")),
+                row_key(format!("{ROLE_USER_PREFIX}{id}:{user}")),
+                row_key(format!("{USER_ROLE_PREFIX}{user}:{id}")),
                 props,
             )
         });
@@ -354,8 +355,8 @@ impl RoleService {
                 audited,
                 unlink(
                     &table,
-                    row_key(format!("roleuser:{id}:{user}"))?,
-                    row_key(format!("userrole:{user}:{id}"))?,
+                    row_key(format!("{ROLE_USER_PREFIX}{id}:{user}"))?,
+                    row_key(format!("{USER_ROLE_PREFIX}{user}:{id}"))?,
                 ),
             )
             .await
@@ -377,8 +378,8 @@ impl RoleService {
         let rows = forms.iter().map(|form| {
             let props = link_props(id, "FormId", form.as_str(), now, assigned_by);
             (
-                row_key(format!("roleform:{id}:{form}")),
-                row_key(format!("formrole:{form}:{id}")),
+                row_key(format!("{ROLE_FORM_PREFIX}{id}:{form}")),
+                row_key(format!("{FORM_ROLE_PREFIX}{form}:{id}")),
                 props,
             )
         });
@@ -407,8 +408,8 @@ impl RoleService {
                 audited,
                 unlink(
                     &table,
-                    row_key(format!("roleform:{id}:{form}"))?,
-                    row_key(format!("formrole:{form}:{id}"))?,
+                    row_key(format!("{ROLE_FORM_PREFIX}{id}:{form}"))?,
+                    row_key(format!("{FORM_ROLE_PREFIX}{form}:{id}"))?,
                 ),
             )
             .await
@@ -417,31 +418,39 @@ impl RoleService {
     /// The users assigned to the role; `NotFound` if the role is not in `org`.
     pub async fn users_of_role(&self, org: &OrgId, id: &RoleId) -> DomainResult<Vec<UserId>> {
         self.get(org, id).await?;
-        linked_rows(&self.relationships(org)?, &format!("roleuser:{id}:"))
-            .await?
-            .iter()
-            .map(|row| stored_id(row, "UserId", UserId::parse))
-            .collect()
+        linked_rows(
+            &self.relationships(org)?,
+            &format!("{ROLE_USER_PREFIX}{id}:"),
+        )
+        .await?
+        .iter()
+        .map(|row| stored_id(row, "UserId", UserId::parse))
+        .collect()
     }
 
     /// The forms linked to the role; `NotFound` if the role is not in `org`.
     pub async fn forms_of_role(&self, org: &OrgId, id: &RoleId) -> DomainResult<Vec<FormId>> {
         self.get(org, id).await?;
-        linked_rows(&self.relationships(org)?, &format!("roleform:{id}:"))
-            .await?
-            .iter()
-            .map(|row| stored_id(row, "FormId", FormId::parse))
-            .collect()
+        linked_rows(
+            &self.relationships(org)?,
+            &format!("{ROLE_FORM_PREFIX}{id}:"),
+        )
+        .await?
+        .iter()
+        .map(|row| stored_id(row, "FormId", FormId::parse))
+        .collect()
     }
 
     /// The org's roles the user is assigned to (empty for users of other orgs).
     pub async fn roles_of_user(&self, org: &OrgId, user: &UserId) -> DomainResult<Vec<Role>> {
-        self.roles_linked(org, &format!("userrole:{user}:")).await
+        self.roles_linked(org, &format!("{USER_ROLE_PREFIX}{user}:"))
+            .await
     }
 
     /// The org's roles the form is linked to.
     pub async fn roles_of_form(&self, org: &OrgId, form: &FormId) -> DomainResult<Vec<Role>> {
-        self.roles_linked(org, &format!("formrole:{form}:")).await
+        self.roles_linked(org, &format!("{FORM_ROLE_PREFIX}{form}:"))
+            .await
     }
 
     async fn roles_linked(&self, org: &OrgId, prefix: &str) -> DomainResult<Vec<Role>> {
@@ -462,58 +471,6 @@ impl RoleService {
     fn relationships(&self, org: &OrgId) -> DomainResult<ScopedTable> {
         scoped(&self.store, RELATIONSHIPS_TABLE, &Scope::Org(org.clone()))
     }
-}
-
-/// Deletes every role assignment of `user` in `org` (the user left the org or was deleted).
-pub(crate) async fn remove_user_assignments(
-    store: &Arc<dyn TableStore>,
-    org: &OrgId,
-    user: &UserId,
-) -> DomainResult<()> {
-    let rel = scoped(store, RELATIONSHIPS_TABLE, &Scope::Org(org.clone()))?;
-    let mut keys = Vec::new();
-    for row in linked_rows(&rel, &format!("userrole:{user}:")).await? {
-        let role = req_str(&row, "RoleId")?;
-        keys.push(row.row_key.clone());
-        keys.push(row_key(format!("roleuser:{role}:{user}"))?);
-    }
-    delete_rows(&rel, keys).await
-}
-
-async fn linked_rows(table: &ScopedTable, prefix: &str) -> DomainResult<Vec<Entity>> {
-    match table
-        .query_all(&Query::new().filter(prefix_filter(prefix)))
-        .await
-    {
-        Ok(rows) => Ok(rows),
-        // No assignment was ever written anywhere: nothing is linked.
-        Err(StoreError::NotFound { .. }) => Ok(Vec::new()),
-        Err(e) => Err(e.into()),
-    }
-}
-
-/// Deletes rows in batches; rows already gone (a concurrent unassign) are fine.
-async fn delete_rows(table: &ScopedTable, keys: Vec<RowKey>) -> DomainResult<()> {
-    for chunk in keys.chunks(bifrost_store::table::MAX_BATCH_OPERATIONS) {
-        let batch = chunk
-            .iter()
-            .fold(ScopedBatch::new(), |b, k| b.delete(k.clone(), IfMatch::Any));
-        match table.batch(batch).await {
-            Ok(_) => {}
-            Err(StoreError::BatchFailed { source, .. })
-                if matches!(*source, StoreError::NotFound { .. }) =>
-            {
-                for key in chunk {
-                    match table.delete(key, &IfMatch::Any).await {
-                        Ok(()) | Err(StoreError::NotFound { .. }) => {}
-                        Err(e) => return Err(e.into()),
-                    }
-                }
-            }
-            Err(e) => return Err(e.into()),
-        }
-    }
-    Ok(())
 }
 
 /// Upserts both rows of each pair, a pair never split across batches.
@@ -595,7 +552,10 @@ fn role_key(id: &RoleId) -> DomainResult<RowKey> {
 }
 
 fn name_key(name: &str) -> DomainResult<RowKey> {
-    row_key(format!("{NAME_PREFIX}{}", key_part(&name.to_lowercase())))
+    row_key(format!(
+        "{ROLE_NAME_PREFIX}{}",
+        key_part(&name.to_lowercase())
+    ))
 }
 
 async fn name_index_etag(

@@ -1,7 +1,11 @@
-//! Shared plumbing of the domain services: table names, row-key building, prefix queries,
-//! property readers, id newtypes and paging types.
+//! Shared plumbing of the domain services: table names, the row-key prefixes of every entity,
+//! row-key building, prefix queries, property readers, id newtypes, paging types, and the
+//! row-level cleanup of role assignments that both users and roles need.
 //!
-//! Depends on the table contract only. Invariants: every variable part of a row key goes through
+//! The bottom of the domain's layering: depends on the table contract and `error.rs`, never on
+//! a service module (`orgs`, `users`, `roles`, `config`), so any of them may use it. The
+//! prefixes live here rather than with their service because other services query them
+//! (deleting an org counts its `user:` rows; a user leaving an org drops its `userrole:` rows). Invariants: every variable part of a row key goes through
 //! [`key_part`], which escapes the key-forbidden characters and the `:` separator, so a caller's
 //! text can neither break a key nor shift the boundary between key segments; ids are restricted
 //! to `[A-Za-z0-9_-]` and never contain `:`.
@@ -10,9 +14,10 @@ use std::fmt;
 use std::sync::Arc;
 
 use bifrost_store::table::{
-    Column, ContinuationToken, Entity, Filter, MAX_PAGE_SIZE, Query, ScopedTable, TableName,
+    Column, ContinuationToken, Entity, Filter, IfMatch, MAX_BATCH_OPERATIONS, MAX_PAGE_SIZE, Query,
+    ScopedBatch, ScopedTable, TableName,
 };
-use bifrost_store::{RowKey, Scope, TableStore};
+use bifrost_store::{OrgId, RowKey, Scope, StoreError, TableStore};
 use time::OffsetDateTime;
 
 use crate::domain::error::{DomainError, DomainResult};
@@ -23,6 +28,39 @@ pub const CONFIG_TABLE: &str = "Config";
 pub const ENTITIES_TABLE: &str = "Entities";
 /// Dual-indexed relationships (role assignments).
 pub const RELATIONSHIPS_TABLE: &str = "Relationships";
+
+// Row-key prefixes of `Entities`, partition `GLOBAL`.
+/// `org:{id}`: an organization.
+pub(crate) const ORG_PREFIX: &str = "org:";
+/// `orgdomain:{domain}`: the uniqueness index of organization domains.
+pub(crate) const ORG_DOMAIN_PREFIX: &str = "orgdomain:";
+/// `user:{id}`: a user.
+pub(crate) const USER_PREFIX: &str = "user:";
+/// `useremail:{email}`: the uniqueness index of user emails.
+pub(crate) const USER_EMAIL_PREFIX: &str = "useremail:";
+/// `userentra:{oid}`: the uniqueness index of Entra object ids.
+pub(crate) const USER_ENTRA_PREFIX: &str = "userentra:";
+/// The first-admin marker, present once any user exists.
+pub(crate) const FIRST_USER_MARKER: &str = "bootstrap:firstuser";
+/// Changes on every user update or delete, so every instance drops cached principals promptly.
+pub(crate) const USERS_REVISION_ROW: &str = "revision:users";
+
+// Row-key prefixes of `Entities`, the organization's partition.
+/// `role:{id}`: a role.
+pub(crate) const ROLE_PREFIX: &str = "role:";
+/// `rolename:{lower-cased name}`: the uniqueness index of role names.
+pub(crate) const ROLE_NAME_PREFIX: &str = "rolename:";
+
+// Row-key prefixes of `Relationships`, the organization's partition: each assignment is a pair
+// of rows, one per direction, written and deleted in one batch.
+/// `roleuser:{role}:{user}`.
+pub(crate) const ROLE_USER_PREFIX: &str = "roleuser:";
+/// `userrole:{user}:{role}`.
+pub(crate) const USER_ROLE_PREFIX: &str = "userrole:";
+/// `roleform:{role}:{form}`.
+pub(crate) const ROLE_FORM_PREFIX: &str = "roleform:";
+/// `formrole:{form}:{role}`.
+pub(crate) const FORM_ROLE_PREFIX: &str = "formrole:";
 
 pub(crate) fn table(name: &str) -> DomainResult<TableName> {
     TableName::new(name).map_err(|e| DomainError::internal(format!("table name {name}: {e}")))
@@ -152,6 +190,61 @@ pub(crate) fn text(field: &str, raw: &str, max: usize) -> DomainResult<String> {
         ));
     }
     Ok(value.to_owned())
+}
+
+/// Rows of `table` whose key starts with `prefix`; none when the table was never written.
+pub(crate) async fn linked_rows(table: &ScopedTable, prefix: &str) -> DomainResult<Vec<Entity>> {
+    match table
+        .query_all(&Query::new().filter(prefix_filter(prefix)))
+        .await
+    {
+        Ok(rows) => Ok(rows),
+        // No assignment was ever written anywhere: nothing is linked.
+        Err(StoreError::NotFound { .. }) => Ok(Vec::new()),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Deletes rows in batches; rows already gone (a concurrent unassign) are fine.
+pub(crate) async fn delete_rows(table: &ScopedTable, keys: Vec<RowKey>) -> DomainResult<()> {
+    for chunk in keys.chunks(MAX_BATCH_OPERATIONS) {
+        let batch = chunk
+            .iter()
+            .fold(ScopedBatch::new(), |b, k| b.delete(k.clone(), IfMatch::Any));
+        match table.batch(batch).await {
+            Ok(_) => {}
+            Err(StoreError::BatchFailed { source, .. })
+                if matches!(*source, StoreError::NotFound { .. }) =>
+            {
+                for key in chunk {
+                    match table.delete(key, &IfMatch::Any).await {
+                        Ok(()) | Err(StoreError::NotFound { .. }) => {}
+                        Err(e) => return Err(e.into()),
+                    }
+                }
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Ok(())
+}
+
+/// Deletes every role assignment of `user` in `org` (the user left the org or was deleted).
+/// Row-level, so that `users` can clean up without depending on `roles` (which depends on
+/// `users` for membership checks); the caller audits the change that made it necessary.
+pub(crate) async fn remove_user_assignments(
+    store: &Arc<dyn TableStore>,
+    org: &OrgId,
+    user: &UserId,
+) -> DomainResult<()> {
+    let rel = scoped(store, RELATIONSHIPS_TABLE, &Scope::Org(org.clone()))?;
+    let mut keys = Vec::new();
+    for row in linked_rows(&rel, &format!("{USER_ROLE_PREFIX}{user}:")).await? {
+        let role = req_str(&row, "RoleId")?;
+        keys.push(row.row_key.clone());
+        keys.push(row_key(format!("{ROLE_USER_PREFIX}{role}:{user}"))?);
+    }
+    delete_rows(&rel, keys).await
 }
 
 /// Which page of a listing to return.

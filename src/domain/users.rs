@@ -1,7 +1,8 @@
 //! Users: CRUD, lookup by email and by Entra object id, and the login provisioning rule.
 //!
-//! Depends on the table contract, [`OrgService`] (domain lookup), the role-assignment cleanup
-//! of `roles.rs` and the change log (every write is audited first, [`crate::domain::changes`]). Layout (table `Entities`, partition `GLOBAL`):
+//! Depends on the table contract, [`OrgService`] (domain lookup), the row-level
+//! role-assignment cleanup of `rows.rs` (not `roles.rs`, which depends on this module for
+//! membership checks) and the change log (every write is audited first, [`crate::domain::changes`]). Layout (table `Entities`, partition `GLOBAL`):
 //! - `user:{id}` — `Email`, `DisplayName`, `UserType` (`PLATFORM`/`ORG`), `IsPlatformAdmin`,
 //!   `OrgId` (org users), `IsActive`, `EntraUserId`, `CreatedAt`, `UpdatedAt`, `LastLogin`;
 //! - `useremail:{email}` and `userentra:{oid}` — `UserId`: unique indexes, written in the same
@@ -28,18 +29,11 @@ use time::OffsetDateTime;
 use crate::domain::changes::{Actor, Change, ChangeLog, Via};
 use crate::domain::error::{DomainError, DomainResult};
 use crate::domain::orgs::{OrgService, normalize_domain};
-use crate::domain::roles::remove_user_assignments;
 use crate::domain::rows::{
-    ENTITIES_TABLE, PageRequest, Paged, UserId, bool_or, created_at, ensure, etag_of, key_part,
-    now, opt_str, opt_time, prefix_filter, req_str, row_key, scoped, text,
+    ENTITIES_TABLE, FIRST_USER_MARKER, PageRequest, Paged, USER_EMAIL_PREFIX, USER_ENTRA_PREFIX,
+    USER_PREFIX, USERS_REVISION_ROW, UserId, bool_or, created_at, ensure, etag_of, key_part, now,
+    opt_str, opt_time, prefix_filter, remove_user_assignments, req_str, row_key, scoped, text,
 };
-
-pub(crate) const USER_PREFIX: &str = "user:";
-const EMAIL_PREFIX: &str = "useremail:";
-const ENTRA_PREFIX: &str = "userentra:";
-const FIRST_USER_MARKER: &str = "bootstrap:firstuser";
-/// Changes on every user update or delete, so every instance drops cached principals promptly.
-const REVISION_ROW: &str = "revision:users";
 /// Longest display name, in characters.
 pub const MAX_DISPLAY_NAME: usize = 200;
 
@@ -359,7 +353,7 @@ impl UserService {
     pub async fn revision(&self) -> DomainResult<u64> {
         Ok(self
             .table()?
-            .get(&RowKey::new(REVISION_ROW)?)
+            .get(&RowKey::new(USERS_REVISION_ROW)?)
             .await?
             .and_then(|row| row.get("Rev").and_then(Value::as_i64))
             .map_or(0, |n| n as u64))
@@ -369,7 +363,7 @@ impl UserService {
         let next = rand::random::<i64>();
         self.table()?
             .upsert(
-                RowKey::new(REVISION_ROW)?,
+                RowKey::new(USERS_REVISION_ROW)?,
                 Properties::from([("Rev".to_owned(), Value::Int64(next))]),
                 WriteMode::Replace,
             )
@@ -828,11 +822,11 @@ fn user_key(id: &UserId) -> DomainResult<RowKey> {
 }
 
 fn email_key(email: &str) -> DomainResult<RowKey> {
-    row_key(format!("{EMAIL_PREFIX}{}", key_part(email)))
+    row_key(format!("{USER_EMAIL_PREFIX}{}", key_part(email)))
 }
 
 fn entra_key(oid: &str) -> DomainResult<RowKey> {
-    row_key(format!("{ENTRA_PREFIX}{}", key_part(oid)))
+    row_key(format!("{USER_ENTRA_PREFIX}{}", key_part(oid)))
 }
 
 fn index_props(id: &UserId) -> Properties {

@@ -21,7 +21,7 @@ use bifrost_store::table::{
 use bifrost_store::{RowKey, Scope, StoreError, StoreResult};
 use time::OffsetDateTime;
 
-use super::{Executions, id_row_key, truncate};
+use super::{ExecutionStatus, Executions, id_row_key, truncate};
 
 pub const LOGS_TABLE: &str = "ExecutionLogs";
 /// Most operations per batch (the Table service's limit).
@@ -222,12 +222,12 @@ impl Executions {
         &self,
         scope: &Scope,
         execution_id: &str,
-        from: &[&str],
-        to: &str,
-    ) -> StoreResult<Option<String>> {
+        from: &[ExecutionStatus],
+        to: ExecutionStatus,
+    ) -> StoreResult<Option<ExecutionStatus>> {
         Ok(
             match self.try_transition(scope, execution_id, from, to).await? {
-                Transition::Moved => Some(to.to_owned()),
+                Transition::Moved => Some(to),
                 Transition::Unchanged(current) => Some(current),
                 Transition::Missing => None,
             },
@@ -240,8 +240,8 @@ impl Executions {
         &self,
         scope: &Scope,
         execution_id: &str,
-        from: &[&str],
-        to: &str,
+        from: &[ExecutionStatus],
+        to: ExecutionStatus,
     ) -> StoreResult<Transition> {
         self.try_transition_with(scope, execution_id, from, to, Properties::new())
             .await
@@ -254,8 +254,8 @@ impl Executions {
         &self,
         scope: &Scope,
         execution_id: &str,
-        from: &[&str],
-        to: &str,
+        from: &[ExecutionStatus],
+        to: ExecutionStatus,
         extra: Properties,
     ) -> StoreResult<Transition> {
         let Ok(id_key) = id_row_key(execution_id) else {
@@ -277,20 +277,25 @@ impl Executions {
             let current = entity
                 .get("Status")
                 .and_then(TableValue::as_str)
-                .unwrap_or_default()
-                .to_owned();
-            if !from.contains(&current.as_str()) {
-                return Ok(Transition::Unchanged(current));
+                .and_then(ExecutionStatus::parse);
+            match current {
+                Some(status) if from.contains(&status) => {}
+                // Every status ever written is one of v1's names; anything else is not runnable.
+                other => {
+                    return Ok(Transition::Unchanged(
+                        other.unwrap_or(ExecutionStatus::Failed),
+                    ));
+                }
             }
             let Some(etag) = entity.etag.clone() else {
                 return Err(StoreError::Backend("stored record without an ETag".into()));
             };
             let mut change = extra.clone();
-            change.insert("Status".into(), to.into());
-            if matches!(to, "Cancelled") {
+            change.insert("Status".into(), to.as_str().into());
+            if to == ExecutionStatus::Cancelled {
                 change.insert("CompletedAt".into(), OffsetDateTime::now_utc().into());
             }
-            let written = if to == "Running" {
+            let written = if to == ExecutionStatus::Running {
                 let lease = self.lease_properties(&row);
                 table
                     .batch(
@@ -316,7 +321,7 @@ impl Executions {
             };
             match written {
                 Ok(()) => {
-                    if super::is_finished(to) || to == "Pending" {
+                    if to.is_finished() || to == ExecutionStatus::Pending {
                         self.release(scope, execution_id).await?;
                     }
                     return Ok(Transition::Moved);
@@ -337,7 +342,7 @@ pub enum Transition {
     /// The record was in one of the expected statuses and is now in the target one.
     Moved,
     /// The record is in this other status; nothing was written.
-    Unchanged(String),
+    Unchanged(ExecutionStatus),
     /// No such execution in this scope.
     Missing,
 }
@@ -397,7 +402,7 @@ fn log_from(p: &Properties) -> Option<LogEntry> {
 mod tests {
     use super::super::tests::{executions, record};
     use super::*;
-    use bifrost_engine::ExecutionStatus;
+    use bifrost_engine::ExecutionStatus as Outcome;
     use bifrost_store::OrgId;
     use serde_json::json;
 
@@ -466,7 +471,7 @@ mod tests {
         ex.create(&scope, &r).await.unwrap();
         let outcome = ExecutionOutcome {
             execution_id: "run-2".into(),
-            status: ExecutionStatus::Failed,
+            status: Outcome::Failed,
             result: None,
             result_type: None,
             error: Some(ExecutionError {
@@ -489,31 +494,30 @@ mod tests {
         );
         assert!(ex.error_detail(&scope, "nope").await.unwrap().is_none());
 
+        use ExecutionStatus::{Cancelled, Cancelling, Running};
         assert_eq!(
-            ex.transition(&scope, "run-2", &["Running"], "Cancelling")
+            ex.transition(&scope, "run-2", &[Running], Cancelling)
                 .await
-                .unwrap()
-                .as_deref(),
-            Some("Cancelling")
+                .unwrap(),
+            Some(Cancelling)
         );
         assert_eq!(
             ex.get(&scope, "run-2").await.unwrap().unwrap().status,
-            "Cancelling"
+            Cancelling
         );
         assert_eq!(
-            ex.transition(&scope, "run-2", &["Running"], "Cancelled")
+            ex.transition(&scope, "run-2", &[Running], Cancelled)
                 .await
-                .unwrap()
-                .as_deref(),
-            Some("Cancelling"),
+                .unwrap(),
+            Some(Cancelling),
             "a status outside `from` is reported, not overwritten"
         );
         assert!(
             ex.transition(
                 &Scope::Org(OrgId::parse("org-x").unwrap()),
                 "run-2",
-                &["Running"],
-                "Cancelled"
+                &[Running],
+                Cancelled
             )
             .await
             .unwrap()

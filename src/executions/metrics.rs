@@ -59,7 +59,9 @@ impl Accumulator {
         let finished: u64 = self
             .by_status
             .iter()
-            .filter(|(s, _)| super::is_finished(s))
+            .filter(|(s, _)| {
+                super::ExecutionStatus::parse(s).is_some_and(super::ExecutionStatus::is_finished)
+            })
             .map(|(_, n)| n)
             .sum();
         let success = self.by_status.get("Success").copied().unwrap_or(0);
@@ -109,7 +111,10 @@ impl Executions {
             let duration = row
                 .get("DurationMs")
                 .and_then(TableValue::as_i64)
-                .filter(|_| super::is_finished(status))
+                .filter(|_| {
+                    super::ExecutionStatus::parse(status)
+                        .is_some_and(super::ExecutionStatus::is_finished)
+                })
                 .map(|d| d.max(0) as u64);
             let org = row.partition_key.as_str();
             overall.add(status, duration);

@@ -14,21 +14,25 @@
 //!
 //! May depend on: `bifrost-store`, `bifrost-engine`, the audit log and org service. Not on HTTP.
 
+pub mod context;
 pub mod input;
 mod logs;
 pub mod metrics;
 pub mod recovery;
 mod retention;
 pub mod runner;
+mod status;
 pub mod worker;
 
+pub use context::{RunContext, RunRights, caller_of};
 pub use logs::{LOG_BATCH, LOGS_TABLE, LogPage, MAX_LOG_PAGE, MAX_LOG_SEQUENCE, Transition};
 pub use recovery::{CleanupReport, RetryPolicy};
 pub use runner::{Finished, QueuedExecution, RunError, RunRequest, Runner};
+pub use status::ExecutionStatus;
 
 use std::sync::Arc;
 
-use bifrost_engine::{ExecutionOutcome, ExecutionStatus};
+use bifrost_engine::ExecutionOutcome;
 use bifrost_store::blob::{BlobPath, BlobStore, ContainerName};
 use bifrost_store::table::{
     Column, ContinuationToken, Filter, IfMatch, Properties, Query, ScopedBatch, ScopedTable,
@@ -58,7 +62,7 @@ pub struct ExecutionRecord {
     pub executed_by: String,
     pub executed_by_email: String,
     pub executed_by_name: String,
-    pub status: String,
+    pub status: ExecutionStatus,
     pub input_data: Value,
     pub result: Option<Value>,
     pub result_type: Option<String>,
@@ -77,13 +81,6 @@ pub struct ExecutionRecord {
     pub rights: RunRights,
 }
 
-/// What the caller who started a run was allowed, kept so a retry runs with the same rights.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct RunRights {
-    pub is_platform_admin: bool,
-    pub is_function_key: bool,
-}
-
 fn first_attempt() -> u32 {
     1
 }
@@ -91,7 +88,7 @@ fn first_attempt() -> u32 {
 impl ExecutionRecord {
     /// Fills the outcome of a finished run into the record.
     pub fn complete(&mut self, outcome: &ExecutionOutcome) {
-        self.status = status_name(outcome.status).to_owned();
+        self.status = outcome.status.into();
         self.result = outcome.result.clone();
         self.result_type = Some(
             serde_json::to_value(outcome.result_type)
@@ -106,21 +103,11 @@ impl ExecutionRecord {
     }
 }
 
-pub fn status_name(status: ExecutionStatus) -> &'static str {
-    match status {
-        ExecutionStatus::Success => "Success",
-        ExecutionStatus::Failed => "Failed",
-        ExecutionStatus::CompletedWithErrors => "CompletedWithErrors",
-        ExecutionStatus::Timeout => "Timeout",
-        ExecutionStatus::Cancelled => "Cancelled",
-    }
-}
-
 /// Filters for [`Executions::list`].
 #[derive(Clone, Debug, Default)]
 pub struct ExecutionQuery {
     pub workflow_name: Option<String>,
-    pub status: Option<String>,
+    pub status: Option<ExecutionStatus>,
     /// Only this caller's executions (the rule for non-admins).
     pub executed_by: Option<String>,
     pub started_after: Option<OffsetDateTime>,
@@ -178,14 +165,14 @@ impl Executions {
         let mut batch = ScopedBatch::new()
             .insert(row.clone(), props)
             .insert(id_row_key(&record.execution_id)?, pointer);
-        match record.status.as_str() {
-            "Running" => {
+        match record.status {
+            ExecutionStatus::Running => {
                 batch = batch.insert(
                     recovery::run_row_key(&record.execution_id)?,
                     self.lease_properties(&row),
                 );
             }
-            "Pending" => {
+            ExecutionStatus::Pending => {
                 batch = batch.insert(
                     recovery::run_row_key(&record.execution_id)?,
                     Self::queued_properties(&row, std::time::Duration::ZERO),
@@ -203,7 +190,7 @@ impl Executions {
         let table = self.scoped(scope)?;
         let props = self.properties_of(scope, record).await?;
         let row = record_row_key(record)?;
-        if is_finished(&record.status) || record.status == "Pending" {
+        if record.status.is_finished() || record.status == ExecutionStatus::Pending {
             let batch = ScopedBatch::new()
                 .update(row.clone(), props.clone(), WriteMode::Replace, IfMatch::Any)
                 .delete(recovery::run_row_key(&record.execution_id)?, IfMatch::Any);
@@ -380,7 +367,10 @@ impl Executions {
             executed_by: text("ExecutedBy").unwrap_or_default(),
             executed_by_email: text("ExecutedByEmail").unwrap_or_default(),
             executed_by_name: text("ExecutedByName").unwrap_or_default(),
-            status: text("Status").unwrap_or_default(),
+            // Every status ever written is one of v1's names; anything else is no run we know.
+            status: text("Status")
+                .and_then(|s| ExecutionStatus::parse(&s))
+                .unwrap_or(ExecutionStatus::Failed),
             input_data: text("InputData")
                 .and_then(|t| serde_json::from_str(&t).ok())
                 .unwrap_or(Value::Null),
@@ -408,19 +398,6 @@ impl Executions {
             },
         })
     }
-}
-
-/// Statuses a run never leaves.
-pub const FINISHED: &[&str] = &[
-    "Success",
-    "Failed",
-    "Timeout",
-    "CompletedWithErrors",
-    "Cancelled",
-];
-
-pub fn is_finished(status: &str) -> bool {
-    FINISHED.contains(&status)
 }
 
 fn table_name() -> StoreResult<TableName> {
@@ -492,7 +469,7 @@ mod tests {
             executed_by: by.into(),
             executed_by_email: format!("{by}@example.com"),
             executed_by_name: by.into(),
-            status: "Running".into(),
+            status: ExecutionStatus::Running,
             input_data: json!({"name": "Ada"}),
             result: None,
             result_type: None,
@@ -548,11 +525,11 @@ mod tests {
 
         let mut r = ex.get(&scope, "e1").await.unwrap().unwrap();
         assert_eq!(r.input_data, json!({"name": "Ada"}));
-        r.status = "Success".into();
+        r.status = ExecutionStatus::Success;
         r.result = Some(json!({"big": "x".repeat(INLINE_RESULT_CHARS + 10)}));
         ex.update(&scope, &r).await.unwrap();
         let back = ex.get(&scope, "e1").await.unwrap().unwrap();
-        assert_eq!(back.status, "Success");
+        assert_eq!(back.status, ExecutionStatus::Success);
         assert_eq!(
             back.result, r.result,
             "large results round-trip through blob storage"

@@ -39,7 +39,7 @@ use serde::Serialize;
 use serde_json::Value;
 use time::OffsetDateTime;
 
-use super::{Executions, table_name};
+use super::{ExecutionStatus, Executions, table_name};
 
 /// A running execution's lease without a heartbeat (`BIFROST_EXECUTION_LEASE_SECONDS`).
 pub const DEFAULT_LEASE: Duration = Duration::from_secs(60);
@@ -122,7 +122,7 @@ pub struct ExpiredLease {
 }
 
 /// What one `execution_cleanup` pass did.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct CleanupReport {
     /// Orphans queued for another attempt.
@@ -301,7 +301,7 @@ impl Executions {
         &self,
         scope: &Scope,
         execution_id: &str,
-        from: &[&str],
+        from: &[ExecutionStatus],
         attempt: u32,
         delay: Duration,
     ) -> StoreResult<bool> {
@@ -311,13 +311,13 @@ impl Executions {
                 return Ok(false);
             };
             let mut record = self.record_from(scope, &entity.properties).await?;
-            if !from.contains(&record.status.as_str()) {
+            if !from.contains(&record.status) {
                 return Ok(false);
             }
             let Some(etag) = entity.etag.clone() else {
                 return Err(StoreError::Backend("stored record without an ETag".into()));
             };
-            record.status = "Pending".into();
+            record.status = ExecutionStatus::Pending;
             record.attempt = attempt;
             record.result = None;
             record.result_type = None;

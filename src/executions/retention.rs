@@ -11,7 +11,7 @@ use bifrost_store::{RowKey, Scope, StoreError, StoreResult};
 use time::OffsetDateTime;
 
 use super::logs::LOG_BATCH;
-use super::{Executions, container, id_row_key, is_finished, result_path};
+use super::{ExecutionStatus, Executions, container, id_row_key, result_path};
 
 /// Records examined per page.
 const PAGE: u16 = 200;
@@ -43,7 +43,7 @@ impl Executions {
                 let Some(id) = entity.get("ExecutionId").and_then(TableValue::as_str) else {
                     continue;
                 };
-                if !is_finished(status) {
+                if !ExecutionStatus::parse(status).is_some_and(ExecutionStatus::is_finished) {
                     continue;
                 }
                 self.delete_logs(scope, id).await?;

@@ -16,8 +16,8 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use bifrost_engine::{
-    Caller, Engine, EngineError, ExecutionContextInfo, ExecutionMode, ExecutionOutcome,
-    ExecutionRequest, LogEntry, Organization, Registry, WorkflowInfo,
+    Engine, EngineError, ExecutionContextInfo, ExecutionMode, ExecutionOutcome, ExecutionRequest,
+    LogEntry, Organization, Registry, WorkflowInfo,
 };
 use bifrost_store::queue::{QueueName, QueueStore};
 use bifrost_store::{Scope, StoreError};
@@ -25,11 +25,12 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use time::OffsetDateTime;
 
+use super::context::RunContext;
 use super::input::{self, Coercion, InputError};
 use super::recovery::{ATTEMPT_LOG_SPAN, CleanupReport, RetryPolicy};
-use super::{ExecutionRecord, Executions};
+use super::{ExecutionRecord, ExecutionStatus, Executions};
 use crate::audit::{AuditEvent, AuditEventType, AuditLog};
-use crate::domain::OrgService;
+use crate::domain::{DomainError, OrgService};
 
 /// The queue async executions go through.
 pub const QUEUE: &str = "workflow-executions";
@@ -122,12 +123,8 @@ pub struct RunRequest {
     pub execution_id: String,
     pub workflow: WorkflowInfo,
     pub input: Map<String, Value>,
-    pub scope: Scope,
-    pub caller: Caller,
-    /// The audit log's actor string (`user:…`, `key:…`, `cli:local`).
-    pub actor: String,
-    pub is_platform_admin: bool,
-    pub is_function_key: bool,
+    /// Who runs it, where, with which rights.
+    pub context: RunContext,
     pub form_id: Option<String>,
     /// Overrides the workflow's `timeout_seconds`.
     pub timeout: Option<Duration>,
@@ -135,13 +132,7 @@ pub struct RunRequest {
 
 impl RunRequest {
     /// A request with a fresh execution id, no form and the workflow's own timeout.
-    pub fn new(
-        workflow: WorkflowInfo,
-        input: Map<String, Value>,
-        scope: Scope,
-        caller: Caller,
-        actor: impl Into<String>,
-    ) -> Self {
+    pub fn new(workflow: WorkflowInfo, input: Map<String, Value>, context: RunContext) -> Self {
         Self {
             // Time-ordered (v7): an execution's rows (id pointer, lease, log lines) land next to
             // those of runs started at the same time, so concurrent runs share storage pages
@@ -149,27 +140,39 @@ impl RunRequest {
             execution_id: uuid::Uuid::now_v7().to_string(),
             workflow,
             input,
-            scope,
-            caller,
-            actor: actor.into(),
-            is_platform_admin: false,
-            is_function_key: false,
+            context,
             form_id: None,
             timeout: None,
         }
     }
 
+    /// The run is a submission of form `form_id`.
+    pub fn for_form(mut self, form_id: impl Into<String>) -> Self {
+        self.form_id = Some(form_id.into());
+        self
+    }
+
+    /// Overrides the workflow's timeout.
+    pub fn with_timeout(mut self, timeout: Option<Duration>) -> Self {
+        self.timeout = timeout;
+        self
+    }
+
+    pub fn scope(&self) -> &Scope {
+        &self.context.scope
+    }
+
     /// The record this run starts with.
-    pub fn record(&self, status: &str) -> ExecutionRecord {
+    pub fn record(&self, status: ExecutionStatus) -> ExecutionRecord {
         ExecutionRecord {
             execution_id: self.execution_id.clone(),
             workflow_name: self.workflow.name.clone(),
-            org_id: self.scope.org_id().map(ToString::to_string),
+            org_id: self.context.org_id().map(ToString::to_string),
             form_id: self.form_id.clone(),
-            executed_by: self.caller.user_id.clone(),
-            executed_by_email: self.caller.email.clone(),
-            executed_by_name: self.caller.name.clone(),
-            status: status.to_owned(),
+            executed_by: self.context.caller.user_id.clone(),
+            executed_by_email: self.context.caller.email.clone(),
+            executed_by_name: self.context.caller.name.clone(),
+            status,
             input_data: Value::Object(self.input.clone()),
             result: None,
             result_type: None,
@@ -179,10 +182,7 @@ impl RunRequest {
             started_at: OffsetDateTime::now_utc(),
             completed_at: None,
             attempt: 1,
-            rights: super::RunRights {
-                is_platform_admin: self.is_platform_admin,
-                is_function_key: self.is_function_key,
-            },
+            rights: self.context.rights,
         }
     }
 }
@@ -267,6 +267,19 @@ impl QueuedExecution {
     }
 }
 
+/// What the engine is told about a run's context.
+fn engine_context(
+    context: &RunContext,
+    organization: Option<Organization>,
+) -> ExecutionContextInfo {
+    ExecutionContextInfo {
+        caller: context.caller.clone(),
+        organization,
+        is_platform_admin: context.rights.is_platform_admin,
+        is_function_key: context.rights.is_function_key,
+    }
+}
+
 /// The shared execution service. Cheap to clone (handles only).
 #[derive(Clone)]
 pub struct Runner {
@@ -324,15 +337,39 @@ impl Runner {
         &self,
         name: &str,
         input: Map<String, Value>,
-        context: ExecutionContextInfo,
+        context: &RunContext,
     ) -> Result<ExecutionOutcome, RunError> {
+        let organization = self
+            .organization(&context.scope)
+            .await
+            .map_err(|e| RunError::Organization(e.to_string()))?;
         let request = ExecutionRequest {
             name: name.to_owned(),
             input,
-            context,
+            context: engine_context(context, organization),
             ..Default::default()
         };
         Ok(self.engine.execute_data_provider(request).await?)
+    }
+
+    /// The engine's view of the organization a run acts for (`None` = GLOBAL). An organization
+    /// that no longer exists is shown inactive, under its id.
+    async fn organization(&self, scope: &Scope) -> Result<Option<Organization>, DomainError> {
+        let Some(org) = scope.org_id() else {
+            return Ok(None);
+        };
+        Ok(Some(match self.orgs.find(org).await? {
+            Some(o) => Organization {
+                id: o.id.to_string(),
+                name: o.name,
+                is_active: o.is_active,
+            },
+            None => Organization {
+                id: org.to_string(),
+                name: org.to_string(),
+                is_active: false,
+            },
+        }))
     }
 
     pub fn executions(&self) -> &Executions {
@@ -379,11 +416,11 @@ impl Runner {
     pub async fn start(
         &self,
         request: &RunRequest,
-        status: &str,
+        status: ExecutionStatus,
     ) -> Result<ExecutionRecord, RunError> {
         let record = request.record(status);
         let (created, ()) = tokio::join!(
-            self.executions.create(&request.scope, &record),
+            self.executions.create(request.scope(), &record),
             self.audit_start(request, false)
         );
         created?;
@@ -393,8 +430,8 @@ impl Runner {
     async fn audit_start(&self, request: &RunRequest, transient: bool) {
         let mut event = AuditEvent::new(
             AuditEventType::ExecutionStarted,
-            request.actor.clone(),
-            request.scope.clone(),
+            request.context.actor.clone(),
+            request.scope().clone(),
         )
         .detail("execution_id", request.execution_id.clone())
         .detail("workflow", request.workflow.name.clone());
@@ -411,10 +448,10 @@ impl Runner {
     pub async fn run(&self, request: RunRequest, transient: bool) -> Result<Finished, RunError> {
         if transient {
             self.audit_start(&request, true).await;
-            let record = request.record("Running");
+            let record = request.record(ExecutionStatus::Running);
             return self.execute(request, record, true).await;
         }
-        let record = self.start(&request, "Running").await?;
+        let record = self.start(&request, ExecutionStatus::Running).await?;
         self.execute(request, record, false).await
     }
 
@@ -426,41 +463,24 @@ impl Runner {
         mut record: ExecutionRecord,
         transient: bool,
     ) -> Result<Finished, RunError> {
-        let scope = request.scope.clone();
+        let scope = request.scope().clone();
         let id = request.execution_id.clone();
-        let organization = match scope.org_id() {
-            None => None,
-            Some(org) => match self.orgs.find(org).await {
-                Ok(Some(o)) => Some(Organization {
-                    id: o.id.to_string(),
-                    name: o.name,
-                    is_active: o.is_active,
-                }),
-                Ok(None) => Some(Organization {
-                    id: org.to_string(),
-                    name: org.to_string(),
-                    is_active: false,
-                }),
-                Err(e) => {
-                    let error = RunError::Organization(e.to_string());
-                    if !transient {
-                        self.fail(&scope, &mut record, "StorageError", &error.to_string())
-                            .await;
-                    }
-                    return Err(error);
+        let organization = match self.organization(&scope).await {
+            Ok(organization) => organization,
+            Err(e) => {
+                let error = RunError::Organization(e.to_string());
+                if !transient {
+                    self.fail(&scope, &mut record, "StorageError", &error.to_string())
+                        .await;
                 }
-            },
+                return Err(error);
+            }
         };
         let engine_request = ExecutionRequest {
             execution_id: id.clone(),
             name: request.workflow.name.clone(),
             input: request.input.clone(),
-            context: ExecutionContextInfo {
-                caller: request.caller.clone(),
-                organization,
-                is_platform_admin: request.is_platform_admin,
-                is_function_key: request.is_function_key,
-            },
+            context: engine_context(&request.context, organization),
             timeout: request.timeout,
             ..Default::default()
         };
@@ -492,7 +512,7 @@ impl Runner {
                     // Another instance (or the cancel route before the engine knew the id) may
                     // have asked for cancellation; only the record carries that request.
                     if let Ok(Some(current)) = self.executions.get(&scope, &id).await
-                        && current.status == "Cancelling"
+                        && current.status == ExecutionStatus::Cancelling
                     {
                         self.engine.cancel(&id);
                     }
@@ -558,7 +578,7 @@ impl Runner {
         error_type: &str,
         reason: &str,
     ) {
-        record.status = "Failed".into();
+        record.status = ExecutionStatus::Failed;
         record.error_type = Some(error_type.to_owned());
         record.error_message = Some(reason.to_owned());
         record.completed_at = Some(OffsetDateTime::now_utc());
@@ -575,11 +595,11 @@ impl Runner {
     /// Records the execution as `Pending` and queues it for a worker. If the queue refuses the
     /// message the record is marked `Failed` (it would otherwise stay `Pending` forever).
     pub async fn enqueue(&self, request: &RunRequest) -> Result<ExecutionRecord, RunError> {
-        let mut record = self.start(request, "Pending").await?;
-        let message = QueuedExecution::of(&request.scope, &record);
+        let mut record = self.start(request, ExecutionStatus::Pending).await?;
+        let message = QueuedExecution::of(request.scope(), &record);
         if let Err(e) = self.send(&message, Duration::ZERO).await {
             self.fail(
-                &request.scope,
+                request.scope(),
                 &mut record,
                 "QueueError",
                 "the execution could not be queued",
@@ -597,7 +617,7 @@ impl Runner {
         &self,
         scope: &Scope,
         record: &ExecutionRecord,
-        from: &[&str],
+        from: &[ExecutionStatus],
         reason: &str,
     ) -> Result<Option<Duration>, RunError> {
         let Some(workflow) = self.engine.workflow(&record.workflow_name) else {
@@ -700,24 +720,32 @@ impl Runner {
                 .lease_until
                 .map(|t| t.to_string())
                 .unwrap_or_else(|| "its start".into());
-            match record.status.as_str() {
-                "Cancelling" => {
+            match record.status {
+                ExecutionStatus::Cancelling => {
                     self.executions
-                        .transition(scope, &record.execution_id, &["Cancelling"], "Cancelled")
+                        .transition(
+                            scope,
+                            &record.execution_id,
+                            &[ExecutionStatus::Cancelling],
+                            ExecutionStatus::Cancelled,
+                        )
                         .await?;
                     report.cancelled += 1;
                 }
-                "Running" => {
+                ExecutionStatus::Running => {
                     let reason = format!(
                         "was abandoned: the instance running it stopped renewing its lease (expired {since})"
                     );
-                    match self.retry(scope, &record, &["Running"], &reason).await {
+                    match self
+                        .retry(scope, &record, &[ExecutionStatus::Running], &reason)
+                        .await
+                    {
                         Ok(Some(_)) => report.requeued += 1,
                         Ok(None) | Err(RunError::Store(_)) => {
                             let message = format!(
                                 "The instance running this execution stopped (no heartbeat since {since}); no attempts left"
                             );
-                            if record.status == "Running" {
+                            if record.status == ExecutionStatus::Running {
                                 self.fail(scope, &mut record, "Abandoned", &message).await;
                             }
                             report.failed += 1;
@@ -725,7 +753,7 @@ impl Runner {
                         Err(e) => return Err(e),
                     }
                 }
-                "Pending" if lease.queued => {
+                ExecutionStatus::Pending if lease.queued => {
                     // The message was lost (the instance died between record and send) or is
                     // only slow; a second copy is harmless, the first `Pending → Running` wins.
                     let message = QueuedExecution::of(scope, &record);

@@ -26,7 +26,7 @@ use tokio::sync::{Semaphore, watch};
 use tokio::task::JoinHandle;
 
 use super::runner::{QUEUE, QueuedExecution, RunRequest, Runner};
-use super::{ExecutionRecord, Transition};
+use super::{ExecutionRecord, ExecutionStatus, RunContext, Transition};
 
 /// Worker tuning. `Default` is what the server uses.
 #[derive(Clone, Debug)]
@@ -86,9 +86,9 @@ pub enum Handled {
     /// The message is for another attempt than the record's current one: dropped.
     Stale { message: u32, current: u32 },
     /// The execution ran and finished with this status.
-    Ran(String),
+    Ran(ExecutionStatus),
     /// The record was not `Pending` (already taken, finished or cancelled): not run again.
-    Skipped(String),
+    Skipped(ExecutionStatus),
     /// No such execution (or a body that names none): dropped.
     Missing,
     /// Over the delivery limit: moved to the poison queue, execution marked `Failed`.
@@ -207,7 +207,12 @@ async fn process(
         return Ok(Handled::Deferred);
     }
     let moved = executions
-        .try_transition(&scope, &job.execution_id, &["Pending"], "Running")
+        .try_transition(
+            &scope,
+            &job.execution_id,
+            &[ExecutionStatus::Pending],
+            ExecutionStatus::Running,
+        )
         .await?;
     drop(held);
     match moved {
@@ -229,7 +234,7 @@ async fn process(
             runner
                 .fail(&scope, &mut record, "WorkflowNotFound", &reason)
                 .await;
-            return Ok(Handled::Ran("Failed".into()));
+            return Ok(Handled::Ran(ExecutionStatus::Failed));
         }
     };
 
@@ -250,16 +255,26 @@ async fn process(
         }
     };
     let status = match result {
-        Ok(finished) if matches!(finished.record.status.as_str(), "Failed" | "Timeout") => {
+        Ok(finished)
+            if matches!(
+                finished.record.status,
+                ExecutionStatus::Failed | ExecutionStatus::Timeout
+            ) =>
+        {
             let why = match &finished.record.error_message {
                 Some(m) => format!("ended {}: {m}", finished.record.status),
                 None => format!("ended {}", finished.record.status),
             };
             match runner
-                .retry(&scope, &finished.record, &["Failed", "Timeout"], &why)
+                .retry(
+                    &scope,
+                    &finished.record,
+                    &[ExecutionStatus::Failed, ExecutionStatus::Timeout],
+                    &why,
+                )
                 .await
             {
-                Ok(Some(_)) => "Pending".to_owned(),
+                Ok(Some(_)) => ExecutionStatus::Pending,
                 Ok(None) => finished.record.status,
                 Err(e) => {
                     tracing::error!(error = %e, execution_id = %job.execution_id, "could not queue a retry");
@@ -272,7 +287,7 @@ async fn process(
             // The runner marked the record failed where it could (or, lease lost, the recovery
             // owns it); retrying would be skipped by the transition guard, so the message is done.
             tracing::error!(error = %e, execution_id = %job.execution_id, "queued execution failed to run");
-            "Failed".to_owned()
+            ExecutionStatus::Failed
         }
     };
     Ok(Handled::Ran(status))
@@ -287,7 +302,7 @@ pub async fn mark_poisoned(runner: &Runner, body: &str, reason: &str) -> StoreRe
     let Some(mut record) = runner.executions().get(&scope, &job.execution_id).await? else {
         return Ok(());
     };
-    if matches!(record.status.as_str(), "Pending" | "Running" | "Cancelling") {
+    if !record.status.is_finished() {
         runner
             .fail(&scope, &mut record, "PoisonMessage", reason)
             .await;
@@ -315,19 +330,21 @@ fn request_of(
     let (workflow, input) = runner
         .prepare(&record.workflow_name, input, super::input::Coercion::Strict)
         .map_err(|e| e.to_string())?;
-    Ok(RunRequest {
-        execution_id: record.execution_id.clone(),
-        workflow,
-        input,
-        scope: scope.clone(),
-        caller: Caller::new(
+    let context = RunContext::new(
+        Caller::new(
             &record.executed_by,
             &record.executed_by_email,
             &record.executed_by_name,
         ),
-        actor: record.executed_by.clone(),
-        is_platform_admin: record.rights.is_platform_admin,
-        is_function_key: record.rights.is_function_key,
+        record.executed_by.clone(),
+        scope.clone(),
+        record.rights,
+    );
+    Ok(RunRequest {
+        execution_id: record.execution_id.clone(),
+        workflow,
+        input,
+        context,
         form_id: record.form_id.clone(),
         timeout: None,
     })
@@ -437,9 +454,9 @@ mod tests {
     use crate::executions::Executions;
     use crate::executions::runner::WorkflowEngine;
     use async_trait::async_trait;
+    use bifrost_engine::ExecutionStatus as Outcome;
     use bifrost_engine::{
-        EngineError, ExecutionMode, ExecutionOutcome, ExecutionRequest, ExecutionStatus,
-        WorkflowInfo,
+        EngineError, ExecutionMode, ExecutionOutcome, ExecutionRequest, WorkflowInfo,
     };
     use bifrost_store::blob::LocalBlobs;
     use bifrost_store::queue::{QueueStore, SqliteQueues};
@@ -500,9 +517,9 @@ mod tests {
             Ok(ExecutionOutcome {
                 execution_id: request.execution_id,
                 status: if fail {
-                    ExecutionStatus::Failed
+                    Outcome::Failed
                 } else {
-                    ExecutionStatus::Success
+                    Outcome::Success
                 },
                 result: Some(serde_json::json!({"ok": true})),
                 result_type: None,
@@ -572,9 +589,12 @@ mod tests {
         RunRequest::new(
             workflow,
             input,
-            scope,
-            Caller::new("u1", "u1@example.com", "U One"),
-            "user:u1",
+            RunContext::new(
+                Caller::new("u1", "u1@example.com", "U One"),
+                "user:u1",
+                scope,
+                Default::default(),
+            ),
         )
     }
 
@@ -616,9 +636,9 @@ mod tests {
         assert_eq!(
             handled,
             [
-                Handled::Ran("Pending".into()),
-                Handled::Ran("Pending".into()),
-                Handled::Ran("Success".into())
+                Handled::Ran(ExecutionStatus::Pending),
+                Handled::Ran(ExecutionStatus::Pending),
+                Handled::Ran(ExecutionStatus::Success)
             ]
         );
         let record = runner
@@ -627,7 +647,10 @@ mod tests {
             .await
             .unwrap()
             .unwrap();
-        assert_eq!((record.status.as_str(), record.attempt), ("Success", 3));
+        assert_eq!(
+            (record.status, record.attempt),
+            (ExecutionStatus::Success, 3)
+        );
         assert_eq!(
             record.error_message, None,
             "a retry clears the last attempt's outcome"
@@ -661,7 +684,10 @@ mod tests {
             .await
             .unwrap()
             .unwrap();
-        assert_eq!((record.status.as_str(), record.attempt), ("Failed", 3));
+        assert_eq!(
+            (record.status, record.attempt),
+            (ExecutionStatus::Failed, 3)
+        );
         assert_eq!(engine.runs.load(Ordering::SeqCst), 6);
     }
 
@@ -675,7 +701,12 @@ mod tests {
         for id in [&retried, &abandoned] {
             runner
                 .executions()
-                .try_transition(&Scope::Global, id, &["Pending"], "Running")
+                .try_transition(
+                    &Scope::Global,
+                    id,
+                    &[ExecutionStatus::Pending],
+                    ExecutionStatus::Running,
+                )
                 .await
                 .unwrap();
         }
@@ -698,7 +729,7 @@ mod tests {
             .await
             .unwrap()
             .unwrap();
-        assert_eq!(failed.status, "Failed");
+        assert_eq!(failed.status, ExecutionStatus::Failed);
         assert_eq!(failed.error_type.as_deref(), Some("Abandoned"));
         let pending = runner
             .executions()
@@ -706,13 +737,16 @@ mod tests {
             .await
             .unwrap()
             .unwrap();
-        assert_eq!((pending.status.as_str(), pending.attempt), ("Pending", 2));
+        assert_eq!(
+            (pending.status, pending.attempt),
+            (ExecutionStatus::Pending, 2)
+        );
 
         // The original messages (never taken by the dead worker here) and the retry's: the
         // retried run runs once, the failed one not at all.
         let handled = drain(&runner, &queue, Duration::from_secs(5)).await;
         assert!(
-            handled.contains(&Handled::Ran("Success".into())),
+            handled.contains(&Handled::Ran(ExecutionStatus::Success)),
             "{handled:?}"
         );
         assert_eq!(engine.runs.load(Ordering::SeqCst), 1);
@@ -732,7 +766,7 @@ mod tests {
         // Lost: the instance died between writing the record and sending the message.
         let request = request(&runner, "known", Scope::Global);
         let lost = runner
-            .start(&request, "Pending")
+            .start(&request, ExecutionStatus::Pending)
             .await
             .unwrap()
             .execution_id;
@@ -766,9 +800,9 @@ mod tests {
         assert_eq!(
             handled,
             [
-                Handled::Ran("Success".into()),
-                Handled::Ran("Success".into()),
-                Handled::Skipped("Success".into()),
+                Handled::Ran(ExecutionStatus::Success),
+                Handled::Ran(ExecutionStatus::Success),
+                Handled::Skipped(ExecutionStatus::Success),
             ],
             "the slow run's duplicate message is dropped"
         );
@@ -780,7 +814,7 @@ mod tests {
                 .await
                 .unwrap()
                 .unwrap();
-            assert_eq!(record.status, "Success");
+            assert_eq!(record.status, ExecutionStatus::Success);
         }
         let again = runner.recover_orphans(now + grace * 3).await.unwrap();
         assert_eq!(again, Default::default(), "finished runs hold no lease");
@@ -832,10 +866,10 @@ mod tests {
             .await
             .unwrap()
             .unwrap();
-        assert_eq!(record.status, "Success");
+        assert_eq!(record.status, ExecutionStatus::Success);
         // The deferred one is back on the queue and runs once a slot is free.
         let later = drain(&runner, &queue, Duration::from_secs(5)).await;
-        assert_eq!(later, [Handled::Ran("Success".into())]);
+        assert_eq!(later, [Handled::Ran(ExecutionStatus::Success)]);
     }
 
     async fn receive(runner: &Runner, queue: &QueueName) -> ReceivedMessage {
@@ -859,11 +893,11 @@ mod tests {
         let first = handle_message(&runner, &queue, message, &config)
             .await
             .unwrap();
-        assert_eq!(first, Handled::Ran("Success".into()));
+        assert_eq!(first, Handled::Ran(ExecutionStatus::Success));
         let again = handle_message(&runner, &queue, duplicate, &config)
             .await
             .unwrap();
-        assert_eq!(again, Handled::Skipped("Success".into()));
+        assert_eq!(again, Handled::Skipped(ExecutionStatus::Success));
         assert_eq!(engine.runs.load(Ordering::SeqCst), 1);
         let record = runner
             .executions()
@@ -871,7 +905,7 @@ mod tests {
             .await
             .unwrap()
             .unwrap();
-        assert_eq!(record.status, "Success");
+        assert_eq!(record.status, ExecutionStatus::Success);
         assert_eq!(record.result, Some(serde_json::json!({"ok": true})));
         assert_eq!(
             runner.queues().approximate_count(&queue).await.unwrap(),
@@ -909,7 +943,7 @@ mod tests {
             .await
             .unwrap()
             .unwrap();
-        assert_eq!(record.status, "Failed");
+        assert_eq!(record.status, ExecutionStatus::Failed);
         assert_eq!(record.error_type.as_deref(), Some("PoisonMessage"));
         assert!(record.error_message.unwrap().contains("attempts"));
         assert_eq!(runner.queues().approximate_count(&queue).await.unwrap(), 0);
@@ -930,7 +964,12 @@ mod tests {
         let id = enqueue(&runner).await;
         runner
             .executions()
-            .transition(&Scope::Global, &id, &["Pending"], "Cancelled")
+            .transition(
+                &Scope::Global,
+                &id,
+                &[ExecutionStatus::Pending],
+                ExecutionStatus::Cancelled,
+            )
             .await
             .unwrap();
         let message = receive(&runner, &queue).await;
@@ -939,7 +978,7 @@ mod tests {
             handle_message(&runner, &queue, message, &config)
                 .await
                 .unwrap(),
-            Handled::Skipped("Cancelled".into())
+            Handled::Skipped(ExecutionStatus::Cancelled)
         );
         let body =
             serde_json::json!({"executionId": "nope", "scope": "GLOBAL", "workflowName": "known"});
@@ -987,7 +1026,7 @@ mod tests {
         assert!(stolen.is_empty(), "the lease was not extended");
         assert_eq!(
             worker.await.unwrap().unwrap(),
-            Handled::Ran("Success".into())
+            Handled::Ran(ExecutionStatus::Success)
         );
         assert_eq!(engine.runs.load(Ordering::SeqCst), 1);
         assert_eq!(runner.queues().approximate_count(&queue).await.unwrap(), 0);

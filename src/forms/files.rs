@@ -33,7 +33,8 @@ use bytes::Bytes;
 use serde_json::{Map, Value};
 use time::OffsetDateTime;
 
-use super::model::{FieldType, FormField};
+use super::error::FormError;
+use super::model::{FieldType, Form, FormField};
 use super::validate::{FileRef, Validator};
 use crate::sdk_files::SdkFiles;
 
@@ -225,6 +226,44 @@ impl Uploads {
             }
         }
         Ok(purged)
+    }
+}
+
+impl Uploads {
+    /// Checks every file a submission of `form` names against its upload and copies it where
+    /// the workflow's SDK reads it. Files that are not this form's uploads in `scope` are
+    /// listed, by field, in one [`FormError::InvalidFields`].
+    pub async fn hand_over(
+        &self,
+        files: &SdkFiles,
+        scope: &Scope,
+        form: &Form,
+        values: &Map<String, Value>,
+    ) -> Result<(), FormError> {
+        let mut errors = Vec::new();
+        let mut found = Vec::new();
+        for field in form
+            .form_schema
+            .all_fields()
+            .filter(|f| f.field_type == FieldType::File)
+        {
+            let Some(value) = values.get(&field.name) else {
+                continue;
+            };
+            for file in file_refs(value) {
+                match self.verify(scope, &form.id, &file).await? {
+                    Ok(path) => found.push((file, path)),
+                    Err(message) => errors.push((field.name.clone(), message)),
+                }
+            }
+        }
+        if !errors.is_empty() {
+            return Err(FormError::InvalidFields(errors));
+        }
+        for (file, path) in found {
+            self.materialize(files, scope, &file, &path).await?;
+        }
+        Ok(())
     }
 }
 

@@ -83,9 +83,12 @@ pub struct FormInput {
     /// `GLOBAL` or an organization id; absent = the caller decides (usually the request scope).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub org_id: Option<String>,
+    #[schemars(length(min = 1), regex(pattern = NON_BLANK))]
     pub name: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub description: Option<String>,
+    /// The workflow a submission runs (must be in the workspace).
+    #[schemars(length(min = 1), regex(pattern = NON_BLANK))]
     pub linked_workflow: String,
     pub form_schema: FormSchema,
     /// Default `true`.
@@ -114,7 +117,27 @@ pub struct FormSchema {
     pub fields: Vec<FormField>,
     /// Multi-step form (extension, not in v1): the steps in order.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1))]
     pub steps: Option<Vec<FormStep>>,
+}
+
+/// Text with something besides white space (what the definition checks call "required").
+const NON_BLANK: &str = r"\S";
+
+/// An optional whole number, written as an integer or as a float with no fraction (JSON does
+/// not tell `5` from `5.0`, and JSON Schema counts both as integers).
+fn whole_number<'de, D: serde::Deserializer<'de>>(de: D) -> Result<Option<u32>, D::Error> {
+    let Some(n) = Option::<f64>::deserialize(de)? else {
+        return Ok(None);
+    };
+    if n.fract() == 0.0 && (0.0..=f64::from(u32::MAX)).contains(&n) {
+        Ok(Some(n as u32))
+    } else {
+        Err(serde::de::Error::custom(format!(
+            "expected a whole number from 0 to {}, got {n}",
+            u32::MAX
+        )))
+    }
 }
 
 /// One page of a multi-step form.
@@ -212,8 +235,14 @@ pub struct FormField {
     /// `file` fields: several files, submitted as an array.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub multiple: Option<bool>,
-    /// `file` fields: the largest accepted file, in MiB.
-    #[serde(default, rename = "maxSizeMB", skip_serializing_if = "Option::is_none")]
+    /// `file` fields: the largest accepted file, in MiB (a whole number; `5.0` reads as 5).
+    #[serde(
+        default,
+        rename = "maxSizeMB",
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "whole_number"
+    )]
+    #[schemars(range(min = 1))]
     pub max_size_mb: Option<u32>,
     /// `markdown` and `html` fields: what they show.
     #[serde(default, skip_serializing_if = "Option::is_none")]

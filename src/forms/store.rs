@@ -29,11 +29,9 @@
 //!   validators; a stored row that no longer parses is reported, never served half-read.
 
 use std::collections::HashMap;
-use std::hash::Hash;
 use std::path::Path;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::sync::Arc;
+use std::time::Duration;
 
 use bifrost_store::table::{
     ETag, Entity, IfMatch, Properties, Query, TableName, Value as TableValue, WriteMode,
@@ -766,74 +764,9 @@ fn derived_id(rel: &str) -> String {
     format!("ws-{}", &digest[..32])
 }
 
-/// A small map whose entries expire `ttl` after they were stored. A generation counter lets a
-/// reader that loaded a value before an invalidation skip storing it (no stale resurrection).
-#[derive(Debug)]
-pub(crate) struct TtlCache<K, V> {
-    ttl: Duration,
-    max: usize,
-    entries: Mutex<HashMap<K, (Instant, V)>>,
-    generation: AtomicU64,
-}
-
-impl<K: Eq + Hash + Clone, V: Clone> TtlCache<K, V> {
-    pub(crate) fn new(ttl: Duration, max: usize) -> Self {
-        Self {
-            ttl,
-            max,
-            entries: Mutex::new(HashMap::new()),
-            generation: AtomicU64::new(0),
-        }
-    }
-
-    pub(crate) fn get(&self, key: &K) -> Option<V> {
-        let entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
-        entries
-            .get(key)
-            .filter(|(at, _)| at.elapsed() < self.ttl)
-            .map(|(_, v)| v.clone())
-    }
-
-    pub(crate) fn generation(&self) -> u64 {
-        self.generation.load(Ordering::Acquire)
-    }
-
-    pub(crate) fn put(&self, key: K, value: V) {
-        let mut entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
-        if entries.len() >= self.max {
-            let ttl = self.ttl;
-            entries.retain(|_, (at, _)| at.elapsed() < ttl);
-            if entries.len() >= self.max {
-                entries.clear();
-            }
-        }
-        entries.insert(key, (Instant::now(), value));
-    }
-
-    /// Stores `value` unless something was invalidated since `generation` was read.
-    pub(crate) fn put_if_current(&self, key: K, value: V, generation: u64) {
-        let mut entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
-        if self.generation.load(Ordering::Acquire) != generation {
-            return;
-        }
-        if entries.len() >= self.max {
-            entries.clear();
-        }
-        entries.insert(key, (Instant::now(), value));
-    }
-
-    pub(crate) fn invalidate(&self, key: &K) {
-        let mut entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
-        self.generation.fetch_add(1, Ordering::AcqRel);
-        entries.remove(key);
-    }
-
-    pub(crate) fn clear(&self) {
-        let mut entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
-        self.generation.fetch_add(1, Ordering::AcqRel);
-        entries.clear();
-    }
-}
+/// The forms' cache is the application's one cache type ([`crate::cache::Cache`]), under the
+/// name it had here before.
+pub(crate) type TtlCache<K, V> = crate::cache::Cache<K, V>;
 
 #[cfg(test)]
 mod tests {
@@ -997,19 +930,5 @@ mod tests {
         );
         e.properties = p;
         assert_eq!(read_chunked(&e, "J").unwrap(), text);
-    }
-
-    #[test]
-    fn cache_expires_and_invalidations_win_over_slow_loads() {
-        let cache: TtlCache<String, u32> = TtlCache::new(Duration::from_millis(50), 10);
-        cache.put("a".into(), 1);
-        assert_eq!(cache.get(&"a".into()), Some(1));
-        let generation = cache.generation();
-        cache.invalidate(&"a".into());
-        cache.put_if_current("a".into(), 2, generation);
-        assert_eq!(cache.get(&"a".into()), None);
-        cache.put("b".into(), 3);
-        std::thread::sleep(Duration::from_millis(60));
-        assert_eq!(cache.get(&"b".into()), None);
     }
 }

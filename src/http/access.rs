@@ -1,10 +1,10 @@
 //! The permission table: every API route, who may call it, declared once.
 //!
-//! Each resource module lists its routes in a `ROUTES` constant and builds its filters with
-//! [`super::context::guard`], which looks the route up here and enforces its [`Access`]. The
-//! permission-matrix test walks [`all_routes`] with every kind of principal, and the OpenAPI test
-//! checks the same list against the generated document, so a route cannot be added without
-//! being declared, enforced and documented.
+//! Each operation's [`Route`] is part of its declaration ([`super::endpoint::Endpoint`]); the
+//! router authorizes guarded operations against it ([`super::context::authorize`]) before their
+//! handler runs. The permission-matrix test walks [`all_routes`] with every kind of principal,
+//! and the OpenAPI test checks the same list against the generated document, so a route cannot
+//! be added without being declared, enforced and documented.
 
 /// Who may call a route. Finer rules (an org user sees only their own executions; another
 /// organization's ids are "not found") are applied by the handler on top of this.
@@ -34,11 +34,7 @@ pub struct Route {
 
 /// Every route of the API, in the order they are documented.
 pub fn all_routes() -> Vec<&'static Route> {
-    super::endpoints()
-        .iter()
-        .map(|e| &e.route)
-        .chain(super::ROUTE_TABLES.iter().flat_map(|table| table.iter()))
-        .collect()
+    super::endpoints().iter().map(|e| &e.route).collect()
 }
 
 /// The declaration of route `id`. Every id used by a filter is declared (checked by a test).

@@ -6,41 +6,89 @@
 //! [`crate::audit::AuditLog`] only.
 
 use std::str::FromStr;
-use std::sync::Arc;
 
 use bifrost_store::Scope;
 use bifrost_store::table::ContinuationToken;
 use schemars::JsonSchema;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
-use warp::Filter;
-use warp::filters::BoxedFilter;
 use warp::http::StatusCode;
-use warp::reply::Response;
 
 use crate::audit::{AuditEntry, AuditError, AuditEventType, AuditQuery, BreakReason};
 use crate::http::ApiState;
-use crate::http::access::{Access, Route};
-use crate::http::context::{RequestContext, guard};
-use crate::http::error::{ApiError, reply};
-use crate::http::executions::{QueryParams, continuation_error, rfc3339};
+use crate::http::access::Access;
+use crate::http::endpoint::Endpoint;
+use crate::http::error::{ApiError, json_response};
+use crate::http::input::{
+    continuation_error, date_schema, query_datetime, query_limit, timestamp as rfc3339,
+};
 
-pub const ROUTES: &[Route] = &[
-    Route {
-        id: "audit.list",
-        method: "GET",
-        path: "/api/audit",
-        access: Access::PlatformAdmin,
-        summary: "Audit log entries in chain order (filters: since, until, eventType, orgId)",
-    },
-    Route {
-        id: "audit.verify",
-        method: "GET",
-        path: "/api/audit/verify",
-        access: Access::PlatformAdmin,
-        summary: "Verify the hash chain (from the last checkpoint, or ?full=true from the start) and report the first broken link",
-    },
-];
+pub fn endpoints() -> Vec<Endpoint> {
+    vec![
+        Endpoint::get(
+            "audit.list",
+            "/api/audit",
+            Access::PlatformAdmin,
+            "Audit log entries in chain order (filters: since, until, eventType, orgId)",
+        )
+        .query::<AuditListQuery>()
+        .ok::<AuditList>("One page of entries")
+        .guarded(|state, _ctx, call| async move {
+            Ok(json_response(StatusCode::OK, &list(&state, call.query()?).await?))
+        }),
+        Endpoint::get(
+            "audit.verify",
+            "/api/audit/verify",
+            Access::PlatformAdmin,
+            "Verify the hash chain (from the last checkpoint, or ?full=true from the start) and report the first broken link",
+        )
+        .query::<VerifyQuery>()
+        .ok::<VerifyResponse>("The verification report")
+        .guarded(|state, _ctx, call| async move {
+            Ok(json_response(StatusCode::OK, &verify(&state, call.query()?).await?))
+        }),
+    ]
+}
+
+fn event_type_names() -> Vec<&'static str> {
+    AuditEventType::ALL.iter().map(|t| t.as_str()).collect()
+}
+
+/// `GET /api/audit` filters.
+#[derive(Debug, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct AuditListQuery {
+    /// Entries at or after.
+    #[serde(default)]
+    #[schemars(schema_with = "date_schema")]
+    since: Option<String>,
+    /// Entries strictly before.
+    #[serde(default)]
+    #[schemars(schema_with = "date_schema")]
+    until: Option<String>,
+    /// Only entries of this type.
+    #[schemars(extend("enum" = event_type_names()))]
+    event_type: Option<String>,
+    /// Only entries recorded in this scope: `GLOBAL` or an organization id.
+    #[schemars(regex(pattern = SCOPE_PATTERN))]
+    org_id: Option<String>,
+    /// Page size (default 100).
+    #[schemars(range(min = 1, max = MAX_LIMIT))]
+    limit: Option<u16>,
+    /// The `continuationToken` of the previous page.
+    continuation_token: Option<String>,
+}
+
+/// `GLOBAL` or an organization id.
+const SCOPE_PATTERN: &str = "^(GLOBAL|[A-Za-z0-9_-]{1,64})$";
+
+/// `GET /api/audit/verify` options.
+#[derive(Debug, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct VerifyQuery {
+    /// Walk the whole chain instead of starting at the last signed checkpoint.
+    full: Option<bool>,
+}
 
 pub const DEFAULT_LIMIT: u16 = 100;
 pub const MAX_LIMIT: u16 = 1000;
@@ -98,65 +146,29 @@ pub struct VerifyResponse {
     pub first_broken: Option<BrokenLinkDto>,
 }
 
-pub fn routes(state: Arc<ApiState>) -> BoxedFilter<(Response,)> {
-    let with_state = {
-        let state = state.clone();
-        warp::any().map(move || state.clone())
-    };
-    let raw_query = || warp::query::raw().or(warp::any().map(String::new)).unify();
-    let list = warp::path!("api" / "audit")
-        .and(warp::get())
-        .and(guard(state.clone(), "audit.list"))
-        .and(raw_query())
-        .and(with_state.clone())
-        .then(
-            |_ctx: RequestContext, query: String, state: Arc<ApiState>| async move {
-                reply(StatusCode::OK, list(&state, &query).await)
-            },
-        );
-    let verify = warp::path!("api" / "audit" / "verify")
-        .and(warp::get())
-        .and(guard(state, "audit.verify"))
-        .and(raw_query())
-        .and(with_state)
-        .then(
-            |_ctx: RequestContext, query: String, state: Arc<ApiState>| async move {
-                reply(StatusCode::OK, verify(&state, &query).await)
-            },
-        );
-    list.or(verify).unify().boxed()
-}
-
-async fn list(state: &ApiState, raw: &str) -> Result<AuditList, ApiError> {
-    let q = QueryParams::parse(
-        raw,
-        &[
-            "since",
-            "until",
-            "eventType",
-            "orgId",
-            "limit",
-            "continuationToken",
-        ],
-    )?;
+async fn list(state: &ApiState, q: AuditListQuery) -> Result<AuditList, ApiError> {
     let event_type = q
-        .get("eventType")
+        .event_type
+        .as_deref()
         .map(|v| {
             AuditEventType::from_str(v).map_err(|_| {
-                let names: Vec<&str> = AuditEventType::ALL.iter().map(|t| t.as_str()).collect();
-                ApiError::bad_request("eventType", format!("must be one of {}", names.join(", ")))
+                ApiError::bad_request(
+                    "eventType",
+                    format!("must be one of {}", event_type_names().join(", ")),
+                )
             })
         })
         .transpose()?;
     let scope = q
-        .get("orgId")
+        .org_id
+        .as_deref()
         .map(|v| {
             Scope::parse(v)
                 .map_err(|_| ApiError::bad_request("orgId", "must be GLOBAL or an organization id"))
         })
         .transpose()?;
-    let since = q.datetime("since", false)?;
-    let until = q.datetime("until", false)?;
+    let since = query_datetime("since", q.since.as_deref(), false)?;
+    let until = query_datetime("until", q.until.as_deref(), false)?;
     if let (Some(a), Some(b)) = (since, until)
         && a > b
     {
@@ -167,8 +179,8 @@ async fn list(state: &ApiState, raw: &str) -> Result<AuditList, ApiError> {
         until,
         event_type,
         scope,
-        page_size: Some(q.limit("limit", DEFAULT_LIMIT, MAX_LIMIT)?),
-        continuation: q.get("continuationToken").map(ContinuationToken::new),
+        page_size: Some(query_limit("limit", q.limit, DEFAULT_LIMIT, MAX_LIMIT)?),
+        continuation: q.continuation_token.map(ContinuationToken::new),
     };
     let page = state
         .services
@@ -182,13 +194,8 @@ async fn list(state: &ApiState, raw: &str) -> Result<AuditList, ApiError> {
     })
 }
 
-async fn verify(state: &ApiState, raw: &str) -> Result<VerifyResponse, ApiError> {
-    let q = QueryParams::parse(raw, &["full"])?;
-    let full = match q.get("full") {
-        None | Some("false") => false,
-        Some("true") => true,
-        Some(_) => return Err(ApiError::bad_request("full", "must be true or false")),
-    };
+async fn verify(state: &ApiState, q: VerifyQuery) -> Result<VerifyResponse, ApiError> {
+    let full = q.full.unwrap_or(false);
     let report = state
         .services
         .audit

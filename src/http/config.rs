@@ -12,60 +12,144 @@
 //! that look secret read as `***`; a `secretValue` is never echoed, logged or audited; every
 //! change is audited as `config_changed` with the key, the action and the type, never the value.
 
-use std::sync::Arc;
+use std::borrow::Cow;
 
 use bifrost_secrets::{SecretName, SecretValue};
 use bifrost_store::Scope;
-use serde::Serialize;
-use serde_json::Value;
-use warp::Filter;
-use warp::filters::BoxedFilter;
+use schemars::{JsonSchema, Schema, SchemaGenerator, json_schema};
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
 use warp::http::StatusCode;
 use warp::reply::Response;
 
 use crate::audit::{AuditEvent, AuditEventType};
+use crate::domain::config::{MAX_DESCRIPTION, MAX_KEY_LEN};
 use crate::domain::{ConfigEntry, ConfigType, ConfigWrite, SetOutcome};
 use crate::http::ApiState;
-use crate::http::access::{Access, Route};
-use crate::http::body;
-use crate::http::context::{RequestContext, audit, guard};
+use crate::http::access::Access;
+use crate::http::context::{RequestContext, audit};
+use crate::http::endpoint::Endpoint;
 use crate::http::error::{ApiError, json_response};
-use crate::http::input::{
-    Fields, existing_scope, no_content, rename_field, respond, scope_fields, timestamp, with_state,
-};
+use crate::http::input::{existing_scope, no_content, rename_field, scope_fields, timestamp};
 
-pub const ROUTES: &[Route] = &[
-    Route {
-        id: "config.list",
-        method: "GET",
-        path: "/api/config",
-        access: Access::PlatformAdmin,
-        summary: "Settings of the request's scope (with GLOBAL fallbacks), secret values masked",
-    },
-    Route {
-        id: "config.set",
-        method: "POST",
-        path: "/api/config",
-        access: Access::PlatformAdmin,
-        summary: "Create (201) or replace (200) a setting {key, value?, secretValue?, type, description?}",
-    },
-    Route {
-        id: "config.get",
-        method: "GET",
-        path: "/api/config/{key}",
-        access: Access::PlatformAdmin,
-        summary: "One setting (the scope's own, else GLOBAL's), secret values masked",
-    },
-    Route {
-        id: "config.delete",
-        method: "DELETE",
-        path: "/api/config/{key}",
-        access: Access::PlatformAdmin,
-        summary: "Delete a setting of the request's scope",
-    },
-];
+/// A config key (`domain::config::validate_key`).
+const KEY_PATTERN: &str = "^[A-Za-z0-9_]{1,128}$";
 
-#[derive(Serialize)]
+pub fn endpoints() -> Vec<Endpoint> {
+    let key = || json!({ "type": "string", "pattern": KEY_PATTERN });
+    vec![
+        Endpoint::get(
+            "config.list",
+            "/api/config",
+            Access::PlatformAdmin,
+            "Settings of the request's scope (with GLOBAL fallbacks), secret values masked",
+        )
+        .ok::<ConfigList>("The settings")
+        .guarded(|state, ctx, _call| async move { list(&state, &ctx).await }),
+        Endpoint::post(
+            "config.set",
+            "/api/config",
+            Access::PlatformAdmin,
+            "Create (201) or replace (200) a setting {key, value?, secretValue?, type, description?}",
+        )
+        .body::<SetConfig>()
+        .created::<ConfigDto>("Created")
+        .ok::<ConfigDto>("Replaced")
+        .errors(&[409])
+        .link("GetConfig", "config.get", "key", "$response.body#/key")
+        .link("DeleteConfig", "config.delete", "key", "$response.body#/key")
+        .guarded(|state, ctx, mut call| async move { set(&state, &ctx, call.json().await?).await }),
+        Endpoint::get(
+            "config.get",
+            "/api/config/{key}",
+            Access::PlatformAdmin,
+            "One setting (the scope's own, else GLOBAL's), secret values masked",
+        )
+        .param("key", key())
+        .ok::<ConfigDto>("The setting")
+        .guarded(|state, ctx, call| async move { get(&state, &ctx, call.param("key")).await }),
+        Endpoint::delete(
+            "config.delete",
+            "/api/config/{key}",
+            Access::PlatformAdmin,
+            "Delete a setting of the request's scope",
+        )
+        .param("key", key())
+        .empty(204, "Deleted")
+        .guarded(|state, ctx, call| async move { delete(&state, &ctx, call.param("key")).await }),
+    ]
+}
+
+/// `POST /api/config`. The value's shape depends on `type` (see the schema).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct SetConfig {
+    key: String,
+    /// A string, or for typed settings a JSON literal; `null` reads as absent.
+    value: Option<Value>,
+    /// The secret itself (type `secret_ref` only): stored in the secret store.
+    secret_value: Option<String>,
+    #[serde(rename = "type")]
+    value_type: String,
+    description: Option<String>,
+}
+
+impl JsonSchema for SetConfig {
+    fn schema_name() -> Cow<'static, str> {
+        "SetConfig".into()
+    }
+
+    /// One variant per type, each as strict as `domain::config::canonical_value`.
+    fn json_schema(_: &mut SchemaGenerator) -> Schema {
+        let no = |field: &str| json!({ "not": { "required": [field] } });
+        let variant = |type_name: &str, value: Value| {
+            json!({
+                "properties": { "type": { "const": type_name }, "value": value },
+                "required": ["value"],
+                "allOf": [no("secretValue")],
+            })
+        };
+        let max_string = bifrost_store::table::MAX_STRING_UTF16 / 2;
+        json_schema!({
+            "type": "object",
+            "description": "`value` is a string, or for typed settings a JSON literal; for type \
+                `secret_ref` either `value` names an existing secret of the request's scope or \
+                `secretValue` carries the secret itself.",
+            "required": ["key", "type"],
+            "additionalProperties": false,
+            "properties": {
+                "key": { "type": "string", "pattern": KEY_PATTERN, "maxLength": MAX_KEY_LEN },
+                "type": { "type": "string", "enum": ["string", "int", "bool", "json", "secret_ref"] },
+                "value": {},
+                "secretValue": { "type": "string", "minLength": 1, "maxLength": max_string },
+                "description": { "type": ["string", "null"], "maxLength": MAX_DESCRIPTION },
+            },
+            "oneOf": [
+                variant("string", json!({ "type": "string", "maxLength": max_string })),
+                variant("int", json!({ "anyOf": [
+                    { "type": "integer", "minimum": i64::MIN, "maximum": i64::MAX },
+                    { "type": "string", "pattern": "^[-+]?[0-9]{1,18}$" },
+                ] })),
+                variant("bool", json!({ "anyOf": [
+                    { "type": "boolean" },
+                    { "type": "string", "enum": ["true", "false"] },
+                ] })),
+                variant("json", json!({ "type": ["object", "array", "number", "boolean"] })),
+                variant("secret_ref", json!({ "type": "string", "pattern": "^[A-Za-z0-9-]{1,127}$" })),
+                {
+                    "properties": {
+                        "type": { "const": "secret_ref" },
+                        "secretValue": { "type": "string" },
+                    },
+                    "required": ["secretValue"],
+                    "allOf": [no("value")],
+                },
+            ],
+        })
+    }
+}
+
+#[derive(Serialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ConfigDto {
     pub key: String,
@@ -98,47 +182,9 @@ impl From<ConfigEntry> for ConfigDto {
     }
 }
 
-#[derive(Serialize)]
-struct ConfigList {
+#[derive(Serialize, JsonSchema)]
+pub struct ConfigList {
     config: Vec<ConfigDto>,
-}
-
-pub fn routes(state: Arc<ApiState>) -> BoxedFilter<(Response,)> {
-    let limit = state.settings.max_body_bytes;
-    let list = warp::path!("api" / "config")
-        .and(warp::get())
-        .and(guard(state.clone(), "config.list"))
-        .and(with_state(state.clone()))
-        .then(|ctx, state: Arc<ApiState>| async move { respond(list(&state, &ctx).await) });
-    let set = warp::path!("api" / "config")
-        .and(warp::post())
-        .and(guard(state.clone(), "config.set"))
-        .and(body::json::<Value>(limit))
-        .and(with_state(state.clone()))
-        .then(
-            |ctx, body, state: Arc<ApiState>| async move { respond(set(&state, &ctx, body).await) },
-        );
-    let get = warp::path!("api" / "config" / String)
-        .and(warp::get())
-        .and(guard(state.clone(), "config.get"))
-        .and(with_state(state.clone()))
-        .then(|key: String, ctx, state: Arc<ApiState>| async move {
-            respond(get(&state, &ctx, &key).await)
-        });
-    let delete = warp::path!("api" / "config" / String)
-        .and(warp::delete())
-        .and(guard(state.clone(), "config.delete"))
-        .and(with_state(state))
-        .then(|key: String, ctx, state: Arc<ApiState>| async move {
-            respond(delete(&state, &ctx, &key).await)
-        });
-    list.or(set)
-        .unify()
-        .or(get)
-        .unify()
-        .or(delete)
-        .unify()
-        .boxed()
 }
 
 async fn list(state: &ApiState, ctx: &RequestContext) -> Result<Response, ApiError> {
@@ -179,17 +225,17 @@ fn value_text(value: &Value, value_type: ConfigType) -> Result<String, ApiError>
     }
 }
 
-async fn set(state: &ApiState, ctx: &RequestContext, body: Value) -> Result<Response, ApiError> {
+async fn set(
+    state: &ApiState,
+    ctx: &RequestContext,
+    body: SetConfig,
+) -> Result<Response, ApiError> {
     let scope = existing_scope(state, ctx).await?;
-    let fields = Fields::new(
-        body,
-        &["key", "value", "secretValue", "type", "description"],
-    )?;
-    let key = fields.required_str("key")?.to_owned();
-    let value_type = ConfigType::parse(fields.required_str("type")?)?;
-    let description = fields.str("description")?.map(str::to_owned);
-    let secret = fields.str("secretValue")?;
-    let value = fields.value("value");
+    let key = body.key;
+    let value_type = ConfigType::parse(&body.value_type)?;
+    let description = body.description;
+    let secret = body.secret_value.as_deref();
+    let value = body.value.as_ref();
     let config = &state.services.config;
     let outcome = match (secret, value) {
         (Some(_), Some(_)) => {

@@ -1,4 +1,4 @@
-//! Who is calling, for which organization: resolved once per request by [`guard`].
+//! Who is calling, for which organization: resolved once per request by [`authorize`].
 //!
 //! Order of identity sources: a Bifrost function key (`x-functions-key` header, else `code`
 //! query), then Easy Auth (only when `WEBSITE_AUTH_ENABLED`; otherwise the headers are ignored and
@@ -9,8 +9,8 @@
 //! and the browser rule against cross-site request forgery ([`check_browser_request`]);
 //! handlers receive a ready [`RequestContext`].
 //!
-//! Public routes (whose rules depend on the form or workflow they name) take a
-//! [`PublicRequest`]: its body is read only after [`PublicRequest::authorize`], with the small
+//! Public operations (whose rules depend on the form or workflow they name) authorize their
+//! caller themselves (`endpoint::Call::authorize`) before reading the body, with the small
 //! limit of callers without credentials when that is who is calling.
 
 use std::collections::HashMap;
@@ -20,22 +20,18 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use bifrost_store::{OrgId, Scope};
-use bytes::Bytes;
-use warp::Filter;
-use warp::filters::BoxedFilter;
-use warp::http::{HeaderMap, Method};
+use warp::http::HeaderMap;
 
 use super::access::{Access, Route, route};
-use super::body::Deferred;
-use super::error::{ApiError, RequestRejected};
+use super::error::ApiError;
 use crate::audit::{AuditEvent, AuditEventType};
 use crate::auth::{
     AuthError, EasyAuthHeaders, EasyAuthOutcome, LocalDevIdentity, Principal, easy_auth_identity,
     extract_function_key,
 };
+use crate::cache::Cache;
 use crate::domain::{LoginIdentity, ProvisionOutcome, UserType};
 use crate::http::ApiState;
-use crate::server::ClientAddr;
 
 /// The caller and the organization a request acts for.
 #[derive(Clone, Debug)]
@@ -73,10 +69,19 @@ const PRINCIPAL_CACHE_MAX: usize = 10_000;
 /// request must not flood the log.
 const IGNORED_AUDIT_INTERVAL: Duration = Duration::from_secs(60);
 
+/// Easy Auth principals by their headers, for [`PRINCIPAL_CACHE_TTL`].
+struct PrincipalCache(Cache<String, Principal>);
+
+impl Default for PrincipalCache {
+    fn default() -> Self {
+        Self(Cache::new(PRINCIPAL_CACHE_TTL, PRINCIPAL_CACHE_MAX))
+    }
+}
+
 /// Per-instance state of identity resolution: caches and rate-limit buckets.
 #[derive(Default)]
 pub struct Identity {
-    principals: Mutex<HashMap<String, (Principal, Instant)>>,
+    principals: PrincipalCache,
     buckets: Mutex<HashMap<String, Bucket>>,
     last_ignored_audit: AtomicU64,
     started: Option<Instant>,
@@ -160,28 +165,25 @@ impl Identity {
     }
 
     fn cached_principal(&self, token: &str) -> Option<Principal> {
-        let cache = self.principals.lock().unwrap_or_else(|p| p.into_inner());
-        cache
-            .get(token)
-            .filter(|(_, at)| at.elapsed() < PRINCIPAL_CACHE_TTL)
-            .map(|(p, _)| p.clone())
+        self.principals.0.get(token)
     }
 
-    fn remember_principal(&self, token: &str, principal: &Principal) {
-        let mut cache = self.principals.lock().unwrap_or_else(|p| p.into_inner());
-        if cache.len() >= PRINCIPAL_CACHE_MAX {
-            cache.clear();
-        }
-        cache.insert(token.to_owned(), (principal.clone(), Instant::now()));
+    /// Read before the users are: [`Self::remember_principal`] then skips a principal that a
+    /// [`Self::forget_principals`] made stale while it was being read.
+    fn principals_generation(&self) -> u64 {
+        self.principals.0.generation()
+    }
+
+    fn remember_principal(&self, token: &str, principal: &Principal, generation: u64) {
+        self.principals
+            .0
+            .put_if_current(token.to_owned(), principal.clone(), generation);
     }
 
     /// Drops every cached principal: a user was changed (deactivated, deleted, moved), and the
     /// next request of any user reads the users again.
     pub fn forget_principals(&self) {
-        self.principals
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .clear();
+        self.principals.0.clear();
     }
 
     /// Whether the users' revision should be read again (at most every [`USERS_REVISION_POLL`]).
@@ -220,96 +222,18 @@ impl Identity {
     }
 }
 
-/// The filter every API route starts with: resolves the caller, enforces route `id`'s access
-/// and the rate limit. Rejections carry an [`ApiError`] (401/403/415/429/503).
-pub fn guard(state: Arc<ApiState>, id: &'static str) -> BoxedFilter<(RequestContext,)> {
-    warp::header::headers_cloned()
-        .and(warp::query::raw().or(warp::any().map(String::new)).unify())
-        .and(warp::ext::optional::<ClientAddr>())
-        .and_then(
-            move |headers: HeaderMap, query: String, client: Option<ClientAddr>| {
-                let state = state.clone();
-                async move {
-                    authorize(&state, id, &headers, &query, client.map(|c| c.0))
-                        .await
-                        .map_err(|e| warp::reject::custom(RequestRejected(e)))
-                }
-            },
-        )
-        .boxed()
-}
-
-/// A request to a public route, its body not read yet (see the module documentation).
-pub struct PublicRequest {
-    pub method: Method,
-    pub headers: HeaderMap,
-    pub query: String,
-    pub client: Option<IpAddr>,
-    body: Deferred,
-}
-
-/// Extracts a [`PublicRequest`]; nothing of the body is read.
-pub fn public_request() -> BoxedFilter<(PublicRequest,)> {
-    warp::method()
-        .and(warp::header::headers_cloned())
-        .and(warp::query::raw().or(warp::any().map(String::new)).unify())
-        .and(warp::ext::optional::<ClientAddr>())
-        .and(super::body::deferred())
-        .map(
-            |method, headers, query, client: Option<ClientAddr>, body| PublicRequest {
-                method,
-                headers,
-                query,
-                client: client.map(|c| c.0),
-                body,
-            },
-        )
-        .boxed()
-}
-
-impl PublicRequest {
-    /// Resolves and authorizes the caller for route `id` (as [`guard`] does).
-    pub async fn authorize(&self, state: &ApiState, id: &str) -> Result<RequestContext, ApiError> {
-        authorize(state, id, &self.headers, &self.query, self.client).await
+/// Callers without credentials may upload only so fast from one address.
+pub(crate) fn take_upload(state: &ApiState, ctx: &RequestContext) -> Result<(), ApiError> {
+    if ctx.principal.is_authenticated() {
+        return Ok(());
     }
-
-    /// The body, read now: up to the server's limit for callers with credentials, and up to the
-    /// anonymous limit for everyone else.
-    pub async fn body(self, state: &ApiState, ctx: &RequestContext) -> Result<Bytes, ApiError> {
-        let limits = &state.settings.limits;
-        let limit = if ctx.principal.is_authenticated() {
-            state.settings.max_body_bytes
-        } else {
-            limits.anonymous_max_body
-        };
-        self.body.read(limit).await
-    }
-
-    /// The body, read now up to `limit` (for routes whose caller proves itself beyond the
-    /// principal, such as a workflow key on an endpoint).
-    pub async fn read_body(self, limit: u64) -> Result<Bytes, ApiError> {
-        self.body.read(limit).await
-    }
-
-    /// An upload's body, read now up to `limit`; callers without credentials are also held to
-    /// the upload rate of their address.
-    pub async fn upload(
-        self,
-        state: &ApiState,
-        ctx: &RequestContext,
-        limit: u64,
-    ) -> Result<Bytes, ApiError> {
-        if !ctx.principal.is_authenticated() {
-            let key = format!("upload:{}", client_key(ctx.client));
-            state
-                .identity
-                .take_burst(&key, state.settings.limits.uploads_per_second, 5.0)
-                .map_err(|wait| ApiError::TooManyRequests {
-                    retry_after: wait.max(Duration::from_secs(1)),
-                })?;
-        }
-        self.body.read(limit).await
-    }
+    let key = format!("upload:{}", client_key(ctx.client));
+    state
+        .identity
+        .take_burst(&key, state.settings.limits.uploads_per_second, 5.0)
+        .map_err(|wait| ApiError::TooManyRequests {
+            retry_after: wait.max(Duration::from_secs(1)),
+        })
 }
 
 fn bearer(headers: &HeaderMap) -> bool {
@@ -602,6 +526,7 @@ async fn resolve_principal(
             if let Some(principal) = state.identity.cached_principal(&cache_key) {
                 return Ok(principal);
             }
+            let generation = state.identity.principals_generation();
             let Some(email) = identity.email.clone() else {
                 return Err(ApiError::Forbidden(
                     "the identity provider sent no email address".into(),
@@ -651,7 +576,9 @@ async fn resolve_principal(
                 .detail("provisioning", how),
             )
             .await;
-            state.identity.remember_principal(&cache_key, &principal);
+            state
+                .identity
+                .remember_principal(&cache_key, &principal, generation);
             Ok(principal)
         }
         Ok(EasyAuthOutcome::Ignored { headers }) => {

@@ -40,16 +40,15 @@ use super::error::ApiError;
 /// Builds a schema into a generator (request or response side).
 pub type SchemaFn = fn(&mut SchemaGenerator) -> Schema;
 
-/// An OpenAPI link from this operation's answer to another operation's parameter.
+/// An OpenAPI link from this operation's answer to another operation's parameters.
 #[derive(Clone, Debug)]
 pub struct Link {
     pub name: &'static str,
     /// The operation id it leads to.
     pub operation: &'static str,
-    /// That operation's parameter.
-    pub parameter: &'static str,
-    /// Where the value is, e.g. `$response.body#/id`.
-    pub expression: &'static str,
+    /// That operation's parameters and where their values are, e.g. `("orgId",
+    /// "$response.body#/id")` or `("roleId", "$request.path.roleId")`.
+    pub parameters: Vec<(&'static str, &'static str)>,
 }
 
 /// What the document says about an operation beyond its route.
@@ -171,7 +170,8 @@ fn schema_of<T: JsonSchema>() -> SchemaFn {
 impl Builder {
     /// Query parameters, the fields of `Q` (read with [`Call::query`]).
     pub fn query<Q: JsonSchema>(mut self) -> Self {
-        self.doc.query = Some(schema_of::<Q>());
+        // Inline, not a reference: its properties become the operation's parameters.
+        self.doc.query = Some(|g| Q::json_schema(g));
         self
     }
 
@@ -234,17 +234,26 @@ impl Builder {
 
     /// A link: the value at `expression` in this answer fills `operation`'s `parameter`.
     pub fn link(
-        mut self,
+        self,
         name: &'static str,
         operation: &'static str,
         parameter: &'static str,
         expression: &'static str,
     ) -> Self {
+        self.link_all(name, operation, &[(parameter, expression)])
+    }
+
+    /// A link filling several of `operation`'s parameters (from this answer or this request).
+    pub fn link_all(
+        mut self,
+        name: &'static str,
+        operation: &'static str,
+        parameters: &[(&'static str, &'static str)],
+    ) -> Self {
         self.doc.links.push(Link {
             name,
             operation,
-            parameter,
-            expression,
+            parameters: parameters.to_vec(),
         });
         self
     }
@@ -351,6 +360,18 @@ impl Call {
         }
     }
 
+    /// An upload's body, read now up to `limit`; callers without credentials are also held to
+    /// the upload rate of their address.
+    pub async fn upload(
+        &mut self,
+        state: &ApiState,
+        ctx: &RequestContext,
+        limit: u64,
+    ) -> Result<Bytes, ApiError> {
+        super::context::take_upload(state, ctx)?;
+        self.bytes_up_to(limit).await
+    }
+
     /// A required JSON body of type `T`; a type error names its field.
     pub async fn json<T: DeserializeOwned>(&mut self) -> Result<T, ApiError> {
         let bytes = self.bytes().await?;
@@ -408,9 +429,17 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     Ok(value)
 }
 
-/// A query string into `Q`, naming the offending parameter.
+/// A query string into `Q`, naming the offending parameter. `code` (the function key's query
+/// form) is never a parameter of an operation, and an empty value counts as absent; a
+/// parameter given twice is refused by the deserializer (a typo or a repeat must not silently
+/// widen a listing: query types that list their parameters `deny_unknown_fields`).
 pub fn parse_query<Q: DeserializeOwned>(raw: &str) -> Result<Q, ApiError> {
-    let de = serde_urlencoded::Deserializer::new(url::form_urlencoded::parse(raw.as_bytes()));
+    let pairs = url::form_urlencoded::parse(raw.as_bytes())
+        .filter(|(name, value)| name != "code" && !value.is_empty());
+    let cleaned = url::form_urlencoded::Serializer::new(String::new())
+        .extend_pairs(pairs)
+        .finish();
+    let de = serde_urlencoded::Deserializer::new(url::form_urlencoded::parse(cleaned.as_bytes()));
     serde_path_to_error::deserialize(de).map_err(|e| {
         let field = e.path().to_string();
         field_error(&field, &e.into_inner().to_string())
@@ -431,6 +460,12 @@ fn field_error(path: &str, message: &str) -> ApiError {
             parent => format!("{parent}.{name}"),
         };
         return ApiError::bad_request(field, message.replace('`', "'"));
+    }
+    if let Some(rest) = message.strip_prefix("duplicate field `")
+        && let Some(end) = rest.find('`')
+    {
+        let name = &rest[..end];
+        return ApiError::bad_request(name, format!("{name} is given twice"));
     }
     if let Some(rest) = message.strip_prefix("missing field `")
         && let Some(end) = rest.find('`')

@@ -4,8 +4,8 @@
 //! `{"error": "<Code>", "message": "...", "details"?: {...}}`. Client errors carry a message meant
 //! for the caller and name the offending field; server faults answer a generic message (the
 //! detail goes to the log, correlated by `x-request-id`), and storage outages answer 503 with
-//! `Retry-After`. Warp rejections (unknown route, wrong method, ...) are mapped onto the same
-//! shape by [`recover`].
+//! `Retry-After`. What warp still rejects (an unknown path, an unreadable header) is mapped onto
+//! the same shape by [`recover`].
 
 use std::convert::Infallible;
 use std::time::Duration;
@@ -248,6 +248,56 @@ impl From<crate::domain::DomainError> for ApiError {
     }
 }
 
+impl From<crate::forms::store::FormStoreError> for ApiError {
+    fn from(e: crate::forms::store::FormStoreError) -> Self {
+        use crate::forms::store::FormStoreError;
+        match e {
+            FormStoreError::Store(e) => e.into(),
+            e @ (FormStoreError::ReadOnly { .. } | FormStoreError::Exists(_)) => {
+                ApiError::Conflict(e.to_string())
+            }
+            e @ FormStoreError::TooLarge { .. } => {
+                ApiError::bad_request("formSchema", e.to_string())
+            }
+            e @ FormStoreError::InvalidId(_) => ApiError::bad_request("formId", e.to_string()),
+            e @ FormStoreError::Corrupt { .. } => ApiError::Internal(e.to_string()),
+        }
+    }
+}
+
+impl From<crate::forms::files::UploadError> for ApiError {
+    fn from(e: crate::forms::files::UploadError) -> Self {
+        use crate::forms::files::UploadError;
+        match e {
+            UploadError::Store(e) => e.into(),
+            UploadError::Rejected(message) => ApiError::UnsupportedMediaType(message),
+            UploadError::TooLarge { limit } => ApiError::PayloadTooLarge { limit },
+            e @ UploadError::NotAFileField(_) => ApiError::bad_request("field", e.to_string()),
+        }
+    }
+}
+
+impl From<crate::forms::error::FormError> for ApiError {
+    fn from(e: crate::forms::error::FormError) -> Self {
+        use crate::forms::error::FormError;
+        match e {
+            FormError::NotFound(m) => ApiError::NotFound(m),
+            FormError::SignInRequired(m) => ApiError::Unauthorized(m),
+            FormError::Forbidden(m) => ApiError::Forbidden(m),
+            FormError::Invalid { field, message } => ApiError::bad_request(field, message),
+            FormError::InvalidFields(fields) => ApiError::invalid_fields(fields),
+            FormError::WorkspaceFailed(m) => ApiError::WorkflowFailed(m),
+            FormError::Run {
+                error,
+                field_prefix,
+            } => crate::http::run::run_error(error, field_prefix),
+            FormError::Store(e) => e.into(),
+            FormError::Domain(e) => e.into(),
+            FormError::Upload(e) => e.into(),
+        }
+    }
+}
+
 impl From<bifrost_secrets::SecretsError> for ApiError {
     fn from(err: bifrost_secrets::SecretsError) -> Self {
         use bifrost_secrets::{SecretsError, SecretsErrorKind};
@@ -306,17 +356,10 @@ pub fn reply<T: Serialize>(status: StatusCode, result: Result<T, ApiError>) -> R
     }
 }
 
-/// A rejection raised by request-shape filters (body size, body JSON) before a handler runs.
-#[derive(Debug)]
-pub struct RequestRejected(pub ApiError);
-
-impl warp::reject::Reject for RequestRejected {}
-
-/// Maps every rejection onto the JSON error shape: specific causes first, 404 last.
+/// Maps what the router leaves to warp (no such path; an unreadable header it extracts) onto
+/// the JSON error shape: specific causes first, 404 last.
 pub async fn recover(rejection: warp::Rejection) -> Result<Response, Infallible> {
-    let error = if let Some(RequestRejected(e)) = rejection.find::<RequestRejected>() {
-        e.clone()
-    } else if rejection.find::<warp::reject::PayloadTooLarge>().is_some() {
+    let error = if rejection.find::<warp::reject::PayloadTooLarge>().is_some() {
         ApiError::PayloadTooLarge { limit: 0 }
     } else if let Some(e) = rejection.find::<warp::reject::InvalidQuery>() {
         ApiError::BadRequest {

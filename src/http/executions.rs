@@ -16,89 +16,175 @@
 use std::sync::Arc;
 
 use bifrost_engine::{Caller, ExecutionError, LogEntry};
-use bifrost_store::StoreError;
 use bifrost_store::table::ContinuationToken;
 use futures::StreamExt;
 use futures::future::join_all;
 use schemars::JsonSchema;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
-use time::OffsetDateTime;
-use time::format_description::well_known::Rfc3339;
-use warp::Filter;
-use warp::filters::BoxedFilter;
 use warp::http::StatusCode;
 use warp::reply::Response;
 
 use crate::auth::Principal;
-use crate::executions::FINISHED;
-use crate::executions::{ExecutionQuery, ExecutionRecord, MAX_LOG_PAGE};
+use crate::executions::{
+    ExecutionQuery, ExecutionRecord, ExecutionStatus, MAX_LOG_PAGE, MAX_LOG_SEQUENCE,
+};
 use crate::http::ApiState;
-use crate::http::access::{Access, Route};
-use crate::http::context::{RequestContext, guard};
-use crate::http::error::{ApiError, reply};
+use crate::http::access::Access;
+use crate::http::context::RequestContext;
+use crate::http::endpoint::Endpoint;
+use crate::http::error::{ApiError, json_response};
+use crate::http::input::{
+    NoQuery, continuation_error, date_schema, query_datetime, query_limit, timestamp as rfc3339,
+};
 
-pub const ROUTES: &[Route] = &[
-    Route {
-        id: "executions.list",
-        method: "GET",
-        path: "/api/executions",
-        access: Access::Authenticated,
-        summary: "Executions in the request's scope, newest first (org users: their own only)",
-    },
-    Route {
-        id: "executions.get",
-        method: "GET",
-        path: "/api/executions/{executionId}",
-        access: Access::Authenticated,
-        summary: "One execution's record",
-    },
-    Route {
-        id: "executions.result",
-        method: "GET",
-        path: "/api/executions/{executionId}/result",
-        access: Access::Authenticated,
-        summary: "One execution's result",
-    },
-    Route {
-        id: "executions.logs",
-        method: "GET",
-        path: "/api/executions/{executionId}/logs",
-        access: Access::Authenticated,
-        summary: "One execution's log lines after sequence `since` (DEBUG/TRACEBACK: admins only)",
-    },
-    Route {
-        id: "executions.logs.stream",
-        method: "GET",
-        path: "/api/executions/{executionId}/logs/stream",
-        access: Access::Authenticated,
-        summary: "Live log lines as Server-Sent Events (`log` events, then one `status` event when the run ends); resumes after `Last-Event-ID` or `?since=`",
-    },
-    Route {
-        id: "executions.cancel",
-        method: "POST",
-        path: "/api/executions/{executionId}/cancel",
-        access: Access::Authenticated,
-        summary: "Request cancellation of a pending or running execution",
-    },
-];
+pub fn endpoints() -> Vec<Endpoint> {
+    vec![
+        Endpoint::get(
+            "executions.list",
+            "/api/executions",
+            Access::Authenticated,
+            "Executions in the request's scope, newest first (org users: their own only)",
+        )
+        .query::<ExecutionsQuery>()
+        .ok::<ExecutionList>("One page of executions")
+        .link("GetExecution", "executions.get", "executionId", FIRST_EXECUTION)
+        .link("GetResult", "executions.result", "executionId", FIRST_EXECUTION)
+        .link("GetLogs", "executions.logs", "executionId", FIRST_EXECUTION)
+        .link("StreamLogs", "executions.logs.stream", "executionId", FIRST_EXECUTION)
+        .link("Cancel", "executions.cancel", "executionId", FIRST_EXECUTION)
+        .guarded(|state, ctx, call| async move {
+            Ok(json_response(StatusCode::OK, &list(&state, &ctx, call.query()?).await?))
+        }),
+        Endpoint::get(
+            "executions.get",
+            "/api/executions/{executionId}",
+            Access::Authenticated,
+            "One execution's record",
+        )
+        .query::<NoQuery>()
+        .ok::<ExecutionDto>("The execution")
+        .guarded(|state, ctx, call| async move {
+            call.query::<NoQuery>()?;
+            let id = call.param("executionId");
+            Ok(json_response(StatusCode::OK, &get(&state, &ctx, id).await?))
+        }),
+        Endpoint::get(
+            "executions.result",
+            "/api/executions/{executionId}/result",
+            Access::Authenticated,
+            "One execution's result",
+        )
+        .query::<NoQuery>()
+        .ok::<ExecutionResultDto>("The result")
+        .guarded(|state, ctx, call| async move {
+            call.query::<NoQuery>()?;
+            let id = call.param("executionId");
+            Ok(json_response(StatusCode::OK, &result(&state, &ctx, id).await?))
+        }),
+        Endpoint::get(
+            "executions.logs",
+            "/api/executions/{executionId}/logs",
+            Access::Authenticated,
+            "One execution's log lines after sequence `since` (DEBUG/TRACEBACK: admins only)",
+        )
+        .query::<LogsQuery>()
+        .ok::<ExecutionLogs>("One page of log lines")
+        .guarded(|state, ctx, call| async move {
+            let id = call.param("executionId");
+            Ok(json_response(StatusCode::OK, &logs(&state, &ctx, id, call.query()?).await?))
+        }),
+        Endpoint::get(
+            "executions.logs.stream",
+            "/api/executions/{executionId}/logs/stream",
+            Access::Authenticated,
+            "Live log lines as Server-Sent Events (`log` events, then one `status` event when the run ends); resumes after `Last-Event-ID` or `?since=`",
+        )
+        .query::<StreamQuery>()
+        .event_stream("`log` events, then one `status` event")
+        .errors(&[429])
+        .guarded(|state, ctx, call| async move {
+            let query: StreamQuery = call.query()?;
+            let last_event_id = match call.header("last-event-id") {
+                None => None,
+                Some(raw) => Some(raw.trim().parse::<u64>().map_err(|_| {
+                    ApiError::bad_request("Last-Event-ID", "must be a log sequence number")
+                })?),
+            };
+            let id = call.param("executionId").to_owned();
+            stream_logs(state, ctx, id, query.since.unwrap_or(0), last_event_id).await
+        }),
+        Endpoint::post(
+            "executions.cancel",
+            "/api/executions/{executionId}/cancel",
+            Access::Authenticated,
+            "Request cancellation of a pending or running execution",
+        )
+        .accepted::<CancelResponse>(
+            "Cancellation requested; the run stops at its next interruption point",
+        )
+        .ok::<CancelResponse>("The execution had not started and is now Cancelled")
+        .errors(&[409])
+        .guarded(|state, ctx, call| async move {
+            let (status, body) = cancel(&state, &ctx, call.param("executionId")).await?;
+            Ok(json_response(status, &body))
+        }),
+    ]
+}
+
+/// The first listed execution's id, for the document's links.
+const FIRST_EXECUTION: &str = "$response.body#/executions/0/executionId";
+
+/// `GET /api/executions` filters.
+#[derive(Debug, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct ExecutionsQuery {
+    /// Only this workflow's executions.
+    #[schemars(length(max = 256))]
+    workflow_name: Option<String>,
+    /// Only executions in this status.
+    status: Option<ExecutionStatus>,
+    /// Started at or after (a date: its first instant).
+    #[serde(default)]
+    #[schemars(schema_with = "date_schema")]
+    start_date: Option<String>,
+    /// Started at or before (a date: its last instant).
+    #[serde(default)]
+    #[schemars(schema_with = "date_schema")]
+    end_date: Option<String>,
+    /// Page size (default 25).
+    #[schemars(range(min = 1, max = MAX_LIMIT))]
+    limit: Option<u16>,
+    /// The `continuationToken` of the previous page.
+    continuation_token: Option<String>,
+}
+
+/// `GET .../logs` paging.
+#[derive(Debug, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct LogsQuery {
+    /// Only lines with a greater sequence number (default 0: from the start).
+    #[schemars(range(max = MAX_LOG_SEQUENCE))]
+    since: Option<u64>,
+    /// Page size.
+    #[schemars(range(min = 1, max = MAX_LOG_PAGE))]
+    limit: Option<u16>,
+}
+
+/// `GET .../logs/stream` start.
+#[derive(Debug, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct StreamQuery {
+    /// Start after this sequence number (`Last-Event-ID` wins when both are sent).
+    #[schemars(range(max = MAX_LOG_SEQUENCE))]
+    since: Option<u64>,
+}
 
 /// Default and largest page of the listing (v1: 25, ≤ 1000).
 pub const DEFAULT_LIMIT: u16 = 25;
 pub const MAX_LIMIT: u16 = 1000;
 /// What non-admins see instead of a non-`UserError` message (v1's text).
 pub const GENERIC_ERROR: &str = "An error occurred during execution";
-/// Every status an execution record can have (v1 `ExecutionStatus`).
-pub const STATUSES: &[&str] = &[
-    "Pending",
-    "Running",
-    "Success",
-    "Failed",
-    "Timeout",
-    "CompletedWithErrors",
-    "Cancelling",
-    "Cancelled",
-];
 const ADMIN_ONLY_LEVELS: &[&str] = &["DEBUG", "TRACEBACK"];
 
 /// One execution (v1 `WorkflowExecution`, without logs).
@@ -112,9 +198,7 @@ pub struct ExecutionDto {
     pub executed_by: String,
     pub executed_by_email: String,
     pub executed_by_name: String,
-    /// `Pending`, `Running`, `Success`, `Failed`, `Timeout`, `CompletedWithErrors`,
-    /// `Cancelling` or `Cancelled`.
-    pub status: String,
+    pub status: ExecutionStatus,
     pub input_data: Value,
     /// `json`, `html` or `text`.
     pub result_type: Option<String>,
@@ -146,7 +230,7 @@ pub struct ExecutionList {
 #[serde(rename_all = "camelCase")]
 pub struct ExecutionResultDto {
     pub execution_id: String,
-    pub status: String,
+    pub status: ExecutionStatus,
     /// `null` until the execution finished successfully.
     pub result: Option<Value>,
     pub result_type: Option<String>,
@@ -172,7 +256,7 @@ pub struct LogLineDto {
 #[serde(rename_all = "camelCase")]
 pub struct ExecutionLogs {
     pub execution_id: String,
-    pub status: String,
+    pub status: ExecutionStatus,
     pub logs: Vec<LogLineDto>,
     /// The last sequence read; pass it as `since` to poll for newer lines.
     pub last_sequence: Option<u64>,
@@ -185,97 +269,7 @@ pub struct ExecutionLogs {
 pub struct CancelResponse {
     pub execution_id: String,
     /// `Cancelling` (the run stops at its next interruption point) or `Cancelled`.
-    pub status: String,
-}
-
-pub fn routes(state: Arc<ApiState>) -> BoxedFilter<(Response,)> {
-    let with_state = {
-        let state = state.clone();
-        warp::any().map(move || state.clone())
-    };
-    let raw_query = || warp::query::raw().or(warp::any().map(String::new)).unify();
-
-    let list = warp::path!("api" / "executions")
-        .and(warp::get())
-        .and(guard(state.clone(), "executions.list"))
-        .and(raw_query())
-        .and(with_state.clone())
-        .then(
-            |ctx: RequestContext, query: String, state: Arc<ApiState>| async move {
-                reply(StatusCode::OK, list(&state, &ctx, &query).await)
-            },
-        );
-    let get = warp::path!("api" / "executions" / String)
-        .and(warp::get())
-        .and(guard(state.clone(), "executions.get"))
-        .and(raw_query())
-        .and(with_state.clone())
-        .then(
-            |id: String, ctx: RequestContext, query: String, state: Arc<ApiState>| async move {
-                reply(StatusCode::OK, get(&state, &ctx, &id, &query).await)
-            },
-        );
-    let result = warp::path!("api" / "executions" / String / "result")
-        .and(warp::get())
-        .and(guard(state.clone(), "executions.result"))
-        .and(raw_query())
-        .and(with_state.clone())
-        .then(
-            |id: String, ctx: RequestContext, query: String, state: Arc<ApiState>| async move {
-                reply(StatusCode::OK, result(&state, &ctx, &id, &query).await)
-            },
-        );
-    let logs = warp::path!("api" / "executions" / String / "logs")
-        .and(warp::get())
-        .and(guard(state.clone(), "executions.logs"))
-        .and(raw_query())
-        .and(with_state.clone())
-        .then(
-            |id: String, ctx: RequestContext, query: String, state: Arc<ApiState>| async move {
-                reply(StatusCode::OK, logs(&state, &ctx, &id, &query).await)
-            },
-        );
-    let stream = warp::path!("api" / "executions" / String / "logs" / "stream")
-        .and(warp::get())
-        .and(guard(state.clone(), "executions.logs.stream"))
-        .and(raw_query())
-        .and(warp::sse::last_event_id::<u64>())
-        .and(with_state.clone())
-        .then(
-            |id: String,
-             ctx: RequestContext,
-             query: String,
-             last: Option<u64>,
-             state: Arc<ApiState>| async move {
-                match stream_logs(state, ctx, id, &query, last).await {
-                    Ok(response) => response,
-                    Err(e) => e.into_response(),
-                }
-            },
-        );
-    let cancel = warp::path!("api" / "executions" / String / "cancel")
-        .and(warp::post())
-        .and(guard(state, "executions.cancel"))
-        .and(with_state)
-        .then(
-            |id: String, ctx: RequestContext, state: Arc<ApiState>| async move {
-                match cancel(&state, &ctx, &id).await {
-                    Ok((status, body)) => reply(status, Ok::<_, ApiError>(body)),
-                    Err(e) => e.into_response(),
-                }
-            },
-        );
-    list.or(get)
-        .unify()
-        .or(result)
-        .unify()
-        .or(logs)
-        .unify()
-        .or(stream)
-        .unify()
-        .or(cancel)
-        .unify()
-        .boxed()
+    pub status: ExecutionStatus,
 }
 
 /// The `executedBy` a non-platform-wide caller is limited to; `None` = sees the whole scope.
@@ -294,30 +288,10 @@ fn own_executions_only(principal: &Principal) -> Option<String> {
 async fn list(
     state: &ApiState,
     ctx: &RequestContext,
-    raw: &str,
+    q: ExecutionsQuery,
 ) -> Result<ExecutionList, ApiError> {
-    let q = QueryParams::parse(
-        raw,
-        &[
-            "workflowName",
-            "status",
-            "startDate",
-            "endDate",
-            "limit",
-            "continuationToken",
-        ],
-    )?;
-    let status = match q.get("status") {
-        Some(s) if STATUSES.contains(&s) => Some(s.to_owned()),
-        Some(_) => {
-            return Err(ApiError::bad_request(
-                "status",
-                format!("must be one of {}", STATUSES.join(", ")),
-            ));
-        }
-        None => None,
-    };
-    let workflow_name = q.get("workflowName").map(str::to_owned);
+    let status = q.status;
+    let workflow_name = q.workflow_name;
     if workflow_name
         .as_ref()
         .is_some_and(|n| n.chars().count() > 256)
@@ -327,8 +301,8 @@ async fn list(
             "must be at most 256 characters",
         ));
     }
-    let started_after = q.datetime("startDate", false)?;
-    let started_before = q.datetime("endDate", true)?;
+    let started_after = query_datetime("startDate", q.start_date.as_deref(), false)?;
+    let started_before = query_datetime("endDate", q.end_date.as_deref(), true)?;
     if let (Some(a), Some(b)) = (started_after, started_before)
         && a > b
     {
@@ -343,8 +317,8 @@ async fn list(
         executed_by: own_executions_only(&ctx.principal),
         started_after,
         started_before,
-        limit: Some(q.limit("limit", DEFAULT_LIMIT, MAX_LIMIT)?),
-        continuation: q.get("continuationToken").map(ContinuationToken::new),
+        limit: Some(query_limit("limit", q.limit, DEFAULT_LIMIT, MAX_LIMIT)?),
+        continuation: q.continuation_token.map(ContinuationToken::new),
     };
     let (records, next) = state
         .services
@@ -390,13 +364,7 @@ async fn visible(
         .ok_or_else(|| ApiError::NotFound(format!("execution {id} not found")))
 }
 
-async fn get(
-    state: &ApiState,
-    ctx: &RequestContext,
-    id: &str,
-    raw: &str,
-) -> Result<ExecutionDto, ApiError> {
-    QueryParams::parse(raw, &[])?;
+async fn get(state: &ApiState, ctx: &RequestContext, id: &str) -> Result<ExecutionDto, ApiError> {
     let record = visible(state, ctx, id).await?;
     let detail = if record.error_message.is_some() || record.error_type.is_some() {
         state
@@ -419,9 +387,7 @@ async fn result(
     state: &ApiState,
     ctx: &RequestContext,
     id: &str,
-    raw: &str,
 ) -> Result<ExecutionResultDto, ApiError> {
-    QueryParams::parse(raw, &[])?;
     let record = visible(state, ctx, id).await?;
     Ok(ExecutionResultDto {
         execution_id: record.execution_id,
@@ -435,16 +401,10 @@ async fn logs(
     state: &ApiState,
     ctx: &RequestContext,
     id: &str,
-    raw: &str,
+    q: LogsQuery,
 ) -> Result<ExecutionLogs, ApiError> {
-    let q = QueryParams::parse(raw, &["since", "limit"])?;
-    let since = match q.get("since") {
-        None => 0,
-        Some(v) => v.parse::<u64>().map_err(|_| {
-            ApiError::bad_request("since", "must be a non-negative integer sequence number")
-        })?,
-    };
-    let limit = q.limit("limit", MAX_LOG_PAGE, MAX_LOG_PAGE)?;
+    let since = q.since.unwrap_or(0);
+    let limit = query_limit("limit", q.limit, MAX_LOG_PAGE, MAX_LOG_PAGE)?;
     let record = visible(state, ctx, id).await?;
     let page = state
         .services
@@ -472,35 +432,40 @@ async fn cancel(
     id: &str,
 ) -> Result<(StatusCode, CancelResponse), ApiError> {
     let record = visible(state, ctx, id).await?;
-    let finished = |status: &str| {
+    let finished = |status: ExecutionStatus| {
         ApiError::Conflict(format!(
             "execution {id} has already finished with status {status}"
         ))
     };
-    if FINISHED.contains(&record.status.as_str()) {
-        return Err(finished(&record.status));
+    if record.status.is_finished() {
+        return Err(finished(record.status));
     }
     let executions = &state.services.executions;
     let running_here = state.runner.cancel(id);
     // Running here: the engine stops it and its runner records `Cancelled`. Running elsewhere:
     // `Cancelling` asks that instance's runner. Never started: nothing will run it, so it is
     // `Cancelled` at once.
-    let target = if !running_here && record.status == "Pending" {
-        "Cancelled"
+    let target = if !running_here && record.status == ExecutionStatus::Pending {
+        ExecutionStatus::Cancelled
     } else {
-        "Cancelling"
+        ExecutionStatus::Cancelling
     };
     let now = executions
-        .transition(&ctx.scope, id, &["Pending", "Running"], target)
+        .transition(
+            &ctx.scope,
+            id,
+            &[ExecutionStatus::Pending, ExecutionStatus::Running],
+            target,
+        )
         .await?
         .ok_or_else(|| ApiError::NotFound(format!("execution {id} not found")))?;
     // The engine may stop the run and its runner record `Cancelled` before this transition:
     // that is this request's own cancellation succeeding, not a conflict.
-    let cancelled_by_us = running_here && now == "Cancelled";
-    if FINISHED.contains(&now.as_str()) && now != target && !cancelled_by_us {
-        return Err(finished(&now));
+    let cancelled_by_us = running_here && now == ExecutionStatus::Cancelled;
+    if now.is_finished() && now != target && !cancelled_by_us {
+        return Err(finished(now));
     }
-    let status = if now == "Cancelled" {
+    let status = if now == ExecutionStatus::Cancelled {
         StatusCode::OK
     } else {
         StatusCode::ACCEPTED
@@ -535,7 +500,7 @@ fn execution_dto(
         executed_by: r.executed_by.clone(),
         executed_by_email: r.executed_by_email.clone(),
         executed_by_name: r.executed_by_name.clone(),
-        status: r.status.clone(),
+        status: r.status,
         input_data: r.input_data.clone(),
         result_type: r.result_type.clone(),
         error_message,
@@ -562,101 +527,6 @@ fn log_dto(e: &LogEntry) -> LogLineDto {
     }
 }
 
-pub(crate) fn rfc3339(t: OffsetDateTime) -> String {
-    t.format(&Rfc3339).unwrap_or_default()
-}
-
-/// A continuation token the store did not issue is the caller's mistake: 400 naming the field.
-pub(crate) fn continuation_error(e: StoreError, field: &str) -> ApiError {
-    match e {
-        StoreError::Invalid { field: f, reason } if f == "continuation" => {
-            ApiError::bad_request(field, reason)
-        }
-        other => ApiError::from(other),
-    }
-}
-
-/// A request's query string, checked against the parameters a route accepts: an unknown or
-/// repeated parameter is a 400 naming it (a typo must not silently widen a listing). `code` (the
-/// function-key query parameter) is always accepted.
-pub(crate) struct QueryParams(Vec<(String, String)>);
-
-impl QueryParams {
-    pub(crate) fn parse(raw: &str, allowed: &[&str]) -> Result<Self, ApiError> {
-        let mut params: Vec<(String, String)> = Vec::new();
-        for (name, value) in url::form_urlencoded::parse(raw.as_bytes()) {
-            if name == "code" {
-                continue;
-            }
-            if !allowed.contains(&name.as_ref()) {
-                return Err(ApiError::bad_request(
-                    name.as_ref(),
-                    if allowed.is_empty() {
-                        "this route takes no query parameters".to_owned()
-                    } else {
-                        format!("unknown query parameter; expected {}", allowed.join(", "))
-                    },
-                ));
-            }
-            if params.iter().any(|(n, _)| *n == name) {
-                return Err(ApiError::bad_request(name.as_ref(), "is given twice"));
-            }
-            params.push((name.into_owned(), value.into_owned()));
-        }
-        Ok(Self(params))
-    }
-
-    /// The value of `name`; an empty value counts as absent.
-    pub(crate) fn get(&self, name: &str) -> Option<&str> {
-        self.0
-            .iter()
-            .find(|(n, v)| n == name && !v.is_empty())
-            .map(|(_, v)| v.as_str())
-    }
-
-    pub(crate) fn limit(&self, name: &str, default: u16, max: u16) -> Result<u16, ApiError> {
-        match self.get(name) {
-            None => Ok(default),
-            Some(v) => v
-                .parse::<u16>()
-                .ok()
-                .filter(|n| (1..=max).contains(n))
-                .ok_or_else(|| {
-                    ApiError::bad_request(name, format!("must be an integer from 1 to {max}"))
-                }),
-        }
-    }
-
-    /// RFC 3339, or a `YYYY-MM-DD` date (UTC): its first instant, or its last when `end_of_day`.
-    pub(crate) fn datetime(
-        &self,
-        name: &str,
-        end_of_day: bool,
-    ) -> Result<Option<OffsetDateTime>, ApiError> {
-        let Some(v) = self.get(name) else {
-            return Ok(None);
-        };
-        if let Ok(t) = OffsetDateTime::parse(v, &Rfc3339) {
-            return Ok(Some(t));
-        }
-        let format = time::macros::format_description!("[year]-[month]-[day]");
-        match time::Date::parse(v, &format) {
-            Ok(date) => {
-                let start = date.midnight().assume_utc();
-                Ok(Some(if end_of_day {
-                    start + time::Duration::days(1) - time::Duration::microseconds(1)
-                } else {
-                    start
-                }))
-            }
-            Err(_) => Err(ApiError::bad_request(
-                name,
-                "must be an RFC 3339 timestamp or a YYYY-MM-DD date",
-            )),
-        }
-    }
-}
-
 /// How often a live stream looks for new lines and the run's status.
 const STREAM_POLL: std::time::Duration = std::time::Duration::from_millis(300);
 /// Longest wait between reads while storage keeps failing (the wait doubles from
@@ -677,16 +547,9 @@ async fn stream_logs(
     state: Arc<ApiState>,
     ctx: RequestContext,
     id: String,
-    raw: &str,
+    since: u64,
     last_event_id: Option<u64>,
 ) -> Result<Response, ApiError> {
-    let q = QueryParams::parse(raw, &["since"])?;
-    let since = match q.get("since") {
-        None => 0,
-        Some(v) => v.parse::<u64>().map_err(|_| {
-            ApiError::bad_request("since", "must be a non-negative integer sequence number")
-        })?,
-    };
     visible(&state, &ctx, &id).await?;
     let slot = crate::http::context::open_stream(&state, &ctx)?;
     let admin = ctx.is_platform_admin();
@@ -745,8 +608,8 @@ async fn stream_logs(
             }
             if page.more {
                 wait = std::time::Duration::ZERO;
-            } else if FINISHED.contains(&status.as_str()) {
-                let _ = tx.send(status_event(&status)).await;
+            } else if status.is_finished() {
+                let _ = tx.send(status_event(status.as_str())).await;
                 return;
             }
         }
@@ -784,19 +647,22 @@ mod tests {
 
     #[test]
     fn query_parameters_are_checked_and_name_the_field() {
-        let allowed = ["limit", "startDate", "endDate"];
-        let q = QueryParams::parse("limit=5&code=abc&startDate=2024-01-02", &allowed).unwrap();
-        assert_eq!(q.limit("limit", 25, 1000).unwrap(), 5);
+        use crate::http::endpoint::parse_query;
+        let q: ExecutionsQuery = parse_query("limit=5&code=abc&startDate=2024-01-02").unwrap();
+        assert_eq!(query_limit("limit", q.limit, 25, 1000).unwrap(), 5);
         assert_eq!(
-            q.datetime("startDate", false)
+            query_datetime("startDate", q.start_date.as_deref(), false)
                 .unwrap()
                 .map(rfc3339)
                 .as_deref(),
             Some("2024-01-02T00:00:00Z")
         );
-        let q = QueryParams::parse("endDate=2024-01-02", &allowed).unwrap();
+        let q: ExecutionsQuery = parse_query("endDate=2024-01-02").unwrap();
         assert_eq!(
-            q.datetime("endDate", true).unwrap().map(rfc3339).as_deref(),
+            query_datetime("endDate", q.end_date.as_deref(), true)
+                .unwrap()
+                .map(rfc3339)
+                .as_deref(),
             Some("2024-01-02T23:59:59.999999Z")
         );
         for (raw, field) in [
@@ -804,27 +670,17 @@ mod tests {
             ("limit=1001", "limit"),
             ("limit=x", "limit"),
             ("startDate=yesterday", "startDate"),
+            ("lmit=5", "lmit"),
+            ("limit=1&limit=2", "limit"),
         ] {
-            let q = QueryParams::parse(raw, &allowed).unwrap();
-            let err = q
-                .limit("limit", 25, 1000)
-                .and_then(|_| q.datetime("startDate", false).map(|_| 0))
+            let err = parse_query::<ExecutionsQuery>(raw)
+                .and_then(|q| {
+                    query_limit("limit", q.limit, 25, 1000)?;
+                    query_datetime("startDate", q.start_date.as_deref(), false)
+                })
                 .unwrap_err();
             assert_eq!(field_of(err).as_deref(), Some(field), "{raw}");
         }
-        assert_eq!(
-            field_of(QueryParams::parse("lmit=5", &allowed).err().unwrap()).as_deref(),
-            Some("lmit")
-        );
-        assert_eq!(
-            field_of(
-                QueryParams::parse("limit=1&limit=2", &allowed)
-                    .err()
-                    .unwrap()
-            )
-            .as_deref(),
-            Some("limit")
-        );
     }
 
     fn failed(is_user_error: bool) -> (ExecutionRecord, ExecutionError) {
@@ -836,14 +692,14 @@ mod tests {
             executed_by: "u1".into(),
             executed_by_email: "u1@x.com".into(),
             executed_by_name: "U".into(),
-            status: "Failed".into(),
+            status: ExecutionStatus::Failed,
             input_data: json!({}),
             result: None,
             result_type: None,
             error_type: Some("ValueError".into()),
             error_message: Some("db password wrong for host x".into()),
             duration_ms: Some(1),
-            started_at: OffsetDateTime::UNIX_EPOCH,
+            started_at: time::OffsetDateTime::UNIX_EPOCH,
             completed_at: None,
             attempt: 1,
             rights: Default::default(),

@@ -1,30 +1,23 @@
-//! Request-input helpers of the admin resources: JSON object fields read with errors that name
-//! the field, `If-Match`/`ETag`, paging parameters, the organization a scoped request acts for,
-//! and timestamps on the wire.
-//!
-//! Why not serde DTOs for request bodies: serde_json's type errors ("invalid type: integer `5`,
-//! expected a string") do not say which field was wrong, and the API promises that every 400
-//! names its field. Bodies are therefore parsed as JSON by [`super::body::json`] (which keeps
-//! the parser position for malformed JSON) and read here field by field.
+//! Request-input helpers shared by the resource modules: the patterns their DTO schemas
+//! declare (so the OpenAPI document is as strict as the domain), paging and date query
+//! parameters, `If-Match`/`ETag`, the organization a scoped request acts for, and timestamps on
+//! the wire. Bodies and queries themselves are typed DTOs read by [`super::endpoint::Call`],
+//! whose 400s name the field.
 //!
 //! Must not depend on domain services beyond the organization lookup of [`existing_scope`].
-//! Invariants: unknown body fields are refused (a typo like `isactive` must not be silently
-//! ignored); `null` reads as "absent" except where [`Fields::nullable_str`] gives it meaning.
+//! Invariants: request bodies refuse unknown fields (a typo like `isactive` must not be
+//! silently ignored); `null` reads as "absent" except where [`nullable`] gives it meaning.
 
 use std::collections::HashMap;
-use std::convert::Infallible;
-use std::sync::Arc;
 
 use bifrost_store::table::{ContinuationToken, ETag, IfMatch, MAX_PAGE_SIZE};
 use bifrost_store::{OrgId, Scope};
 use schemars::JsonSchema;
 use serde::Deserialize;
-use serde_json::{Map, Value};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 use warp::http::{HeaderValue, StatusCode};
 use warp::reply::Response;
-use warp::{Filter, Rejection};
 
 use crate::domain::PageRequest;
 use crate::http::ApiState;
@@ -50,132 +43,6 @@ pub const ORG_ID_PATTERN: &str = r"^(?![Gg][Ll][Oo][Bb][Aa][Ll]$)[A-Za-z0-9_-]{1
 
 /// The header admins use to choose the organization a request acts for.
 pub const ORG_HEADER: &str = "X-Organization-Id";
-
-/// A JSON request body that must be an object with only `allowed` fields.
-pub struct Fields {
-    map: Map<String, Value>,
-}
-
-impl Fields {
-    /// Accepts an object whose keys are all in `allowed`; anything else is a 400 naming the
-    /// offending field (or the body).
-    pub fn new(body: Value, allowed: &[&str]) -> Result<Self, ApiError> {
-        let Value::Object(map) = body else {
-            return Err(ApiError::BadRequest {
-                field: None,
-                message: "the request body must be a JSON object".into(),
-            });
-        };
-        if let Some(unknown) = map.keys().find(|k| !allowed.contains(&k.as_str())) {
-            return Err(ApiError::bad_request(
-                unknown.clone(),
-                format!(
-                    "unknown field '{unknown}'; expected one of: {}",
-                    allowed.join(", ")
-                ),
-            ));
-        }
-        Ok(Self { map })
-    }
-
-    /// The field's value unless absent or `null`.
-    pub fn value(&self, name: &str) -> Option<&Value> {
-        self.map.get(name).filter(|v| !v.is_null())
-    }
-
-    pub fn str(&self, name: &str) -> Result<Option<&str>, ApiError> {
-        match self.value(name) {
-            None => Ok(None),
-            Some(Value::String(s)) => Ok(Some(s)),
-            Some(other) => Err(wrong_type(name, "a string", other)),
-        }
-    }
-
-    pub fn required_str(&self, name: &str) -> Result<&str, ApiError> {
-        self.str(name)?
-            .ok_or_else(|| ApiError::bad_request(name, format!("{name} is required")))
-    }
-
-    /// Absent → `None`; `null` → `Some(None)` (clear the field); a string → `Some(Some(..))`.
-    pub fn nullable_str(&self, name: &str) -> Result<Option<Option<&str>>, ApiError> {
-        match self.map.get(name) {
-            None => Ok(None),
-            Some(Value::Null) => Ok(Some(None)),
-            Some(Value::String(s)) => Ok(Some(Some(s))),
-            Some(other) => Err(wrong_type(name, "a string or null", other)),
-        }
-    }
-
-    pub fn bool(&self, name: &str) -> Result<Option<bool>, ApiError> {
-        match self.value(name) {
-            None => Ok(None),
-            Some(Value::Bool(b)) => Ok(Some(*b)),
-            Some(other) => Err(wrong_type(name, "true or false", other)),
-        }
-    }
-
-    /// A whole number within `range`.
-    pub fn u32_in(
-        &self,
-        name: &str,
-        range: std::ops::RangeInclusive<u32>,
-    ) -> Result<Option<u32>, ApiError> {
-        let Some(value) = self.value(name) else {
-            return Ok(None);
-        };
-        let out_of_range = || {
-            ApiError::bad_request(
-                name,
-                format!(
-                    "{name} must be a whole number from {} to {}",
-                    range.start(),
-                    range.end()
-                ),
-            )
-        };
-        match value {
-            Value::Number(n) => {
-                let n = n.as_u64().ok_or_else(out_of_range)?;
-                let n = u32::try_from(n).map_err(|_| out_of_range())?;
-                if range.contains(&n) {
-                    Ok(Some(n))
-                } else {
-                    Err(out_of_range())
-                }
-            }
-            other => Err(wrong_type(name, "a whole number", other)),
-        }
-    }
-
-    /// An array of strings.
-    pub fn str_list(&self, name: &str) -> Result<Option<Vec<&str>>, ApiError> {
-        match self.value(name) {
-            None => Ok(None),
-            Some(Value::Array(items)) => items
-                .iter()
-                .enumerate()
-                .map(|(i, item)| match item {
-                    Value::String(s) => Ok(s.as_str()),
-                    other => Err(wrong_type(&format!("{name}[{i}]"), "a string", other)),
-                })
-                .collect::<Result<Vec<_>, _>>()
-                .map(Some),
-            Some(other) => Err(wrong_type(name, "an array of strings", other)),
-        }
-    }
-}
-
-fn wrong_type(name: &str, expected: &str, got: &Value) -> ApiError {
-    let got = match got {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Array(_) => "an array",
-        Value::Object(_) => "an object",
-    };
-    ApiError::bad_request(name, format!("{name} must be {expected}, not {got}"))
-}
 
 /// The `If-Match` condition: absent or `*` means unconditional; anything else is compared
 /// byte-for-byte with the stored ETag.
@@ -205,21 +72,75 @@ pub fn no_content() -> Response {
     response
 }
 
-/// Hands the shared state to a handler.
-pub fn with_state(
-    state: Arc<ApiState>,
-) -> impl Filter<Extract = (Arc<ApiState>,), Error = Infallible> + Clone {
-    warp::any().map(move || state.clone())
+/// The query of an operation that takes no parameters: anything but `code` is a 400 naming it.
+#[derive(Clone, Copy, Debug, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NoQuery {}
+
+/// The schema of a date query parameter: an RFC 3339 timestamp or a `YYYY-MM-DD` date (UTC).
+pub fn date_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+    schemars::json_schema!({
+        "type": "string",
+        "anyOf": [{ "format": "date-time" }, { "format": "date" }],
+        "description": "RFC 3339 timestamp or YYYY-MM-DD (UTC)",
+    })
 }
 
-/// The raw `If-Match` header (a non-text value is a 400 from the rejection mapping).
-pub fn if_match_header() -> impl Filter<Extract = (Option<String>,), Error = Rejection> + Clone {
-    warp::header::optional::<String>("if-match")
+/// A date query parameter (see [`date_schema`]): a date means its first instant, or its last
+/// when `end_of_day`.
+pub fn query_datetime(
+    name: &str,
+    value: Option<&str>,
+    end_of_day: bool,
+) -> Result<Option<OffsetDateTime>, ApiError> {
+    let Some(v) = value else {
+        return Ok(None);
+    };
+    if let Ok(t) = OffsetDateTime::parse(v, &Rfc3339) {
+        return Ok(Some(t));
+    }
+    let format = time::macros::format_description!("[year]-[month]-[day]");
+    match time::Date::parse(v, &format) {
+        Ok(date) => {
+            let start = date.midnight().assume_utc();
+            Ok(Some(if end_of_day {
+                start + time::Duration::days(1) - time::Duration::microseconds(1)
+            } else {
+                start
+            }))
+        }
+        Err(_) => Err(ApiError::bad_request(
+            name,
+            "must be an RFC 3339 timestamp or a YYYY-MM-DD date",
+        )),
+    }
 }
 
-/// Turns a handler's result into the response.
-pub fn respond(result: Result<Response, ApiError>) -> Response {
-    result.unwrap_or_else(ApiError::into_response)
+/// A page size from the query: `default` when absent, else 1 to `max`.
+pub fn query_limit(
+    name: &str,
+    value: Option<u16>,
+    default: u16,
+    max: u16,
+) -> Result<u16, ApiError> {
+    match value {
+        None => Ok(default),
+        Some(n) if (1..=max).contains(&n) => Ok(n),
+        Some(_) => Err(ApiError::bad_request(
+            name,
+            format!("must be an integer from 1 to {max}"),
+        )),
+    }
+}
+
+/// A continuation token the store did not issue is the caller's mistake: 400 naming the field.
+pub fn continuation_error(e: bifrost_store::StoreError, field: &str) -> ApiError {
+    match e {
+        bifrost_store::StoreError::Invalid { field: f, reason } if f == "continuation" => {
+            ApiError::bad_request(field, reason)
+        }
+        other => ApiError::from(other),
+    }
 }
 
 /// Paging parameters of a listing. `limit` stays text here so that an empty `limit=` reads as
@@ -357,7 +278,6 @@ pub fn scope_fields(scope: &Scope) -> (&'static str, Option<String>) {
 #[cfg(test)]
 #[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
-    use serde_json::json;
 
     use super::*;
 
@@ -366,54 +286,6 @@ mod tests {
             ApiError::BadRequest { field, .. } => field,
             other => panic!("expected a 400, got {other:?}"),
         }
-    }
-
-    #[test]
-    fn unknown_fields_and_wrong_types_name_the_field() {
-        let err = Fields::new(
-            json!({"name": "x", "isactive": true}),
-            &["name", "isActive"],
-        )
-        .err()
-        .unwrap();
-        assert_eq!(field_of(err).as_deref(), Some("isactive"));
-
-        let fields = Fields::new(
-            json!({"name": 5, "flag": "yes", "ids": ["a", 1], "n": -1}),
-            &["name", "flag", "ids", "n"],
-        )
-        .unwrap();
-        assert_eq!(
-            field_of(fields.str("name").unwrap_err()).as_deref(),
-            Some("name")
-        );
-        assert_eq!(
-            field_of(fields.bool("flag").unwrap_err()).as_deref(),
-            Some("flag")
-        );
-        assert_eq!(
-            field_of(fields.str_list("ids").unwrap_err()).as_deref(),
-            Some("ids[1]")
-        );
-        assert_eq!(
-            field_of(fields.u32_in("n", 1..=10).unwrap_err()).as_deref(),
-            Some("n")
-        );
-        assert_eq!(
-            field_of(fields.required_str("missing").unwrap_err()).as_deref(),
-            Some("missing")
-        );
-        assert!(Fields::new(json!([1]), &[]).is_err());
-    }
-
-    #[test]
-    fn null_is_absent_except_for_nullable_fields() {
-        let fields = Fields::new(json!({"domain": null, "n": 3}), &["domain", "n"]).unwrap();
-        assert_eq!(fields.str("domain").unwrap(), None);
-        assert_eq!(fields.nullable_str("domain").unwrap(), Some(None));
-        assert_eq!(fields.nullable_str("other").unwrap(), None);
-        assert_eq!(fields.u32_in("n", 1..=10).unwrap(), Some(3));
-        assert!(fields.u32_in("n", 5..=10).is_err());
     }
 
     #[test]

@@ -11,61 +11,96 @@
 //! (`key_created`, `key_revoked`) carry ids and names only; a key is reachable only through its
 //! own scope, so revoking another scope's key id is "not found".
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use bifrost_store::{OrgId, Scope};
-use serde::Serialize;
-use serde_json::Value;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use serde_json::json;
 use time::OffsetDateTime;
-use warp::Filter;
-use warp::filters::BoxedFilter;
 use warp::http::StatusCode;
 use warp::reply::Response;
 
 use crate::audit::{AuditEvent, AuditEventType};
-use crate::auth::keys::{KeyError, KeyId, KeyRecord};
+use crate::auth::keys::{KeyError, KeyId, KeyRecord, MAX_NAME_LEN};
 use crate::http::ApiState;
-use crate::http::access::{Access, Route};
-use crate::http::body;
-use crate::http::context::{RequestContext, audit, audit_grant, guard};
+use crate::http::access::Access;
+use crate::http::context::{RequestContext, audit, audit_grant};
+use crate::http::endpoint::Endpoint;
 use crate::http::error::{ApiError, json_response};
-use crate::http::input::{
-    Fields, existing_org, existing_scope, no_content, respond, timestamp, with_state,
-};
+use crate::http::input::{ORG_ID_PATTERN, existing_org, existing_scope, no_content, timestamp};
 
 /// Longest lifetime a key may be given at creation.
 pub const MAX_EXPIRES_IN_DAYS: u32 = 3650;
 
-pub const ROUTES: &[Route] = &[
-    Route {
-        id: "keys.list",
-        method: "GET",
-        path: "/api/keys",
-        access: Access::PlatformAdmin,
-        summary: "Function keys of the request's scope (never their values or hashes)",
-    },
-    Route {
-        id: "keys.create",
-        method: "POST",
-        path: "/api/keys",
-        access: Access::PlatformAdmin,
-        summary: "Create a function key {name, orgId?, expiresInDays?}; rawKey is shown once",
-    },
-    Route {
-        id: "keys.revoke",
-        method: "DELETE",
-        path: "/api/keys/{keyId}",
-        access: Access::PlatformAdmin,
-        summary: "Revoke a function key of the request's scope",
-    },
-];
+/// A key name `FunctionKeys` accepts.
+const NAME_PATTERN: &str = r"^[A-Za-z0-9._-]{1,64}$";
+/// A key id (`bfk_<id>_...`): 16 lowercase hex characters.
+const KEY_ID_PATTERN: &str = r"^[0-9a-f]{16}$";
+/// The key id of `/api/keys/{keyId}` links.
+const KEY_LINK: &str = "$response.body#/id";
 
-#[derive(Serialize)]
+pub fn endpoints() -> Vec<Endpoint> {
+    vec![
+        Endpoint::get(
+            "keys.list",
+            "/api/keys",
+            Access::PlatformAdmin,
+            "Function keys of the request's scope (never their values or hashes)",
+        )
+        .ok::<KeyList>("The keys of the request's scope, oldest first")
+        .guarded(|state, ctx, _call| async move { list(&state, &ctx).await }),
+        Endpoint::post(
+            "keys.create",
+            "/api/keys",
+            Access::PlatformAdmin,
+            "Create a function key {name, orgId?, expiresInDays?}; rawKey is shown once",
+        )
+        .body::<CreateKeyRequest>()
+        .created::<CreatedKey>("Created; rawKey is shown this once")
+        .errors(&[409])
+        .link("RevokeKey", "keys.revoke", "keyId", KEY_LINK)
+        .guarded(|state, ctx, mut call| async move {
+            create(&state, &ctx, call.json().await?).await
+        }),
+        Endpoint::delete(
+            "keys.revoke",
+            "/api/keys/{keyId}",
+            Access::PlatformAdmin,
+            "Revoke a function key of the request's scope",
+        )
+        .param(
+            "keyId",
+            json!({ "type": "string", "pattern": KEY_ID_PATTERN }),
+        )
+        .empty(204, "Revoked")
+        .errors(&[409])
+        .guarded(|state, ctx, call| async move { revoke(&state, &ctx, call.param("keyId")).await }),
+    ]
+}
+
+/// `POST /api/keys`.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct CreateKeyRequest {
+    /// Letters, digits, `-`, `_` and `.`; at most two active keys share a name in a scope.
+    #[schemars(length(min = 1, max = MAX_NAME_LEN), regex(pattern = NAME_PATTERN))]
+    name: String,
+    /// The organization the key acts for (it must exist and agree with `X-Organization-Id`);
+    /// the request's scope when omitted.
+    #[schemars(regex(pattern = ORG_ID_PATTERN))]
+    org_id: Option<String>,
+    /// Lifetime in days from now; omit for a key that does not expire.
+    #[schemars(range(min = 1, max = MAX_EXPIRES_IN_DAYS))]
+    expires_in_days: Option<u32>,
+}
+
+#[derive(Serialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct KeyDto {
     pub id: String,
     pub name: String,
+    /// `GLOBAL` or the organization id.
     pub scope: String,
     pub created_at: String,
     pub created_by: String,
@@ -91,42 +126,18 @@ impl From<&KeyRecord> for KeyDto {
     }
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
-struct CreatedKey {
+pub struct CreatedKey {
     #[serde(flatten)]
     key: KeyDto,
+    /// `bfk_...`: send as `x-functions-key` (or `?code=`). Shown only here, never again.
     raw_key: String,
 }
 
-#[derive(Serialize)]
-struct KeyList {
+#[derive(Serialize, JsonSchema)]
+pub struct KeyList {
     keys: Vec<KeyDto>,
-}
-
-pub fn routes(state: Arc<ApiState>) -> BoxedFilter<(Response,)> {
-    let limit = state.settings.max_body_bytes;
-    let list = warp::path!("api" / "keys")
-        .and(warp::get())
-        .and(guard(state.clone(), "keys.list"))
-        .and(with_state(state.clone()))
-        .then(|ctx, state: Arc<ApiState>| async move { respond(list(&state, &ctx).await) });
-    let create = warp::path!("api" / "keys")
-        .and(warp::post())
-        .and(guard(state.clone(), "keys.create"))
-        .and(body::json::<Value>(limit))
-        .and(with_state(state.clone()))
-        .then(|ctx, body, state: Arc<ApiState>| async move {
-            respond(create(&state, &ctx, body).await)
-        });
-    let revoke = warp::path!("api" / "keys" / String)
-        .and(warp::delete())
-        .and(guard(state.clone(), "keys.revoke"))
-        .and(with_state(state))
-        .then(|id: String, ctx, state: Arc<ApiState>| async move {
-            respond(revoke(&state, &ctx, &id).await)
-        });
-    list.or(create).unify().or(revoke).unify().boxed()
 }
 
 /// The HTTP answer to a key-management error; fields are named as the API spells them.
@@ -190,16 +201,24 @@ async fn target_scope(
     Ok(Scope::Org(org))
 }
 
-async fn create(state: &ApiState, ctx: &RequestContext, body: Value) -> Result<Response, ApiError> {
-    let fields = Fields::new(body, &["name", "orgId", "expiresInDays"])?;
-    let name = fields.required_str("name")?;
-    let days = fields.u32_in("expiresInDays", 1..=MAX_EXPIRES_IN_DAYS)?;
-    let scope = target_scope(state, ctx, fields.str("orgId")?).await?;
+async fn create(
+    state: &ApiState,
+    ctx: &RequestContext,
+    body: CreateKeyRequest,
+) -> Result<Response, ApiError> {
+    let days = body.expires_in_days;
+    if days.is_some_and(|d| !(1..=MAX_EXPIRES_IN_DAYS).contains(&d)) {
+        return Err(ApiError::bad_request(
+            "expiresInDays",
+            format!("expiresInDays must be a whole number from 1 to {MAX_EXPIRES_IN_DAYS}"),
+        ));
+    }
+    let scope = target_scope(state, ctx, body.org_id.as_deref()).await?;
     let expires_at = days.map(|d| OffsetDateTime::now_utc() + time::Duration::days(i64::from(d)));
     let (record, raw) = state
         .services
         .keys
-        .create(name, scope.clone(), expires_at, &ctx.actor())
+        .create(&body.name, scope.clone(), expires_at, &ctx.actor())
         .await
         .map_err(key_error)?;
     audit_grant(
@@ -251,6 +270,33 @@ async fn revoke(state: &ApiState, ctx: &RequestContext, id: &str) -> Result<Resp
 #[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use super::*;
+    use crate::http::endpoint::parse_json;
+
+    #[test]
+    fn create_bodies_name_their_bad_fields() {
+        let field = |body: &str| match parse_json::<CreateKeyRequest>(body.as_bytes()) {
+            Err(ApiError::BadRequest { field, .. }) => field,
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(field(r#"{}"#).as_deref(), Some("name"));
+        assert_eq!(field(r#"{"name": 5}"#).as_deref(), Some("name"));
+        assert_eq!(
+            field(r#"{"name": "ci", "expiresInDays": -1}"#).as_deref(),
+            Some("expiresInDays")
+        );
+        assert_eq!(
+            field(r#"{"name": "ci", "orgid": "a"}"#).as_deref(),
+            Some("orgid")
+        );
+        let ok = parse_json::<CreateKeyRequest>(
+            br#"{"name": "ci", "orgId": null, "expiresInDays": 30}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            (ok.name.as_str(), ok.org_id, ok.expires_in_days),
+            ("ci", None, Some(30))
+        );
+    }
 
     #[test]
     fn key_errors_name_the_api_fields() {

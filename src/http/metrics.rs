@@ -4,15 +4,10 @@
 //! `POST /api/executions/cleanup/trigger`, which runs `execution_cleanup` now (v1's manual
 //! cleanup) and answers what it did.
 
-use std::sync::Arc;
-
 use schemars::JsonSchema;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
-use warp::Filter;
-use warp::filters::BoxedFilter;
 use warp::http::StatusCode;
-use warp::reply::Response;
 
 use bifrost_store::queue::QueueName;
 
@@ -20,27 +15,45 @@ use crate::executions::CleanupReport;
 use crate::executions::metrics::Metrics;
 use crate::executions::runner::QUEUE;
 use crate::http::ApiState;
-use crate::http::access::{Access, Route};
-use crate::http::context::{RequestContext, guard};
-use crate::http::error::{ApiError, reply};
-use crate::http::executions::QueryParams;
+use crate::http::access::Access;
+use crate::http::endpoint::Endpoint;
+use crate::http::error::{ApiError, json_response};
+use crate::http::input::{query_limit, timestamp};
 
-pub const ROUTES: &[Route] = &[
-    Route {
-        id: "metrics.get",
-        method: "GET",
-        path: "/api/metrics",
-        access: Access::PlatformAdmin,
-        summary: "Execution counts by status, success rate, p50/p95 durations per workflow and organization, queue depth",
-    },
-    Route {
-        id: "executions.cleanup",
-        method: "POST",
-        path: "/api/executions/cleanup/trigger",
-        access: Access::PlatformAdmin,
-        summary: "Run execution_cleanup now: recover runs whose instance stopped",
-    },
-];
+pub fn endpoints() -> Vec<Endpoint> {
+    vec![
+        Endpoint::get(
+            "metrics.get",
+            "/api/metrics",
+            Access::PlatformAdmin,
+            "Execution counts by status, success rate, p50/p95 durations per workflow and organization, queue depth",
+        )
+        .query::<MetricsQuery>()
+        .ok::<MetricsDto>("The dashboard's numbers")
+        .guarded(|state, _ctx, call| async move {
+            Ok(json_response(StatusCode::OK, &metrics(&state, call.query()?).await?))
+        }),
+        Endpoint::post(
+            "executions.cleanup",
+            "/api/executions/cleanup/trigger",
+            Access::PlatformAdmin,
+            "Run execution_cleanup now: recover runs whose instance stopped",
+        )
+        .ok::<CleanupReport>("What the cleanup did")
+        .guarded(|state, _ctx, _call| async move {
+            Ok(json_response(StatusCode::OK, &cleanup(&state).await?))
+        }),
+    ]
+}
+
+/// `GET /api/metrics` window.
+#[derive(Debug, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct MetricsQuery {
+    /// The window, in hours back from now (default 24).
+    #[schemars(range(min = 1, max = MAX_HOURS))]
+    hours: Option<u16>,
+}
 
 const DEFAULT_HOURS: u16 = 24;
 const MAX_HOURS: u16 = 720;
@@ -65,35 +78,8 @@ pub struct QueueDepth {
     pub poison: u64,
 }
 
-pub fn routes(state: Arc<ApiState>) -> BoxedFilter<(Response,)> {
-    let with_state = {
-        let state = state.clone();
-        warp::any().map(move || state.clone())
-    };
-    let raw_query = || warp::query::raw().or(warp::any().map(String::new)).unify();
-    let metrics = warp::path!("api" / "metrics")
-        .and(warp::get())
-        .and(guard(state.clone(), "metrics.get"))
-        .and(raw_query())
-        .and(with_state.clone())
-        .then(
-            |_ctx: RequestContext, query: String, state: Arc<ApiState>| async move {
-                reply(StatusCode::OK, metrics(&state, &query).await)
-            },
-        );
-    let cleanup = warp::path!("api" / "executions" / "cleanup" / "trigger")
-        .and(warp::post())
-        .and(guard(state.clone(), "executions.cleanup"))
-        .and(with_state)
-        .then(|_ctx: RequestContext, state: Arc<ApiState>| async move {
-            reply(StatusCode::OK, cleanup(&state).await)
-        });
-    metrics.or(cleanup).unify().boxed()
-}
-
-async fn metrics(state: &ApiState, raw: &str) -> Result<MetricsDto, ApiError> {
-    let q = QueryParams::parse(raw, &["hours"])?;
-    let hours = q.limit("hours", DEFAULT_HOURS, MAX_HOURS)?;
+async fn metrics(state: &ApiState, q: MetricsQuery) -> Result<MetricsDto, ApiError> {
+    let hours = query_limit("hours", q.hours, DEFAULT_HOURS, MAX_HOURS)?;
     let since = OffsetDateTime::now_utc() - time::Duration::hours(i64::from(hours));
     let metrics = state.services.executions.metrics(since).await?;
     let queues = &state.backends.queues;
@@ -107,7 +93,7 @@ async fn metrics(state: &ApiState, raw: &str) -> Result<MetricsDto, ApiError> {
         }
     };
     Ok(MetricsDto {
-        since: crate::http::executions::rfc3339(since),
+        since: timestamp(since),
         hours,
         metrics,
         queue: QueueDepth {

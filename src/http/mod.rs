@@ -1,9 +1,12 @@
-//! The HTTP API: the one route table, request-shape filters and the error mapping.
+//! The HTTP API: every operation declared once, dispatched by one router, errors mapped in one
+//! place.
 //!
-//! [`routes`] assembles every route once; it is the single place to read the whole API surface.
-//! Handlers return `Result<_, ApiError>` and become responses right at the handler; rejections
-//! only mean "not this route" (or a malformed request shape) and are mapped by
-//! [`error::recover`]. Only this module (and [`crate::server`]) knows warp.
+//! Each resource module lists its operations in `endpoints()` ([`endpoint::Endpoint`]: route,
+//! access, OpenAPI description and handler); [`endpoints`] joins them, and that list is the
+//! whole API surface: [`router`] dispatches it, [`access::all_routes`] is the permission table
+//! the tests walk, [`openapi`] documents it. Handlers return `Result<_, ApiError>`; the error
+//! becomes the JSON error body in [`error`]. Only this module (and [`crate::server`]) knows
+//! warp.
 
 pub mod access;
 pub mod audit;
@@ -38,6 +41,18 @@ pub fn endpoints() -> &'static [endpoint::Endpoint] {
             health::endpoints(),
             organizations::endpoints(),
             users::endpoints(),
+            roles::endpoints(),
+            config::endpoints(),
+            secrets::endpoints(),
+            keys::endpoints(),
+            workflow_keys::endpoints(),
+            workflows::endpoints(),
+            executions::endpoints(),
+            schedules::endpoints(),
+            forms::endpoints(),
+            run::endpoints(),
+            audit::endpoints(),
+            metrics::endpoints(),
             openapi::endpoints(),
         ]
         .into_iter()
@@ -45,22 +60,6 @@ pub fn endpoints() -> &'static [endpoint::Endpoint] {
         .collect()
     })
 }
-
-/// Every module's declared routes; [`access::all_routes`] flattens them.
-pub const ROUTE_TABLES: &[&[access::Route]] = &[
-    roles::ROUTES,
-    config::ROUTES,
-    secrets::ROUTES,
-    keys::ROUTES,
-    workflow_keys::ROUTES,
-    workflows::ROUTES,
-    executions::ROUTES,
-    schedules::ROUTES,
-    forms::ROUTES,
-    run::ROUTES,
-    audit::ROUTES,
-    metrics::ROUTES,
-];
 
 use std::sync::Arc;
 
@@ -72,6 +71,12 @@ use warp::reply::Response;
 
 use crate::state::AppState;
 use error::json_response;
+
+/// The address of the client a request came from: the socket's peer, or — when that peer is a
+/// trusted proxy — the nearest untrusted address its forwarding headers name. The server
+/// attaches it to every request as an extension; anonymous rate limits are keyed by it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ClientAddr(pub std::net::IpAddr);
 
 /// What the API's handlers reach: the application's state (through `Deref`) and the API's own
 /// per-instance state — identity caches, rate-limit buckets, open log streams.
@@ -97,41 +102,17 @@ impl std::ops::Deref for ApiState {
     }
 }
 
-/// Every route of the API, with the error mapping attached.
+/// The API as one warp filter: the host's readiness probe at `/` and every endpoint, with the
+/// error mapping attached.
 pub fn routes(state: Arc<ApiState>) -> BoxedFilter<(Response,)> {
     // The Functions host's readiness probe: any answer means "started".
     let readiness =
         warp::path::end().map(|| json_response(StatusCode::OK, &json!({ "status": "ready" })));
-
     let router = Arc::new(router::Router::new(endpoints()));
-    let api = one_of(
-        readiness.boxed(),
-        [
-            router::filter(state.clone(), router),
-            roles::routes(state.clone()),
-            config::routes(state.clone()),
-            secrets::routes(state.clone()),
-            keys::routes(state.clone()),
-            workflow_keys::routes(state.clone()),
-            workflows::routes(state.clone()),
-            executions::routes(state.clone()),
-            run::routes(state.clone()),
-            schedules::routes(state.clone()),
-            forms::routes(state.clone()),
-            audit::routes(state.clone()),
-            metrics::routes(state.clone()),
-        ],
-    );
-    api.recover(error::recover).unify().boxed()
-}
-
-/// The first of `routes` that accepts a request. Boxed at every step: the type of a long
-/// `.or().unify()` chain nests once per route, and checking its `Filter` bound grows
-/// exponentially with the depth (17 unboxed levels took the compiler nine minutes).
-pub(crate) fn one_of(
-    first: BoxedFilter<(Response,)>,
-    rest: impl IntoIterator<Item = BoxedFilter<(Response,)>>,
-) -> BoxedFilter<(Response,)> {
-    rest.into_iter()
-        .fold(first, |chain, next| chain.or(next).unify().boxed())
+    readiness
+        .or(router::filter(state, router))
+        .unify()
+        .recover(error::recover)
+        .unify()
+        .boxed()
 }

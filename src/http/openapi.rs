@@ -20,11 +20,9 @@ use serde_json::{Map, Value, json};
 use warp::http::{HeaderValue, StatusCode};
 use warp::reply::Response;
 
-use crate::audit::AuditEventType;
 use crate::http::access::{Access, Route};
 use crate::http::endpoint::{Doc, Endpoint, Link};
 use crate::http::input::{ID_PATTERN, ORG_ID_PATTERN};
-use crate::http::{audit, executions, run, schedules, workflow_keys, workflows};
 
 /// Served without authorization: the document is public and static, and a caller's stale or
 /// invalid key must not hide it.
@@ -69,340 +67,6 @@ struct ApiErrorBody {
 /// `GLOBAL` or an organization id (`bifrost_store::OrgId`'s alphabet and length).
 const SCOPE_PATTERN: &str = "^(GLOBAL|[A-Za-z0-9_-]{1,64})$";
 
-/// A query parameter of one operation.
-pub struct QueryParam {
-    pub name: &'static str,
-    pub description: &'static str,
-    pub schema: Value,
-}
-
-fn param(name: &'static str, description: &'static str, schema: Value) -> QueryParam {
-    QueryParam {
-        name,
-        description,
-        schema,
-    }
-}
-
-type SchemaFn = fn(&mut SchemaGenerator) -> Schema;
-
-/// What the route table does not say about one operation.
-pub struct OperationSpec {
-    pub query: Vec<QueryParam>,
-    /// JSON request body (deserialize contract).
-    pub request: Option<SchemaFn>,
-    /// Success status and body (serialize contract).
-    pub success: Vec<(u16, &'static str, Option<SchemaFn>)>,
-    /// Error statuses beyond the ones every route may answer.
-    pub errors: &'static [u16],
-}
-
-fn date_param(name: &'static str, description: &'static str) -> QueryParam {
-    param(
-        name,
-        description,
-        json!({
-            "type": "string",
-            "anyOf": [{ "format": "date-time" }, { "format": "date" }],
-            "description": "RFC 3339 timestamp or YYYY-MM-DD (UTC)",
-        }),
-    )
-}
-
-fn limit_param(default: u16, max: u16) -> QueryParam {
-    param(
-        "limit",
-        "Page size",
-        json!({ "type": "integer", "minimum": 1, "maximum": max, "default": default }),
-    )
-}
-
-fn continuation_param() -> QueryParam {
-    param(
-        "continuationToken",
-        "The `continuationToken` of the previous page",
-        json!({ "type": "string" }),
-    )
-}
-
-/// The registry: route id → query parameters and schemas. Add an entry when a route's DTOs derive
-/// `JsonSchema`; the unit test below keeps every entry pointing at a declared route.
-pub fn specs() -> Vec<(&'static str, OperationSpec)> {
-    let ok = |schema: SchemaFn| vec![(200, "Success", Some(schema))];
-    vec![
-        (
-            "workflows.list",
-            OperationSpec {
-                query: vec![],
-                request: None,
-                success: ok(|g| g.subschema_for::<workflows::WorkflowList>()),
-                errors: &[],
-            },
-        ),
-        (
-            "workflows.get",
-            OperationSpec {
-                query: vec![],
-                request: None,
-                success: ok(|g| g.subschema_for::<workflows::WorkflowDto>()),
-                errors: &[],
-            },
-        ),
-        (
-            "schedules.list",
-            OperationSpec {
-                query: vec![],
-                request: None,
-                success: ok(|g| g.subschema_for::<schedules::ScheduleList>()),
-                errors: &[],
-            },
-        ),
-        (
-            "schedules.validate",
-            OperationSpec {
-                query: vec![],
-                request: Some(|g| g.subschema_for::<schedules::ValidateRequest>()),
-                success: ok(|g| g.subschema_for::<schedules::ValidationDto>()),
-                errors: &[],
-            },
-        ),
-        (
-            "schedules.enable",
-            OperationSpec {
-                query: vec![],
-                request: None,
-                success: ok(|g| g.subschema_for::<schedules::ScheduleDto>()),
-                errors: &[404, 409],
-            },
-        ),
-        (
-            "schedules.disable",
-            OperationSpec {
-                query: vec![],
-                request: None,
-                success: ok(|g| g.subschema_for::<schedules::ScheduleDto>()),
-                errors: &[404],
-            },
-        ),
-        (
-            "dataProviders.list",
-            OperationSpec {
-                query: vec![],
-                request: None,
-                success: ok(|g| g.subschema_for::<workflows::DataProviderList>()),
-                errors: &[],
-            },
-        ),
-        (
-            "executions.list",
-            OperationSpec {
-                query: vec![
-                    param(
-                        "workflowName",
-                        "Only this workflow's executions",
-                        json!({ "type": "string", "maxLength": 256 }),
-                    ),
-                    param(
-                        "status",
-                        "Only executions in this status",
-                        json!({ "type": "string", "enum": executions::STATUSES }),
-                    ),
-                    date_param(
-                        "startDate",
-                        "Started at or after (a date: its first instant)",
-                    ),
-                    date_param("endDate", "Started at or before (a date: its last instant)"),
-                    limit_param(executions::DEFAULT_LIMIT, executions::MAX_LIMIT),
-                    continuation_param(),
-                ],
-                request: None,
-                success: ok(|g| g.subschema_for::<executions::ExecutionList>()),
-                errors: &[],
-            },
-        ),
-        (
-            "executions.get",
-            OperationSpec {
-                query: vec![],
-                request: None,
-                success: ok(|g| g.subschema_for::<executions::ExecutionDto>()),
-                errors: &[],
-            },
-        ),
-        (
-            "executions.result",
-            OperationSpec {
-                query: vec![],
-                request: None,
-                success: ok(|g| g.subschema_for::<executions::ExecutionResultDto>()),
-                errors: &[],
-            },
-        ),
-        (
-            "executions.logs",
-            OperationSpec {
-                query: vec![
-                    param(
-                        "since",
-                        "Only lines with a greater sequence number (default 0: from the start)",
-                        json!({
-                            "type": "integer",
-                            "minimum": 0,
-                            "maximum": crate::executions::MAX_LOG_SEQUENCE,
-                            "default": 0,
-                        }),
-                    ),
-                    limit_param(
-                        crate::executions::MAX_LOG_PAGE,
-                        crate::executions::MAX_LOG_PAGE,
-                    ),
-                ],
-                request: None,
-                success: ok(|g| g.subschema_for::<executions::ExecutionLogs>()),
-                errors: &[],
-            },
-        ),
-        (
-            "executions.cancel",
-            OperationSpec {
-                query: vec![],
-                request: None,
-                success: vec![
-                    (
-                        202,
-                        "Cancellation requested; the run stops at its next interruption point",
-                        Some(|g| g.subschema_for::<executions::CancelResponse>()),
-                    ),
-                    (
-                        200,
-                        "The execution had not started and is now Cancelled",
-                        Some(|g| g.subschema_for::<executions::CancelResponse>()),
-                    ),
-                ],
-                errors: &[409],
-            },
-        ),
-        (
-            "audit.list",
-            OperationSpec {
-                query: vec![
-                    date_param("since", "Entries at or after"),
-                    date_param("until", "Entries strictly before"),
-                    param(
-                        "eventType",
-                        "Only entries of this type",
-                        json!({
-                            "type": "string",
-                            "enum": AuditEventType::ALL.iter().map(|t| t.as_str()).collect::<Vec<_>>(),
-                        }),
-                    ),
-                    param(
-                        "orgId",
-                        "Only entries recorded in this scope: `GLOBAL` or an organization id",
-                        json!({ "type": "string", "pattern": SCOPE_PATTERN }),
-                    ),
-                    limit_param(audit::DEFAULT_LIMIT, audit::MAX_LIMIT),
-                    continuation_param(),
-                ],
-                request: None,
-                success: ok(|g| g.subschema_for::<audit::AuditList>()),
-                errors: &[],
-            },
-        ),
-        (
-            "audit.verify",
-            OperationSpec {
-                query: vec![],
-                request: None,
-                success: ok(|g| g.subschema_for::<audit::VerifyResponse>()),
-                errors: &[],
-            },
-        ),
-        (
-            "workflows.execute",
-            OperationSpec {
-                query: vec![param(
-                    "maxWaitSeconds",
-                    "How long a sync run is awaited before the answer becomes 202 (it keeps running)",
-                    json!({ "type": "integer", "minimum": 1, "maximum": run::MAX_WAIT_SECONDS, "default": run::MAX_WAIT_SECONDS }),
-                )],
-                request: Some(|g| g.subschema_for::<run::ExecuteRequest>()),
-                success: run_success(),
-                errors: &[404],
-            },
-        ),
-        (
-            "workflowKeys.list",
-            OperationSpec {
-                query: vec![param(
-                    "workflowName",
-                    "Only this workflow's keys",
-                    json!({ "type": "string", "maxLength": 256 }),
-                )],
-                request: None,
-                success: ok(|g| g.subschema_for::<workflow_keys::WorkflowKeyList>()),
-                errors: &[],
-            },
-        ),
-        (
-            "workflowKeys.create",
-            OperationSpec {
-                query: vec![],
-                request: Some(|g| g.subschema_for::<workflow_keys::CreateWorkflowKeyRequest>()),
-                success: vec![(
-                    201,
-                    "Created; rawKey is shown this once",
-                    Some(|g| g.subschema_for::<workflow_keys::CreatedWorkflowKey>()),
-                )],
-                errors: &[],
-            },
-        ),
-        (
-            "workflowKeys.revoke",
-            OperationSpec {
-                query: vec![],
-                request: None,
-                success: vec![(204, "Revoked", None)],
-                errors: &[409],
-            },
-        ),
-    ]
-    .into_iter()
-    .chain(
-        ["endpoints.get", "endpoints.post", "endpoints.put", "endpoints.delete"].map(|id| {
-            (
-                id,
-                OperationSpec {
-                    // Inputs are the workflow's parameters: query string and JSON object body.
-                    query: vec![],
-                    request: None,
-                    success: run_success(),
-                    // 401/403: no valid key, or a workflow key that does not cover this workflow.
-                    errors: &[401, 403, 404, 405],
-                },
-            )
-        }),
-    )
-    .chain(crate::http::forms::openapi_specs())
-    .collect()
-}
-
-/// A run entry point's answers: the finished run, or 202 for a queued or still running one.
-fn run_success() -> Vec<(u16, &'static str, Option<SchemaFn>)> {
-    vec![
-        (
-            200,
-            "The run finished",
-            Some(|g| g.subschema_for::<run::RunResult>()),
-        ),
-        (
-            202,
-            "Queued (async workflow) or still running after the wait budget; poll statusUrl",
-            Some(|g| g.subschema_for::<run::RunAccepted>()),
-        ),
-    ]
-}
-
 /// The `{name}` segments of a path template, in order.
 pub fn path_parameters(template: &str) -> Vec<&str> {
     template
@@ -423,7 +87,6 @@ pub fn document() -> Value {
     let mut responses_gen = settings().for_serialize().into_generator();
     let mut requests_gen = settings().for_deserialize().into_generator();
     let error_schema = responses_gen.subschema_for::<ApiErrorBody>();
-    let mut registry: BTreeMap<&str, OperationSpec> = specs().into_iter().collect();
 
     let mut paths: BTreeMap<&str, Map<String, Value>> = BTreeMap::new();
     let mut tags: Vec<&str> = Vec::new();
@@ -436,19 +99,7 @@ pub fn document() -> Value {
             )
         })
         .collect();
-    let legacy: Vec<_> = crate::http::ROUTE_TABLES
-        .iter()
-        .flat_map(|t| t.iter())
-        .map(|route| {
-            let parts = registry
-                .remove(route.id)
-                .map_or_else(Parts::default, |spec| {
-                    Parts::of_spec(&spec, &mut responses_gen, &mut requests_gen)
-                });
-            (route, parts)
-        })
-        .collect();
-    for (route, parts) in declared.into_iter().chain(legacy) {
+    for (route, parts) in declared {
         let tag = route.id.split('.').next().unwrap_or(route.id);
         if !tags.contains(&tag) {
             tags.push(tag);
@@ -589,45 +240,6 @@ impl Parts {
             event_stream: doc.event_stream,
         }
     }
-
-    fn of_spec(
-        spec: &OperationSpec,
-        responses_gen: &mut SchemaGenerator,
-        requests_gen: &mut SchemaGenerator,
-    ) -> Self {
-        Self {
-            query: spec
-                .query
-                .iter()
-                .map(|q| {
-                    json!({
-                        "name": q.name,
-                        "in": "query",
-                        "required": false,
-                        "description": q.description,
-                        "schema": q.schema,
-                    })
-                })
-                .collect(),
-            request: spec
-                .request
-                .map(|schema| ("application/json", schema(requests_gen).to_value())),
-            responses: Some(
-                spec.success
-                    .iter()
-                    .map(|(status, description, schema)| {
-                        (
-                            *status,
-                            *description,
-                            schema.map(|s| s(responses_gen).to_value()),
-                        )
-                    })
-                    .collect(),
-            ),
-            errors: spec.errors.to_vec(),
-            ..Self::default()
-        }
-    }
 }
 
 /// The properties of a query type's schema as OpenAPI query parameters.
@@ -741,7 +353,11 @@ fn operation(route: &Route, tag: &str, parts: &Parts, error_schema: &Schema) -> 
                                 l.name.to_owned(),
                                 json!({
                                     "operationId": l.operation,
-                                    "parameters": { l.parameter: l.expression },
+                                    "parameters": l
+                                        .parameters
+                                        .iter()
+                                        .map(|(p, e)| ((*p).to_owned(), json!(e)))
+                                        .collect::<Map<String, Value>>(),
                                 }),
                             )
                         })
@@ -832,16 +448,43 @@ mod tests {
     use super::*;
 
     #[test]
-    fn every_registry_entry_names_a_declared_route() {
-        let declared: Vec<&str> = crate::http::access::all_routes()
-            .iter()
-            .map(|r| r.id)
-            .collect();
-        let mut seen = std::collections::HashSet::new();
-        for (id, _) in specs() {
-            assert!(declared.contains(&id), "registry entry {id} has no route");
-            assert!(seen.insert(id), "registry entry {id} twice");
+    fn every_link_leads_to_a_declared_operation_and_parameter() {
+        let endpoints = crate::http::endpoints();
+        let mut links = 0;
+        for endpoint in endpoints {
+            for link in &endpoint.doc.links {
+                links += 1;
+                let target = endpoints
+                    .iter()
+                    .find(|e| e.route.id == link.operation)
+                    .unwrap_or_else(|| {
+                        panic!("{}: no operation {}", endpoint.route.id, link.operation)
+                    });
+                for (parameter, expression) in &link.parameters {
+                    assert!(
+                        path_parameters(target.route.path).contains(parameter),
+                        "{} links to {} parameter {parameter}, which its path lacks",
+                        endpoint.route.id,
+                        link.operation,
+                    );
+                    let own = expression
+                        .strip_prefix("$request.path.")
+                        .is_none_or(|p| path_parameters(endpoint.route.path).contains(&p));
+                    assert!(
+                        expression.starts_with("$response.body#/") || own,
+                        "{}: {expression}",
+                        endpoint.route.id
+                    );
+                    assert!(
+                        expression.starts_with("$response.body#/")
+                            || expression.starts_with("$request.path."),
+                        "{}: {expression}",
+                        endpoint.route.id
+                    );
+                }
+            }
         }
+        assert!(links > 30, "only {links} links");
     }
 
     #[test]

@@ -10,106 +10,224 @@
 //! partition, so another org's role id is simply "not found", and a GLOBAL request is a 400
 //! naming `X-Organization-Id` (roles have no platform-wide form).
 
-use std::sync::Arc;
-
 use bifrost_store::OrgId;
-use serde::Serialize;
-use serde_json::Value;
-use warp::Filter;
-use warp::filters::BoxedFilter;
+use bifrost_store::table::IfMatch;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
 use warp::http::StatusCode;
 use warp::reply::Response;
 
+use crate::domain::roles::{MAX_ASSIGN, MAX_ROLE_DESCRIPTION, MAX_ROLE_NAME};
 use crate::domain::{FormId, NewRole, Role, RoleId, RoleUpdate, UserId};
 use crate::http::ApiState;
-use crate::http::access::{Access, Route};
-use crate::http::body;
-use crate::http::context::{RequestContext, guard};
+use crate::http::access::Access;
+use crate::http::context::RequestContext;
+use crate::http::endpoint::Endpoint;
 use crate::http::error::{ApiError, json_response};
 use crate::http::input::{
-    Fields, existing_org, if_match, if_match_header, no_content, org_of, respond, timestamp,
-    with_etag, with_state,
+    ID_PATTERN, TEXT_PATTERN, existing_org, no_content, org_of, timestamp, with_etag,
 };
 
-pub const ROUTES: &[Route] = &[
-    Route {
-        id: "roles.list",
-        method: "GET",
-        path: "/api/roles",
-        access: Access::PlatformAdmin,
-        summary: "The organization's roles",
-    },
-    Route {
-        id: "roles.create",
-        method: "POST",
-        path: "/api/roles",
-        access: Access::PlatformAdmin,
-        summary: "Create a role {name, description?}",
-    },
-    Route {
-        id: "roles.get",
-        method: "GET",
-        path: "/api/roles/{roleId}",
-        access: Access::PlatformAdmin,
-        summary: "One role, with its ETag",
-    },
-    Route {
-        id: "roles.update",
-        method: "PUT",
-        path: "/api/roles/{roleId}",
-        access: Access::PlatformAdmin,
-        summary: "Change name, description or isActive (If-Match honoured)",
-    },
-    Route {
-        id: "roles.delete",
-        method: "DELETE",
-        path: "/api/roles/{roleId}",
-        access: Access::PlatformAdmin,
-        summary: "Delete a role and its assignments (If-Match honoured)",
-    },
-    Route {
-        id: "roles.users.list",
-        method: "GET",
-        path: "/api/roles/{roleId}/users",
-        access: Access::PlatformAdmin,
-        summary: "Ids of the users assigned to the role",
-    },
-    Route {
-        id: "roles.users.assign",
-        method: "POST",
-        path: "/api/roles/{roleId}/users",
-        access: Access::PlatformAdmin,
-        summary: "Assign users of the organization {userIds}",
-    },
-    Route {
-        id: "roles.users.unassign",
-        method: "DELETE",
-        path: "/api/roles/{roleId}/users/{userId}",
-        access: Access::PlatformAdmin,
-        summary: "Remove one user from the role",
-    },
-    Route {
-        id: "roles.forms.list",
-        method: "GET",
-        path: "/api/roles/{roleId}/forms",
-        access: Access::PlatformAdmin,
-        summary: "Ids of the forms linked to the role",
-    },
-    Route {
-        id: "roles.forms.assign",
-        method: "POST",
-        path: "/api/roles/{roleId}/forms",
-        access: Access::PlatformAdmin,
-        summary: "Link forms to the role {formIds}",
-    },
-    Route {
-        id: "roles.forms.unassign",
-        method: "DELETE",
-        path: "/api/roles/{roleId}/forms/{formId}",
-        access: Access::PlatformAdmin,
-        summary: "Unlink one form from the role",
-    },
-];
+const ROLE_LINK: &str = "$response.body#/id";
+
+pub fn endpoints() -> Vec<Endpoint> {
+    let mut endpoints = vec![
+        Endpoint::get(
+            "roles.list",
+            "/api/roles",
+            Access::PlatformAdmin,
+            "The organization's roles",
+        )
+        .ok::<RoleList>("The roles")
+        .guarded(|state, ctx, _call| async move { list(&state, &ctx).await }),
+        Endpoint::post(
+            "roles.create",
+            "/api/roles",
+            Access::PlatformAdmin,
+            "Create a role {name, description?}",
+        )
+        .body::<CreateRole>()
+        .created::<RoleDto>("The new role")
+        .errors(&[409])
+        .link("GetRole", "roles.get", "roleId", ROLE_LINK)
+        .link("UpdateRole", "roles.update", "roleId", ROLE_LINK)
+        .link("DeleteRole", "roles.delete", "roleId", ROLE_LINK)
+        .link("RoleUsers", "roles.users.list", "roleId", ROLE_LINK)
+        .link("AssignUsers", "roles.users.assign", "roleId", ROLE_LINK)
+        .link("RoleForms", "roles.forms.list", "roleId", ROLE_LINK)
+        .link("AssignForms", "roles.forms.assign", "roleId", ROLE_LINK)
+        .guarded(|state, ctx, mut call| async move {
+            create(&state, &ctx, call.json().await?).await
+        }),
+        Endpoint::get(
+            "roles.get",
+            "/api/roles/{roleId}",
+            Access::PlatformAdmin,
+            "One role, with its ETag",
+        )
+        .ok::<RoleDto>("The role")
+        .guarded(|state, ctx, call| async move { get(&state, &ctx, call.param("roleId")).await }),
+        Endpoint::put(
+            "roles.update",
+            "/api/roles/{roleId}",
+            Access::PlatformAdmin,
+            "Change name, description or isActive (If-Match honoured)",
+        )
+        .body::<UpdateRole>()
+        .ok::<RoleDto>("The changed role")
+        .errors(&[409, 412])
+        .guarded(|state, ctx, mut call| async move {
+            let condition = call.if_match()?;
+            let body = call.json().await?;
+            update(&state, &ctx, call.param("roleId"), condition, body).await
+        }),
+        Endpoint::delete(
+            "roles.delete",
+            "/api/roles/{roleId}",
+            Access::PlatformAdmin,
+            "Delete a role and its assignments (If-Match honoured)",
+        )
+        .empty(204, "Deleted")
+        .errors(&[412])
+        .guarded(|state, ctx, call| async move {
+            delete(&state, &ctx, call.param("roleId"), call.if_match()?).await
+        }),
+    ];
+    endpoints.extend(link_endpoints(Link::Users));
+    endpoints.extend(link_endpoints(Link::Forms));
+    endpoints
+}
+
+/// `GET/POST /api/roles/{roleId}/<users|forms>` and `DELETE .../<users|forms>/{id}`.
+fn link_endpoints(link: Link) -> [Endpoint; 3] {
+    match link {
+        Link::Users => [
+            Endpoint::get(
+                "roles.users.list",
+                "/api/roles/{roleId}/users",
+                Access::PlatformAdmin,
+                "Ids of the users assigned to the role",
+            )
+            .ok::<UserIds>("The assigned users")
+            .guarded(|state, ctx, call| async move {
+                linked(&state, &ctx, call.param("roleId"), Link::Users).await
+            }),
+            Endpoint::post(
+                "roles.users.assign",
+                "/api/roles/{roleId}/users",
+                Access::PlatformAdmin,
+                "Assign users of the organization {userIds}",
+            )
+            .body::<AssignUsers>()
+            .ok::<UserIds>("All users now assigned")
+            .link_all(
+                "UnassignUser",
+                "roles.users.unassign",
+                &[
+                    ("roleId", "$request.path.roleId"),
+                    ("userId", "$response.body#/userIds/0"),
+                ],
+            )
+            .guarded(|state, ctx, mut call| async move {
+                let body: AssignUsers = call.json().await?;
+                let ids = parse_ids("userIds", &body.user_ids, UserId::parse)?;
+                assign(&state, &ctx, call.param("roleId"), Assignment::Users(ids)).await
+            }),
+            Endpoint::delete(
+                "roles.users.unassign",
+                "/api/roles/{roleId}/users/{userId}",
+                Access::PlatformAdmin,
+                "Remove one user from the role",
+            )
+            .empty(204, "Removed")
+            .guarded(|state, ctx, call| async move {
+                let (role, user) = (call.param("roleId"), call.param("userId"));
+                unassign(&state, &ctx, role, user, Link::Users).await
+            }),
+        ],
+        Link::Forms => [
+            Endpoint::get(
+                "roles.forms.list",
+                "/api/roles/{roleId}/forms",
+                Access::PlatformAdmin,
+                "Ids of the forms linked to the role",
+            )
+            .ok::<FormIds>("The linked forms")
+            .guarded(|state, ctx, call| async move {
+                linked(&state, &ctx, call.param("roleId"), Link::Forms).await
+            }),
+            Endpoint::post(
+                "roles.forms.assign",
+                "/api/roles/{roleId}/forms",
+                Access::PlatformAdmin,
+                "Link forms to the role {formIds}",
+            )
+            .body::<AssignForms>()
+            .ok::<FormIds>("All forms now linked")
+            .link_all(
+                "UnlinkForm",
+                "roles.forms.unassign",
+                &[
+                    ("roleId", "$request.path.roleId"),
+                    ("formId", "$response.body#/formIds/0"),
+                ],
+            )
+            .guarded(|state, ctx, mut call| async move {
+                let body: AssignForms = call.json().await?;
+                let ids = parse_ids("formIds", &body.form_ids, FormId::parse)?;
+                assign(&state, &ctx, call.param("roleId"), Assignment::Forms(ids)).await
+            }),
+            Endpoint::delete(
+                "roles.forms.unassign",
+                "/api/roles/{roleId}/forms/{formId}",
+                Access::PlatformAdmin,
+                "Unlink one form from the role",
+            )
+            .empty(204, "Unlinked")
+            .guarded(|state, ctx, call| async move {
+                let (role, form) = (call.param("roleId"), call.param("formId"));
+                unassign(&state, &ctx, role, form, Link::Forms).await
+            }),
+        ],
+    }
+}
+
+/// `POST /api/roles`.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct CreateRole {
+    #[schemars(length(min = 1, max = MAX_ROLE_NAME), regex(pattern = TEXT_PATTERN))]
+    name: String,
+    #[schemars(length(max = MAX_ROLE_DESCRIPTION))]
+    description: Option<String>,
+}
+
+/// `PUT /api/roles/{roleId}`: absent fields keep their value.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct UpdateRole {
+    #[schemars(length(min = 1, max = MAX_ROLE_NAME), regex(pattern = TEXT_PATTERN))]
+    name: Option<String>,
+    #[schemars(length(max = MAX_ROLE_DESCRIPTION))]
+    description: Option<String>,
+    is_active: Option<bool>,
+}
+
+/// `POST /api/roles/{roleId}/users`: users of the role's organization.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct AssignUsers {
+    #[schemars(length(max = MAX_ASSIGN), inner(regex(pattern = ID_PATTERN)))]
+    user_ids: Vec<String>,
+}
+
+/// `POST /api/roles/{roleId}/forms`: forms of the role's organization (or global ones).
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct AssignForms {
+    #[schemars(length(max = MAX_ASSIGN), inner(regex(pattern = ID_PATTERN)))]
+    form_ids: Vec<String>,
+}
 
 #[derive(Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
@@ -141,20 +259,20 @@ impl From<&Role> for RoleDto {
     }
 }
 
-#[derive(Serialize)]
-struct RoleList {
+#[derive(Serialize, JsonSchema)]
+pub struct RoleList {
     roles: Vec<RoleDto>,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
-struct UserIds {
+pub struct UserIds {
     user_ids: Vec<String>,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
-struct FormIds {
+pub struct FormIds {
     form_ids: Vec<String>,
 }
 
@@ -165,114 +283,10 @@ enum Link {
     Forms,
 }
 
-pub fn routes(state: Arc<ApiState>) -> BoxedFilter<(Response,)> {
-    let limit = state.settings.max_body_bytes;
-    let list = warp::path!("api" / "roles")
-        .and(warp::get())
-        .and(guard(state.clone(), "roles.list"))
-        .and(with_state(state.clone()))
-        .then(|ctx, state: Arc<ApiState>| async move { respond(list(&state, &ctx).await) });
-    let create = warp::path!("api" / "roles")
-        .and(warp::post())
-        .and(guard(state.clone(), "roles.create"))
-        .and(body::json::<Value>(limit))
-        .and(with_state(state.clone()))
-        .then(|ctx, body, state: Arc<ApiState>| async move {
-            respond(create(&state, &ctx, body).await)
-        });
-    let get = warp::path!("api" / "roles" / String)
-        .and(warp::get())
-        .and(guard(state.clone(), "roles.get"))
-        .and(with_state(state.clone()))
-        .then(|id: String, ctx, state: Arc<ApiState>| async move {
-            respond(get(&state, &ctx, &id).await)
-        });
-    let update = warp::path!("api" / "roles" / String)
-        .and(warp::put())
-        .and(guard(state.clone(), "roles.update"))
-        .and(if_match_header())
-        .and(body::json::<Value>(limit))
-        .and(with_state(state.clone()))
-        .then(
-            |id: String, ctx, etag: Option<String>, body, state: Arc<ApiState>| async move {
-                respond(update(&state, &ctx, &id, etag.as_deref(), body).await)
-            },
-        );
-    let delete = warp::path!("api" / "roles" / String)
-        .and(warp::delete())
-        .and(guard(state.clone(), "roles.delete"))
-        .and(if_match_header())
-        .and(with_state(state.clone()))
-        .then(
-            |id: String, ctx, etag: Option<String>, state: Arc<ApiState>| async move {
-                respond(delete(&state, &ctx, &id, etag.as_deref()).await)
-            },
-        );
-    let crud = list
-        .or(create)
-        .unify()
-        .or(get)
-        .unify()
-        .or(update)
-        .unify()
-        .or(delete)
-        .unify()
-        .boxed();
-    crud.or(link_routes(state.clone(), Link::Users, limit))
-        .unify()
-        .or(link_routes(state, Link::Forms, limit))
-        .unify()
-        .boxed()
-}
-
-/// `GET/POST /api/roles/{roleId}/<users|forms>` and `DELETE .../<users|forms>/{id}`.
-fn link_routes(state: Arc<ApiState>, link: Link, limit: u64) -> BoxedFilter<(Response,)> {
-    let (segment, list_id, assign_id, unassign_id) = match link {
-        Link::Users => (
-            "users",
-            "roles.users.list",
-            "roles.users.assign",
-            "roles.users.unassign",
-        ),
-        Link::Forms => (
-            "forms",
-            "roles.forms.list",
-            "roles.forms.assign",
-            "roles.forms.unassign",
-        ),
-    };
-    let base = warp::path!("api" / "roles" / String / ..).and(warp::path(segment));
-    let list = base
-        .and(warp::path::end())
-        .and(warp::get())
-        .and(guard(state.clone(), list_id))
-        .and(with_state(state.clone()))
-        .then(move |id: String, ctx, state: Arc<ApiState>| async move {
-            respond(linked(&state, &ctx, &id, link).await)
-        });
-    let assign = base
-        .and(warp::path::end())
-        .and(warp::post())
-        .and(guard(state.clone(), assign_id))
-        .and(body::json::<Value>(limit))
-        .and(with_state(state.clone()))
-        .then(
-            move |id: String, ctx, body, state: Arc<ApiState>| async move {
-                respond(assign(&state, &ctx, &id, link, body).await)
-            },
-        );
-    let unassign = base
-        .and(warp::path::param::<String>())
-        .and(warp::path::end())
-        .and(warp::delete())
-        .and(guard(state.clone(), unassign_id))
-        .and(with_state(state))
-        .then(
-            move |id: String, other: String, ctx, state: Arc<ApiState>| async move {
-                respond(unassign(&state, &ctx, &id, &other, link).await)
-            },
-        );
-    list.or(assign).unify().or(unassign).unify().boxed()
+/// What an assign call links, parsed.
+enum Assignment {
+    Users(Vec<UserId>),
+    Forms(Vec<FormId>),
 }
 
 /// The request's organization, which must exist.
@@ -301,12 +315,15 @@ async fn list(state: &ApiState, ctx: &RequestContext) -> Result<Response, ApiErr
     ))
 }
 
-async fn create(state: &ApiState, ctx: &RequestContext, body: Value) -> Result<Response, ApiError> {
+async fn create(
+    state: &ApiState,
+    ctx: &RequestContext,
+    body: CreateRole,
+) -> Result<Response, ApiError> {
     let org = org(state, ctx).await?;
-    let fields = Fields::new(body, &["name", "description"])?;
     let new = NewRole {
-        name: fields.required_str("name")?.to_owned(),
-        description: fields.str("description")?.map(str::to_owned),
+        name: body.name,
+        description: body.description,
         created_by: Some(ctx.actor()),
     };
     let role = state
@@ -327,17 +344,15 @@ async fn update(
     state: &ApiState,
     ctx: &RequestContext,
     id: &str,
-    etag: Option<&str>,
-    body: Value,
+    condition: IfMatch,
+    body: UpdateRole,
 ) -> Result<Response, ApiError> {
     let org = org(state, ctx).await?;
     let id = role_id(id)?;
-    let condition = if_match(etag)?;
-    let fields = Fields::new(body, &["name", "description", "isActive"])?;
     let update = RoleUpdate {
-        name: fields.str("name")?.map(str::to_owned),
-        description: fields.str("description")?.map(str::to_owned),
-        is_active: fields.bool("isActive")?,
+        name: body.name,
+        description: body.description,
+        is_active: body.is_active,
     };
     let role = state
         .services
@@ -351,11 +366,10 @@ async fn delete(
     state: &ApiState,
     ctx: &RequestContext,
     id: &str,
-    etag: Option<&str>,
+    condition: IfMatch,
 ) -> Result<Response, ApiError> {
     let org = org(state, ctx).await?;
     let id = role_id(id)?;
-    let condition = if_match(etag)?;
     state
         .services
         .roles
@@ -411,37 +425,31 @@ async fn assign(
     state: &ApiState,
     ctx: &RequestContext,
     id: &str,
-    link: Link,
-    body: Value,
+    assignment: Assignment,
 ) -> Result<Response, ApiError> {
     let org = org(state, ctx).await?;
     let id = role_id(id)?;
     let roles = &state.services.roles;
     let actor = ctx.change_actor();
-    match link {
-        Link::Users => {
-            let fields = Fields::new(body, &["userIds"])?;
-            let ids = ids_field(&fields, "userIds", UserId::parse)?;
+    let link = match assignment {
+        Assignment::Users(ids) => {
             roles.assign_users(&org, &id, &ids, &actor).await?;
+            Link::Users
         }
-        Link::Forms => {
-            let fields = Fields::new(body, &["formIds"])?;
-            let ids = ids_field(&fields, "formIds", FormId::parse)?;
+        Assignment::Forms(ids) => {
             roles.assign_forms(&org, &id, &ids, &actor).await?;
+            Link::Forms
         }
-    }
+    };
     linked_response(state, &org, &id, link).await
 }
 
-/// A required array of ids, each parsed; errors name `field` (and the index).
-fn ids_field<T>(
-    fields: &Fields,
+/// Ids of an assign call, each parsed; errors name `field` and the index.
+fn parse_ids<T>(
     field: &str,
+    raw: &[String],
     parse: impl Fn(&str) -> crate::domain::DomainResult<T>,
 ) -> Result<Vec<T>, ApiError> {
-    let raw = fields
-        .str_list(field)?
-        .ok_or_else(|| ApiError::bad_request(field, format!("{field} is required")))?;
     raw.iter()
         .enumerate()
         .map(|(i, s)| {

@@ -25,7 +25,7 @@ use super::body::{self, Deferred};
 use super::context::authorize;
 use super::endpoint::{Call, Endpoint, body_limit};
 use super::error::ApiError;
-use crate::server::ClientAddr;
+use crate::http::ClientAddr;
 
 #[derive(Debug, PartialEq, Eq)]
 enum Segment {
@@ -70,16 +70,15 @@ impl Template {
         Some(params)
     }
 
-    /// Literal before parameter at the first segment where two templates differ.
+    /// Literal before parameter at the first segment where two templates differ: the
+    /// lexicographic order of their segment kinds (a total order, as sorting needs).
     fn specificity(&self, other: &Self) -> Ordering {
-        for (a, b) in self.segments.iter().zip(&other.segments) {
-            match (a, b) {
-                (Segment::Literal(_), Segment::Param(_)) => return Ordering::Less,
-                (Segment::Param(_), Segment::Literal(_)) => return Ordering::Greater,
-                _ => {}
-            }
-        }
-        Ordering::Equal
+        self.kinds().cmp(other.kinds())
+    }
+
+    /// `false` for a literal segment, `true` for a parameter.
+    fn kinds(&self) -> impl Iterator<Item = bool> + '_ {
+        self.segments.iter().map(|s| matches!(s, Segment::Param(_)))
     }
 }
 
@@ -275,6 +274,20 @@ mod tests {
         let a = Template::parse("/api/executions/{id}");
         let b = Template::parse("/api/executions/stream");
         assert_eq!(b.specificity(&a), Ordering::Less);
+        // A total order, whatever the mix (sorting panics on one that is not).
+        let mut all: Vec<Template> = [
+            "/api/{a}/x/{b}",
+            "/api/x/{a}/y",
+            "/api/{a}/{b}/y",
+            "/api/x/y/{a}",
+            "/api/x",
+            "/api/{a}",
+        ]
+        .into_iter()
+        .map(Template::parse)
+        .collect();
+        all.sort_by(|a, b| a.specificity(b));
+        assert!(matches!(all[0].segments[1], Segment::Literal("x")));
         assert_eq!(
             a.fit(&["api", "executions", "abc"]),
             Some(vec![("id", "abc")])

@@ -21,70 +21,93 @@
 //!
 //! Depends on the runner and the HTTP framework; never on the engine directly.
 
-use std::sync::Arc;
 use std::time::Duration;
 
-use bifrost_engine::{Caller, ExecutionError, WorkflowInfo};
+use bifrost_engine::{ExecutionError, WorkflowInfo};
 use bytes::Bytes;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
-use warp::Filter;
-use warp::filters::BoxedFilter;
-use warp::http::{HeaderValue, Method, StatusCode};
+use warp::http::{HeaderValue, StatusCode};
 use warp::reply::Response;
 
 use crate::auth::Principal;
 use crate::executions::input::Coercion;
-use crate::executions::{Finished, RunError, RunRequest, Runner};
+use crate::executions::{ExecutionStatus, Finished, RunContext, RunError, RunRequest, Runner};
 use crate::http::ApiState;
-use crate::http::access::{Access, Route};
-use crate::http::body;
-use crate::http::context::{
-    PublicRequest, RequestContext, guard, public_request, take_anonymous, take_token,
-};
+use crate::http::access::Access;
+use crate::http::context::{RequestContext, take_anonymous, take_token};
+use crate::http::endpoint::{Call, Endpoint};
 use crate::http::error::{ApiError, json_response, reply};
-use crate::http::executions::{GENERIC_ERROR, LogLineDto, rfc3339};
-use crate::http::input::existing_scope;
+use crate::http::executions::{GENERIC_ERROR, LogLineDto};
+use crate::http::input::{TEXT_PATTERN, existing_scope, timestamp as rfc3339};
 use crate::http::workflow_keys;
 
-pub const ROUTES: &[Route] = &[
-    Route {
-        id: "workflows.execute",
-        method: "POST",
-        path: "/api/workflows/execute",
-        access: Access::PlatformAdmin,
-        summary: "Run a workflow: sync workflows answer with the result, async ones are queued",
-    },
-    Route {
-        id: "endpoints.get",
-        method: "GET",
-        path: "/api/endpoints/{workflowName}",
-        access: Access::Public,
-        summary: "Run an endpoint-enabled workflow (key required unless public)",
-    },
-    Route {
-        id: "endpoints.post",
-        method: "POST",
-        path: "/api/endpoints/{workflowName}",
-        access: Access::Public,
-        summary: "Run an endpoint-enabled workflow (key required unless public)",
-    },
-    Route {
-        id: "endpoints.put",
-        method: "PUT",
-        path: "/api/endpoints/{workflowName}",
-        access: Access::Public,
-        summary: "Run an endpoint-enabled workflow (key required unless public)",
-    },
-    Route {
-        id: "endpoints.delete",
-        method: "DELETE",
-        path: "/api/endpoints/{workflowName}",
-        access: Access::Public,
-        summary: "Run an endpoint-enabled workflow (key required unless public)",
-    },
-];
+pub fn endpoints() -> Vec<Endpoint> {
+    let mut endpoints = vec![
+        Endpoint::post(
+            "workflows.execute",
+            "/api/workflows/execute",
+            Access::PlatformAdmin,
+            "Run a workflow: sync workflows answer with the result, async ones are queued",
+        )
+        .query::<ExecuteQuery>()
+        .body::<ExecuteRequest>()
+        .ok::<RunResult>("The run finished")
+        .accepted::<RunAccepted>(
+            "Queued (async workflow) or still running after the wait budget; poll statusUrl",
+        )
+        .errors(&[404])
+        .link(
+            "GetExecution",
+            "executions.get",
+            "executionId",
+            EXECUTION_LINK,
+        )
+        .link("GetLogs", "executions.logs", "executionId", EXECUTION_LINK)
+        .link("Cancel", "executions.cancel", "executionId", EXECUTION_LINK)
+        .guarded(|state, ctx, mut call| async move {
+            let query: ExecuteQuery = call.query()?;
+            let body = call.json().await?;
+            execute(&state, &ctx, query, body).await
+        }),
+    ];
+    let methods = [
+        ("endpoints.get", Endpoint::get as fn(_, _, _, _) -> _),
+        ("endpoints.post", Endpoint::post),
+        ("endpoints.put", Endpoint::put),
+        ("endpoints.delete", Endpoint::delete),
+    ];
+    for (id, declare) in methods {
+        endpoints.push(
+            declare(
+                id,
+                "/api/endpoints/{workflowName}",
+                Access::Public,
+                "Run an endpoint-enabled workflow (key required unless public)",
+            )
+            .ok::<RunResult>("The run finished")
+            .accepted::<RunAccepted>(
+                "Queued (async workflow) or still running after the wait budget; poll statusUrl",
+            )
+            // 401/403: no valid key, or a workflow key that does not cover this workflow.
+            .errors(&[401, 403, 404, 405])
+            .public(move |state, call| async move { endpoint(&state, id, call).await }),
+        );
+    }
+    endpoints
+}
+
+const EXECUTION_LINK: &str = "$response.body#/executionId";
+
+/// `POST /api/workflows/execute` options.
+#[derive(Debug, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct ExecuteQuery {
+    /// How long a sync run is awaited before the answer becomes 202 (it keeps running).
+    #[schemars(range(min = 1, max = MAX_WAIT_SECONDS))]
+    max_wait_seconds: Option<u64>,
+}
 
 /// How long a sync run is awaited before the answer becomes 202 (the run continues).
 pub const SYNC_WAIT: Duration = Duration::from_secs(200);
@@ -96,10 +119,13 @@ pub const MAX_WAIT_SECONDS: u64 = 200;
 #[derive(Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ExecuteRequest {
+    #[schemars(length(min = 1, max = 256), regex(pattern = TEXT_PATTERN))]
     pub workflow_name: String,
+    /// The workflow's parameters by name.
     #[serde(default)]
     pub input_data: Option<Map<String, Value>>,
     #[serde(default)]
+    #[schemars(length(min = 1, max = 64))]
     pub form_id: Option<String>,
     /// Run without an execution record (v1 `transient`).
     #[serde(default)]
@@ -112,7 +138,7 @@ pub struct ExecuteRequest {
 pub struct RunResult {
     pub execution_id: String,
     /// `Success`, `Failed`, `CompletedWithErrors`, `Timeout` or `Cancelled`.
-    pub status: String,
+    pub status: ExecutionStatus,
     pub result: Option<Value>,
     /// `json`, `html` or `text`.
     pub result_type: Option<String>,
@@ -138,77 +164,28 @@ pub struct RunResult {
 pub struct RunAccepted {
     pub execution_id: String,
     /// `Pending` (queued) or `Running`.
-    pub status: String,
+    pub status: ExecutionStatus,
     /// Poll this (`GET /api/executions/{executionId}`) for the outcome.
     pub status_url: String,
     pub message: String,
 }
 
-pub fn routes(state: Arc<ApiState>) -> BoxedFilter<(Response,)> {
-    let limit = state.settings.max_body_bytes;
-    let with_state = {
-        let state = state.clone();
-        warp::any().map(move || state.clone())
-    };
-    let raw_query = || warp::query::raw().or(warp::any().map(String::new)).unify();
-
-    let execute = warp::path!("api" / "workflows" / "execute")
-        .and(warp::post())
-        .and(guard(state.clone(), "workflows.execute"))
-        .and(raw_query())
-        .and(body::json::<ExecuteRequest>(limit))
-        .and(with_state.clone())
-        .then(
-            |ctx: RequestContext, query: String, body: ExecuteRequest, state: Arc<ApiState>| async move {
-                execute(&state, &ctx, &query, body)
-                    .await
-                    .unwrap_or_else(ApiError::into_response)
-            },
-        );
-    let endpoint = warp::path!("api" / "endpoints" / String)
-        .and(public_request())
-        .and(with_state)
-        .then(
-            |name: String, req: PublicRequest, state: Arc<ApiState>| async move {
-                endpoint(&state, &name, req)
-                    .await
-                    .unwrap_or_else(ApiError::into_response)
-            },
-        );
-    execute.or(endpoint).unify().boxed()
-}
-
 async fn execute(
     state: &ApiState,
     ctx: &RequestContext,
-    query: &str,
+    query: ExecuteQuery,
     body: ExecuteRequest,
 ) -> Result<Response, ApiError> {
-    let mut wait = SYNC_WAIT;
-    for (name, value) in url::form_urlencoded::parse(query.as_bytes()) {
-        match name.as_ref() {
-            "maxWaitSeconds" => {
-                let seconds = value
-                    .parse::<u64>()
-                    .ok()
-                    .filter(|s| (1..=MAX_WAIT_SECONDS).contains(s))
-                    .ok_or_else(|| {
-                        ApiError::bad_request(
-                            "maxWaitSeconds",
-                            format!("must be an integer from 1 to {MAX_WAIT_SECONDS}"),
-                        )
-                    })?;
-                wait = Duration::from_secs(seconds);
-            }
-            "code" => {}
-            other => {
-                return Err(ApiError::bad_request(
-                    other,
-                    "unknown query parameter (accepted: maxWaitSeconds)",
-                ));
-            }
+    let wait = match query.max_wait_seconds {
+        None => SYNC_WAIT,
+        Some(seconds) if (1..=MAX_WAIT_SECONDS).contains(&seconds) => Duration::from_secs(seconds),
+        Some(_) => {
+            return Err(ApiError::bad_request(
+                "maxWaitSeconds",
+                format!("must be an integer from 1 to {MAX_WAIT_SECONDS}"),
+            ));
         }
-    }
+    };
     if body.workflow_name.trim().is_empty() {
         return Err(ApiError::bad_request("workflowName", "is required"));
     }
@@ -232,31 +209,37 @@ async fn execute(
     let mut request = RunRequest::new(
         workflow.clone(),
         input,
-        scope,
-        caller_of(&ctx.principal),
-        ctx.actor(),
+        RunContext::of_principal(&ctx.principal, scope),
     );
-    request.is_platform_admin = ctx.is_platform_admin();
-    request.is_function_key = matches!(ctx.principal, Principal::FunctionKey { .. });
     request.form_id = body.form_id;
     if Runner::is_async(&workflow) && !body.transient {
         let record = runner
             .enqueue(&request)
             .await
             .map_err(|e| run_error(e, ""))?;
-        return Ok(accepted(&record.execution_id, "Pending", "queued"));
+        return Ok(accepted(
+            &record.execution_id,
+            ExecutionStatus::Pending,
+            "queued",
+        ));
     }
-    run_sync(&runner, request, body.transient, wait, true, true).await
+    let answer = Answer {
+        wait,
+        detail: Detail::Admin,
+        with_logs: true,
+    };
+    let recording = if body.transient {
+        Recording::Transient
+    } else {
+        Recording::Recorded
+    };
+    run_sync(&runner, request, recording, answer).await
 }
 
-async fn endpoint(state: &ApiState, name: &str, req: PublicRequest) -> Result<Response, ApiError> {
-    let route_id = match req.method {
-        Method::GET => "endpoints.get",
-        Method::PUT => "endpoints.put",
-        Method::DELETE => "endpoints.delete",
-        _ => "endpoints.post",
-    };
-    let ctx = req.authorize(state, route_id).await?;
+async fn endpoint(state: &ApiState, route_id: &str, mut call: Call) -> Result<Response, ApiError> {
+    let ctx = call.authorize(state, route_id).await?;
+    let name = call.param("workflowName").to_owned();
+    let name = name.as_str();
     let runner = state.runner.clone();
     let not_found = || ApiError::NotFound(format!("endpoint '{name}' not found"));
     let workflow = runner.workflow(name).ok_or_else(not_found)?;
@@ -275,7 +258,7 @@ async fn endpoint(state: &ApiState, name: &str, req: PublicRequest) -> Result<Re
             }
             None
         }
-        _ => match workflow_keys::authenticate_endpoint(state, &workflow, &req.headers).await {
+        _ => match workflow_keys::authenticate_endpoint(state, &workflow, &call.headers).await {
             Ok(key) => {
                 take_token(
                     state,
@@ -290,16 +273,16 @@ async fn endpoint(state: &ApiState, name: &str, req: PublicRequest) -> Result<Re
             }
         },
     };
-    let method = req.method.clone();
+    let method = call.method.clone();
     let method = &method;
-    let query = req.query.clone();
+    let query = call.query.clone();
     let query = query.as_str();
     let limit = if workflow_key.is_some() || ctx.principal.is_authenticated() {
         state.settings.max_body_bytes
     } else {
         state.settings.limits.anonymous_max_body
     };
-    let body = req.read_body(limit).await?;
+    let body = call.bytes_up_to(limit).await?;
     let body = &body;
     let key = matches!(ctx.principal, Principal::FunctionKey { .. });
     let allowed = allowed_methods(&workflow);
@@ -314,37 +297,20 @@ async fn endpoint(state: &ApiState, name: &str, req: PublicRequest) -> Result<Re
     let (workflow, input) = runner
         .prepare(name, input, Coercion::FromStrings)
         .map_err(|e| run_error(e, ""))?;
-    if let Some(wk) = workflow_key {
+    let context = match workflow_key {
         // v1's API-key context: GLOBAL, platform admin, function key; the caller names the key.
         // The answer still hides internal error details (UserError messages are shown).
-        let mut request = RunRequest::new(
-            workflow,
-            input,
-            bifrost_store::Scope::Global,
-            Caller::api_key(&wk.key_id.caller_id()),
-            format!("workflow_key:{}", wk.key_id),
-        );
-        request.is_platform_admin = true;
-        request.is_function_key = true;
-        return run_sync(&runner, request, false, SYNC_WAIT, false, false).await;
-    }
-    let (scope, caller, admin) = if key {
-        (
-            existing_scope(state, &ctx).await?,
-            caller_of(&ctx.principal),
-            ctx.is_platform_admin(),
-        )
-    } else {
-        (
-            bifrost_store::Scope::Global,
-            Caller::public_webhook(),
-            false,
-        )
+        Some(wk) => RunContext::workflow_key(&wk.key_id.caller_id(), &wk.key_id.to_string()),
+        None if key => RunContext::of_principal(&ctx.principal, existing_scope(state, &ctx).await?),
+        None => RunContext::public_webhook(ctx.actor()),
     };
-    let mut request = RunRequest::new(workflow, input, scope, caller, ctx.actor());
-    request.is_platform_admin = admin;
-    request.is_function_key = key;
-    run_sync(&runner, request, false, SYNC_WAIT, admin, false).await
+    let detail = if key && ctx.is_platform_admin() {
+        Detail::Admin
+    } else {
+        Detail::Caller
+    };
+    let request = RunRequest::new(workflow, input, context);
+    run_sync(&runner, request, Recording::Recorded, Answer::sync(detail)).await
 }
 
 /// v1's default for an endpoint without `allowed_methods` is POST.
@@ -386,39 +352,83 @@ fn endpoint_input(query: &str, body: &Bytes) -> Result<Map<String, Value>, ApiEr
     Ok(input)
 }
 
+/// Whether a run gets an execution record (v1's `transient` runs have none).
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Recording {
+    Recorded,
+    Transient,
+}
+
+/// How much of a failure the answer shows.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Detail {
+    /// The exception type and message.
+    Admin,
+    /// A `UserError`'s message, otherwise a generic text.
+    Caller,
+}
+
+/// How an entry point answers a sync run.
+struct Answer {
+    /// How long the run is awaited before the answer becomes 202.
+    wait: Duration,
+    detail: Detail,
+    /// Include the captured log lines (`/api/workflows/execute`).
+    with_logs: bool,
+}
+
+impl Answer {
+    fn sync(detail: Detail) -> Self {
+        Self {
+            wait: SYNC_WAIT,
+            detail,
+            with_logs: false,
+        }
+    }
+}
+
 /// Starts a prepared, recorded run the way its workflow asks: async workflows are queued (202
 /// with the status URL), sync ones awaited up to [`SYNC_WAIT`] (200 with the result, or 202).
 /// For entry points other than `/api/workflows/execute` (forms).
 pub async fn start_run(
     runner: &Runner,
     request: RunRequest,
-    admin: bool,
+    detail: Detail,
 ) -> Result<Response, ApiError> {
     if Runner::is_async(&request.workflow) {
         let record = runner
             .enqueue(&request)
             .await
             .map_err(|e| run_error(e, ""))?;
-        return Ok(accepted(&record.execution_id, "Pending", "queued"));
+        return Ok(accepted(
+            &record.execution_id,
+            ExecutionStatus::Pending,
+            "queued",
+        ));
     }
-    run_sync(runner, request, false, SYNC_WAIT, admin, false).await
+    run_sync(runner, request, Recording::Recorded, Answer::sync(detail)).await
 }
 
 async fn run_sync(
     runner: &Runner,
     request: RunRequest,
-    transient: bool,
-    wait: Duration,
-    admin: bool,
-    with_logs: bool,
+    recording: Recording,
+    answer: Answer,
 ) -> Result<Response, ApiError> {
     let id = request.execution_id.clone();
+    let transient = recording == Recording::Transient;
+    let Answer {
+        wait,
+        detail,
+        with_logs,
+    } = answer;
+    let admin = detail == Detail::Admin;
     let record = if transient {
         None
     } else {
         Some(
             runner
-                .start(&request, "Running")
+                .start(&request, ExecutionStatus::Running)
                 .await
                 .map_err(|e| run_error(e, ""))?,
         )
@@ -447,18 +457,18 @@ async fn run_sync(
         Ok(Err(e)) => Err(ApiError::Internal(format!("execution task failed: {e}"))),
         Err(_) => Ok(accepted(
             &id,
-            "Running",
+            ExecutionStatus::Running,
             "still running after the wait budget",
         )),
     }
 }
 
-fn accepted(id: &str, status: &str, message: &str) -> Response {
+fn accepted(id: &str, status: ExecutionStatus, message: &str) -> Response {
     reply(
         StatusCode::ACCEPTED,
         Ok(RunAccepted {
             execution_id: id.to_owned(),
-            status: status.to_owned(),
+            status,
             status_url: format!("/api/executions/{id}"),
             message: format!("execution {message}; poll statusUrl for the outcome"),
         }),
@@ -470,7 +480,7 @@ fn run_result(finished: &Finished, admin: bool, with_logs: bool) -> RunResult {
     let error = finished.outcome.error.as_ref();
     RunResult {
         execution_id: record.execution_id.clone(),
-        status: record.status.clone(),
+        status: record.status,
         result: record.result.clone(),
         result_type: record.result_type.clone(),
         error: error.map(|e| visible_error(e, admin)),
@@ -503,30 +513,6 @@ fn visible_error(error: &ExecutionError, admin: bool) -> String {
         error.message.clone()
     } else {
         GENERIC_ERROR.to_owned()
-    }
-}
-
-/// The identity a run is recorded with; function keys as `api_key:{keyId}`, which the history
-/// routes use to show a key its own runs.
-/// The workflow's `context.user_id`/email/name for this principal.
-pub fn caller_of(principal: &Principal) -> Caller {
-    match principal {
-        Principal::PlatformAdmin {
-            user_id,
-            email,
-            name,
-        }
-        | Principal::OrgUser {
-            user_id,
-            email,
-            name,
-            ..
-        } => Caller::new(user_id, email, name),
-        Principal::FunctionKey { key_id, .. } => Caller::api_key(&key_id.to_string()),
-        Principal::LocalDeveloper => {
-            Caller::new("local-developer", "developer@localhost", "Local Developer")
-        }
-        Principal::Anonymous => Caller::public_webhook(),
     }
 }
 

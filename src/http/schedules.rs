@@ -6,21 +6,21 @@
 //! lastExecutionId, executionCount, validationError, warning}`, the list is `{schedules}`;
 //! validation answers `{valid, humanReadable, nextRuns[5], intervalSeconds, warning, error}`.
 //!
-//! The engine registry decides which workflows are scheduled; [`crate::schedules::ScheduleStore`] rows add the
-//! run state. Listing is read-only: it shows what the next registry sync will store (a workflow
-//! without a row yet reads as enabled when its expression is valid). Enable/disable sync the
-//! registry first so the row exists, then flip it. Invariants: an invalid expression is a
+//! The engine registry decides which workflows are scheduled; [`crate::schedules::ScheduleStore`]
+//! rows add the run state. Listing is read-only: it shows what the next registry sync will store
+//! (a workflow without a row yet reads as enabled when its expression is valid). Enable/disable
+//! sync the registry first so the row exists, then flip it. Trigger-now queues a run through the
+//! scheduler's own path (`Jobs::trigger_now`). Invariants: an invalid expression is a
 //! `valid: false` answer (or a `validationError` in the list), never a 4xx/5xx; timestamps are
-//! UTC RFC 3339. Running a schedule now is not offered here yet (it needs the execution entry
-//! point).
-
-use std::sync::Arc;
+//! UTC RFC 3339.
+//!
+//! One declaration per operation ([`endpoints`]); depends on the schedule store, the registry
+//! and the jobs through `ApiState`, never on storage directly.
 
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
+use serde_json::json;
 use time::OffsetDateTime;
-use warp::Filter;
-use warp::filters::BoxedFilter;
 use warp::http::StatusCode;
 use warp::reply::Response;
 
@@ -29,53 +29,114 @@ use bifrost_store::Scope;
 
 use crate::audit::{AuditEvent, AuditEventType};
 use crate::http::ApiState;
-use crate::http::access::{Access, Route};
-use crate::http::body;
-use crate::http::context::{RequestContext, audit, guard};
+use crate::http::access::Access;
+use crate::http::context::{RequestContext, audit};
+use crate::http::endpoint::Endpoint;
 use crate::http::error::{ApiError, json_response};
-use crate::http::input::{respond, timestamp, with_state};
+use crate::http::input::timestamp;
 use crate::schedules::{Cron, DisabledReason, INTERVAL_SAMPLES, ScheduleError, ScheduleState};
 
 /// How many upcoming runs the API shows.
 pub const NEXT_RUNS: usize = 5;
 
-pub const ROUTES: &[Route] = &[
-    Route {
-        id: "schedules.list",
-        method: "GET",
-        path: "/api/schedules",
-        access: Access::PlatformAdmin,
-        summary: "Every cron-scheduled workflow with its next runs, description and run state",
-    },
-    Route {
-        id: "schedules.validate",
-        method: "POST",
-        path: "/api/schedules/validate",
-        access: Access::Authenticated,
-        summary: "Check a cron expression {expression}: description, next runs, interval, warning",
-    },
-    Route {
-        id: "schedules.enable",
-        method: "POST",
-        path: "/api/schedules/{workflowName}/enable",
-        access: Access::PlatformAdmin,
-        summary: "Enable a workflow's schedule (next run computed from now)",
-    },
-    Route {
-        id: "schedules.disable",
-        method: "POST",
-        path: "/api/schedules/{workflowName}/disable",
-        access: Access::PlatformAdmin,
-        summary: "Disable a workflow's schedule",
-    },
-    Route {
-        id: "schedules.trigger",
-        method: "POST",
-        path: "/api/schedules/{workflowName}/trigger",
-        access: Access::PlatformAdmin,
-        summary: "Run a scheduled workflow now, as the scheduler would (queued; 202 with its status URL)",
-    },
-];
+/// The workflow name of the first listed schedule, for links from the list.
+const FIRST_SCHEDULED: &str = "$response.body#/schedules/0/workflowName";
+
+pub fn endpoints() -> Vec<Endpoint> {
+    vec![
+        Endpoint::get(
+            "schedules.list",
+            "/api/schedules",
+            Access::PlatformAdmin,
+            "Every cron-scheduled workflow with its next runs, description and run state",
+        )
+        .ok::<ScheduleList>("The scheduled workflows, by name")
+        .link(
+            "EnableSchedule",
+            "schedules.enable",
+            "workflowName",
+            FIRST_SCHEDULED,
+        )
+        .link(
+            "DisableSchedule",
+            "schedules.disable",
+            "workflowName",
+            FIRST_SCHEDULED,
+        )
+        .link(
+            "TriggerSchedule",
+            "schedules.trigger",
+            "workflowName",
+            FIRST_SCHEDULED,
+        )
+        .guarded(|state, _ctx, _call| async move { list(&state).await }),
+        Endpoint::post(
+            "schedules.validate",
+            "/api/schedules/validate",
+            Access::Authenticated,
+            "Check a cron expression {expression}: description, next runs, interval, warning",
+        )
+        .body::<ValidateRequest>()
+        .ok::<ValidationDto>("The verdict; an invalid expression is `valid: false`, not a 4xx")
+        .guarded(|_state, _ctx, mut call| async move {
+            let body: ValidateRequest = call.json().await?;
+            Ok(json_response(
+                StatusCode::OK,
+                &validation(&body.expression, OffsetDateTime::now_utc()),
+            ))
+        }),
+        Endpoint::post(
+            "schedules.enable",
+            "/api/schedules/{workflowName}/enable",
+            Access::PlatformAdmin,
+            "Enable a workflow's schedule (next run computed from now)",
+        )
+        .param("workflowName", workflow_name())
+        .ok::<ScheduleDto>("The schedule, enabled")
+        .errors(&[404, 409])
+        .guarded(|state, ctx, call| async move {
+            set_enabled(&state, &ctx, call.param("workflowName"), true).await
+        }),
+        Endpoint::post(
+            "schedules.disable",
+            "/api/schedules/{workflowName}/disable",
+            Access::PlatformAdmin,
+            "Disable a workflow's schedule",
+        )
+        .param("workflowName", workflow_name())
+        .ok::<ScheduleDto>("The schedule, disabled")
+        .errors(&[404])
+        .guarded(|state, ctx, call| async move {
+            set_enabled(&state, &ctx, call.param("workflowName"), false).await
+        }),
+        Endpoint::post(
+            "schedules.trigger",
+            "/api/schedules/{workflowName}/trigger",
+            Access::PlatformAdmin,
+            "Run a scheduled workflow now, as the scheduler would (queued; 202 with its status URL)",
+        )
+        .param("workflowName", workflow_name())
+        .accepted::<TriggeredDto>("The run, queued")
+        .errors(&[404, 503])
+        .link(
+            "GetExecution",
+            "executions.get",
+            "executionId",
+            "$response.body#/executionId",
+        )
+        .guarded(|state, ctx, call| async move {
+            trigger(&state, &ctx, call.param("workflowName")).await
+        }),
+    ]
+}
+
+/// A workflow's name as `@workflow` accepts it (`decorators.py`); an unknown one is a 404.
+fn workflow_name() -> serde_json::Value {
+    json!({ "type": "string", "pattern": WORKFLOW_NAME_PATTERN })
+}
+
+/// The names `@workflow(name=...)` accepts.
+const WORKFLOW_NAME_PATTERN: &str = "^[a-z0-9_]+$";
 
 /// A run started by trigger-now.
 #[derive(Serialize, JsonSchema)]
@@ -131,57 +192,6 @@ pub struct ScheduleDto {
 #[derive(Serialize, JsonSchema)]
 pub struct ScheduleList {
     pub schedules: Vec<ScheduleDto>,
-}
-
-pub fn routes(state: Arc<ApiState>) -> BoxedFilter<(Response,)> {
-    let limit = state.settings.max_body_bytes;
-    let list = warp::path!("api" / "schedules")
-        .and(warp::get())
-        .and(guard(state.clone(), "schedules.list"))
-        .and(with_state(state.clone()))
-        .then(
-            |_ctx: RequestContext, state: Arc<ApiState>| async move { respond(list(&state).await) },
-        );
-    let validate = warp::path!("api" / "schedules" / "validate")
-        .and(warp::post())
-        .and(guard(state.clone(), "schedules.validate"))
-        .and(body::json::<ValidateRequest>(limit))
-        .then(|_ctx: RequestContext, body: ValidateRequest| async move {
-            json_response(
-                StatusCode::OK,
-                &validation(&body.expression, OffsetDateTime::now_utc()),
-            )
-        });
-    let enable = warp::path!("api" / "schedules" / String / "enable")
-        .and(warp::post())
-        .and(guard(state.clone(), "schedules.enable"))
-        .and(with_state(state.clone()))
-        .then(|name: String, ctx, state: Arc<ApiState>| async move {
-            respond(set_enabled(&state, &ctx, &name, true).await)
-        });
-    let disable = warp::path!("api" / "schedules" / String / "disable")
-        .and(warp::post())
-        .and(guard(state.clone(), "schedules.disable"))
-        .and(with_state(state.clone()))
-        .then(|name: String, ctx, state: Arc<ApiState>| async move {
-            respond(set_enabled(&state, &ctx, &name, false).await)
-        });
-    let trigger = warp::path!("api" / "schedules" / String / "trigger")
-        .and(warp::post())
-        .and(guard(state.clone(), "schedules.trigger"))
-        .and(with_state(state))
-        .then(|name: String, ctx, state: Arc<ApiState>| async move {
-            respond(trigger(&state, &ctx, &name).await)
-        });
-    list.or(validate)
-        .unify()
-        .or(enable)
-        .unify()
-        .or(disable)
-        .unify()
-        .or(trigger)
-        .unify()
-        .boxed()
 }
 
 /// Describes an expression; an invalid one is an answer (`valid: false`), not an error.

@@ -5,138 +5,133 @@
 //! full secret-store name); the list is `{secrets, count}`. `POST {name, value}` creates (409 if
 //! the name exists), `PUT /{name} {value}` sets or rotates, `DELETE /{name}` removes.
 //!
-//! Invariants: store names come only from `SecretName::scoped(scope, name)`, so one scope can
-//! neither list nor touch another's secrets; values are held as [`SecretValue`] (which prints as
-//! `***`) and never appear in a response, a log line or an audit entry; writes are audited as
-//! `secret_written`/`secret_deleted` with the names only.
+//! The rules (scoping, naming, audit of writes, values never shown) are the
+//! [`SecretService`]'s, shared with workflows' `secrets.*`; this module maps them to HTTP. Values
+//! are held as [`SecretValue`] (which prints as `***`) from the moment they are parsed, so they
+//! never reach a response, a log line or an audit entry.
 //!
 //! Known limit: "409 if it exists" is a check-then-write, so two simultaneous creates of one name
 //! may both succeed (the second as a rotation); the store has no create-if-absent.
 
-use std::sync::Arc;
-
-use bifrost_secrets::{SecretName, SecretValue};
+use bifrost_secrets::{MAX_VALUE_BYTES, SecretName, SecretValue};
 use bifrost_store::Scope;
-use serde::Serialize;
-use serde_json::Value;
-use warp::Filter;
-use warp::filters::BoxedFilter;
+use schemars::JsonSchema;
+use serde::{Deserialize, Deserializer, Serialize};
+use serde_json::json;
 use warp::http::StatusCode;
 use warp::reply::Response;
 
-use crate::audit::{AuditEvent, AuditEventType};
+use crate::domain::secrets::{MAX_SECRET_NAME, SecretAccess, SecretService};
 use crate::http::ApiState;
-use crate::http::access::{Access, Route};
-use crate::http::body;
-use crate::http::context::{RequestContext, audit, guard};
+use crate::http::access::Access;
+use crate::http::context::RequestContext;
+use crate::http::endpoint::{Call, Endpoint};
 use crate::http::error::{ApiError, json_response};
-use crate::http::input::{Fields, existing_scope, no_content, rename_field, respond, with_state};
+use crate::http::input::{existing_scope, no_content};
 
-/// Longest name accepted from a caller (the scoped store name is limited to 127 characters).
-pub const MAX_SECRET_NAME: usize = 100;
+/// A name an administrator may give (`SecretService::checked_name`): letters, digits, `-`, `_`
+/// and `.`, with at least one letter or digit.
+const NAME_PATTERN: &str = "^[._-]*[A-Za-z0-9][A-Za-z0-9._-]*$";
 
-pub const ROUTES: &[Route] = &[
-    Route {
-        id: "secrets.list",
-        method: "GET",
-        path: "/api/secrets",
-        access: Access::PlatformAdmin,
-        summary: "Names of the request scope's secrets (never values)",
-    },
-    Route {
-        id: "secrets.create",
-        method: "POST",
-        path: "/api/secrets",
-        access: Access::PlatformAdmin,
-        summary: "Create a secret {name, value}; 409 if it exists",
-    },
-    Route {
-        id: "secrets.set",
-        method: "PUT",
-        path: "/api/secrets/{name}",
-        access: Access::PlatformAdmin,
-        summary: "Set or rotate a secret {value}",
-    },
-    Route {
-        id: "secrets.delete",
-        method: "DELETE",
-        path: "/api/secrets/{name}",
-        access: Access::PlatformAdmin,
-        summary: "Delete a secret",
-    },
-];
+/// The name of `/api/secrets/{name}` links.
+const NAME_LINK: &str = "$response.body#/name";
 
-#[derive(Serialize)]
+pub fn endpoints() -> Vec<Endpoint> {
+    let name = || {
+        json!({
+            "type": "string",
+            "minLength": 1,
+            "maxLength": MAX_SECRET_NAME,
+            "pattern": NAME_PATTERN,
+            "description": "Stored lower-case with other characters folded to `-`; in an \
+                organization's scope the full store name must also fit Key Vault's 127 characters.",
+        })
+    };
+    vec![
+        Endpoint::get(
+            "secrets.list",
+            "/api/secrets",
+            Access::PlatformAdmin,
+            "Names of the request scope's secrets (never values)",
+        )
+        .ok::<SecretList>("The scope's secrets")
+        .errors(&[404])
+        .guarded(|state, ctx, _call| async move { list(&state, &ctx).await }),
+        Endpoint::post(
+            "secrets.create",
+            "/api/secrets",
+            Access::PlatformAdmin,
+            "Create a secret {name, value}; 409 if it exists",
+        )
+        .body::<CreateSecret>()
+        .created::<SecretDto>("The new secret's names")
+        .errors(&[404, 409])
+        .link("SetSecret", "secrets.set", "name", NAME_LINK)
+        .link("DeleteSecret", "secrets.delete", "name", NAME_LINK)
+        .guarded(|state, ctx, call| async move { create(&state, &ctx, call).await }),
+        Endpoint::put(
+            "secrets.set",
+            "/api/secrets/{name}",
+            Access::PlatformAdmin,
+            "Set or rotate a secret {value}",
+        )
+        .param("name", name())
+        .body::<SetSecret>()
+        .ok::<SecretDto>("The secret's names")
+        .guarded(|state, ctx, call| async move { set(&state, &ctx, call).await }),
+        Endpoint::delete(
+            "secrets.delete",
+            "/api/secrets/{name}",
+            Access::PlatformAdmin,
+            "Delete a secret",
+        )
+        .param("name", name())
+        .empty(204, "Deleted")
+        .guarded(|state, ctx, call| async move { delete(&state, &ctx, call.param("name")).await }),
+    ]
+}
+
+/// `POST /api/secrets`.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct CreateSecret {
+    /// Stored lower-case with other characters folded to `-` (`Halo_Client` is `halo-client`).
+    #[schemars(length(min = 1, max = MAX_SECRET_NAME), regex(pattern = NAME_PATTERN))]
+    name: String,
+    /// At most 25 KB of UTF-8.
+    #[serde(deserialize_with = "secret_value")]
+    #[schemars(with = "String", length(min = 1, max = MAX_VALUE_BYTES))]
+    value: SecretValue,
+}
+
+/// `PUT /api/secrets/{name}`.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct SetSecret {
+    /// At most 25 KB of UTF-8.
+    #[serde(deserialize_with = "secret_value")]
+    #[schemars(with = "String", length(min = 1, max = MAX_VALUE_BYTES))]
+    value: SecretValue,
+}
+
+/// A value is wrapped as soon as it is read, so no `Debug` or log line can show it.
+fn secret_value<'de, D: Deserializer<'de>>(d: D) -> Result<SecretValue, D::Error> {
+    String::deserialize(d).map(SecretValue::new)
+}
+
+#[derive(Serialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct SecretDto {
+    /// The name in the scope, as `secrets.get(name)` takes it.
     pub name: String,
+    /// The full secret-store name.
     pub secret_name: String,
 }
 
-#[derive(Serialize)]
-struct SecretList {
+#[derive(Serialize, JsonSchema)]
+pub struct SecretList {
     secrets: Vec<SecretDto>,
     count: usize,
-}
-
-pub fn routes(state: Arc<ApiState>) -> BoxedFilter<(Response,)> {
-    let limit = state.settings.max_body_bytes;
-    let list = warp::path!("api" / "secrets")
-        .and(warp::get())
-        .and(guard(state.clone(), "secrets.list"))
-        .and(with_state(state.clone()))
-        .then(|ctx, state: Arc<ApiState>| async move { respond(list(&state, &ctx).await) });
-    let create = warp::path!("api" / "secrets")
-        .and(warp::post())
-        .and(guard(state.clone(), "secrets.create"))
-        .and(body::json::<Value>(limit))
-        .and(with_state(state.clone()))
-        .then(|ctx, body, state: Arc<ApiState>| async move {
-            respond(create(&state, &ctx, body).await)
-        });
-    let set = warp::path!("api" / "secrets" / String)
-        .and(warp::put())
-        .and(guard(state.clone(), "secrets.set"))
-        .and(body::json::<Value>(limit))
-        .and(with_state(state.clone()))
-        .then(|name: String, ctx, body, state: Arc<ApiState>| async move {
-            respond(set(&state, &ctx, &name, body).await)
-        });
-    let delete = warp::path!("api" / "secrets" / String)
-        .and(warp::delete())
-        .and(guard(state.clone(), "secrets.delete"))
-        .and(with_state(state))
-        .then(|name: String, ctx, state: Arc<ApiState>| async move {
-            respond(delete(&state, &ctx, &name).await)
-        });
-    list.or(create)
-        .unify()
-        .or(set)
-        .unify()
-        .or(delete)
-        .unify()
-        .boxed()
-}
-
-/// Checks a caller's name (field `name`) and maps it into the scope: letters, digits, `-`, `_`
-/// and `.`; the store name is lower-cased with other characters folded to `-`, as the SDK does.
-fn scoped_name(scope: &Scope, raw: &str) -> Result<SecretName, ApiError> {
-    if raw.is_empty() || raw.chars().count() > MAX_SECRET_NAME {
-        return Err(ApiError::bad_request(
-            "name",
-            format!("name must be 1 to {MAX_SECRET_NAME} characters"),
-        ));
-    }
-    if !raw
-        .chars()
-        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
-    {
-        return Err(ApiError::bad_request(
-            "name",
-            "name may contain only letters, digits, '-', '_' and '.'",
-        ));
-    }
-    SecretName::scoped(scope, raw).map_err(|e| rename_field(e.into(), "key", "name"))
 }
 
 fn dto(scope: &Scope, name: &SecretName) -> SecretDto {
@@ -146,41 +141,9 @@ fn dto(scope: &Scope, name: &SecretName) -> SecretDto {
     }
 }
 
-/// The value field: a string, checked against the store's size limit (field `value`).
-fn secret_value(fields: &Fields) -> Result<SecretValue, ApiError> {
-    let value = SecretValue::new(fields.required_str("value")?);
-    if value.is_empty() {
-        return Err(ApiError::bad_request("value", "value must not be empty"));
-    }
-    value.validate()?;
-    Ok(value)
-}
-
-async fn exists(state: &ApiState, name: &SecretName) -> Result<bool, ApiError> {
-    // Listing by the full name as prefix answers without reading any value.
-    let names = state.backends.secrets.list_names(name.as_str()).await?;
-    Ok(names.iter().any(|n| n == name))
-}
-
-async fn written(
-    state: &ApiState,
-    ctx: &RequestContext,
-    scope: &Scope,
-    name: &SecretName,
-    action: &str,
-) {
-    audit(
-        state,
-        AuditEvent::new(AuditEventType::SecretWritten, ctx.actor(), scope.clone())
-            .detail("secret_name", name.as_str())
-            .detail("action", action),
-    )
-    .await;
-}
-
 async fn list(state: &ApiState, ctx: &RequestContext) -> Result<Response, ApiError> {
     let scope = existing_scope(state, ctx).await?;
-    let names = state.backends.secrets.list_scope(&scope).await?;
+    let names = state.services.secrets.list(&scope).await?;
     let secrets: Vec<SecretDto> = names.iter().map(|n| dto(&scope, n)).collect();
     Ok(json_response(
         StatusCode::OK,
@@ -191,39 +154,33 @@ async fn list(state: &ApiState, ctx: &RequestContext) -> Result<Response, ApiErr
     ))
 }
 
-async fn create(state: &ApiState, ctx: &RequestContext, body: Value) -> Result<Response, ApiError> {
+async fn create(
+    state: &ApiState,
+    ctx: &RequestContext,
+    mut call: Call,
+) -> Result<Response, ApiError> {
     let scope = existing_scope(state, ctx).await?;
-    let fields = Fields::new(body, &["name", "value"])?;
-    let name = scoped_name(&scope, fields.required_str("name")?)?;
-    let value = secret_value(&fields)?;
-    if exists(state, &name).await? {
-        return Err(ApiError::Conflict(format!(
-            "secret '{}' already exists; use PUT to rotate it",
-            dto(&scope, &name).name
-        )));
-    }
-    state.backends.secrets.set(&name, &value).await?;
-    written(state, ctx, &scope, &name, "created").await;
+    let body: CreateSecret = call.json().await?;
+    let name = SecretService::checked_name(&scope, &body.name)?;
+    let actor = ctx.change_actor();
+    state
+        .services
+        .secrets
+        .create(&scope, &name, body.value, SecretAccess::api(&actor))
+        .await?;
     Ok(json_response(StatusCode::CREATED, &dto(&scope, &name)))
 }
 
-async fn set(
-    state: &ApiState,
-    ctx: &RequestContext,
-    raw_name: &str,
-    body: Value,
-) -> Result<Response, ApiError> {
+async fn set(state: &ApiState, ctx: &RequestContext, mut call: Call) -> Result<Response, ApiError> {
     let scope = existing_scope(state, ctx).await?;
-    let name = scoped_name(&scope, raw_name)?;
-    let fields = Fields::new(body, &["value"])?;
-    let value = secret_value(&fields)?;
-    let action = if exists(state, &name).await? {
-        "updated"
-    } else {
-        "created"
-    };
-    state.backends.secrets.set(&name, &value).await?;
-    written(state, ctx, &scope, &name, action).await;
+    let name = SecretService::checked_name(&scope, call.param("name"))?;
+    let body: SetSecret = call.json().await?;
+    let actor = ctx.change_actor();
+    state
+        .services
+        .secrets
+        .put(&scope, &name, body.value, SecretAccess::api(&actor))
+        .await?;
     Ok(json_response(StatusCode::OK, &dto(&scope, &name)))
 }
 
@@ -233,16 +190,16 @@ async fn delete(
     raw_name: &str,
 ) -> Result<Response, ApiError> {
     let scope = existing_scope(state, ctx).await?;
-    let name = scoped_name(&scope, raw_name)?;
-    if !state.backends.secrets.delete(&name).await? {
+    let name = SecretService::checked_name(&scope, raw_name)?;
+    let actor = ctx.change_actor();
+    if !state
+        .services
+        .secrets
+        .delete(&scope, &name, SecretAccess::api(&actor))
+        .await?
+    {
         return Err(ApiError::NotFound(format!("secret '{raw_name}' not found")));
     }
-    audit(
-        state,
-        AuditEvent::new(AuditEventType::SecretDeleted, ctx.actor(), scope.clone())
-            .detail("secret_name", name.as_str()),
-    )
-    .await;
     Ok(no_content())
 }
 
@@ -252,24 +209,74 @@ mod tests {
     use bifrost_store::OrgId;
 
     use super::*;
+    use crate::http::endpoint::parse_json;
 
     #[test]
     fn names_are_checked_and_scoped() {
         let org = Scope::Org(OrgId::parse("6f1c2a5e-0000-4000-8000-000000000001").unwrap());
-        let name = scoped_name(&org, "Halo_Client").unwrap();
+        let name = SecretService::checked_name(&org, "Halo_Client").unwrap();
         assert_eq!(dto(&org, &name).name, "halo-client");
         assert!(name.as_str().starts_with(&SecretName::scope_prefix(&org)));
         assert_eq!(
-            dto(&Scope::Global, &scoped_name(&Scope::Global, "x").unwrap()).secret_name,
+            dto(
+                &Scope::Global,
+                &SecretService::checked_name(&Scope::Global, "x").unwrap()
+            )
+            .secret_name,
             "bifrost-global-x"
         );
         for bad in ["", "a b", "a/b", "---", &"a".repeat(MAX_SECRET_NAME + 1)] {
-            match scoped_name(&org, bad).unwrap_err() {
+            match ApiError::from(SecretService::checked_name(&org, bad).unwrap_err()) {
                 ApiError::BadRequest { field, .. } => {
                     assert_eq!(field.as_deref(), Some("name"), "{bad:?}")
                 }
                 other => panic!("{bad:?}: {other:?}"),
             }
+        }
+    }
+
+    #[test]
+    fn the_documented_pattern_is_the_names_rule() {
+        let pattern = regex::Regex::new(NAME_PATTERN).unwrap();
+        for name in [
+            "halo",
+            "Halo_Client",
+            "--a",
+            "a.b",
+            "---",
+            "a b",
+            "a/b",
+            "é",
+            "_",
+        ] {
+            assert_eq!(
+                pattern.is_match(name),
+                SecretService::checked_name(&Scope::Global, name).is_ok(),
+                "{name}"
+            );
+        }
+    }
+
+    #[test]
+    fn the_body_schema_is_as_strict_as_the_service() {
+        let schema = serde_json::to_value(schemars::schema_for!(CreateSecret)).unwrap();
+        let props = &schema["properties"];
+        assert_eq!(props["value"]["type"], "string");
+        assert_eq!(props["value"]["minLength"], 1);
+        assert_eq!(props["value"]["maxLength"], MAX_VALUE_BYTES);
+        assert_eq!(props["name"]["maxLength"], MAX_SECRET_NAME);
+        assert_eq!(props["name"]["pattern"], NAME_PATTERN);
+        assert_eq!(schema["additionalProperties"], false);
+    }
+
+    #[test]
+    fn values_never_print() {
+        let body: CreateSecret =
+            parse_json(br#"{"name": "a", "value": "hunter2-secret"}"#).unwrap();
+        assert!(!format!("{body:?}").contains("hunter2"));
+        match parse_json::<SetSecret>(br#"{"value": 5}"#) {
+            Err(ApiError::BadRequest { field, .. }) => assert_eq!(field.as_deref(), Some("value")),
+            other => panic!("{other:?}"),
         }
     }
 }

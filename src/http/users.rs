@@ -122,6 +122,10 @@ pub struct UsersQuery {
 /// `POST /api/users`: `orgId` exactly when the user is not a platform administrator.
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
+#[schemars(extend("oneOf" = [
+    { "properties": { "isPlatformAdmin": { "const": true } }, "not": { "required": ["orgId"] } },
+    { "properties": { "isPlatformAdmin": { "const": false } }, "required": ["orgId"] },
+]))]
 pub struct CreateUser {
     #[schemars(length(max = 254), regex(pattern = EMAIL_PATTERN))]
     email: String,
@@ -134,9 +138,14 @@ pub struct CreateUser {
     is_active: Option<bool>,
 }
 
-/// `PATCH /api/users/{userId}`: absent fields keep their value.
+/// `PATCH /api/users/{userId}`: absent fields keep their value. A platform administrator
+/// has no `orgId`; demoting one to an organization user names the organization.
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
+#[schemars(extend("not" = {
+    "properties": { "isPlatformAdmin": { "const": true } },
+    "required": ["isPlatformAdmin", "orgId"],
+}))]
 pub struct UpdateUser {
     #[schemars(length(max = 254), regex(pattern = EMAIL_PATTERN))]
     email: Option<String>,

@@ -21,78 +21,106 @@
 //! name an existing workflow) and the audit log. Invariants: the raw key (after creation) and
 //! its hash are never sent, logged or audited; the `Authorization` header is never logged.
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use bifrost_engine::WorkflowInfo;
 use bifrost_store::Scope;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
+use serde_json::{Value, json};
 use time::OffsetDateTime;
-use warp::Filter;
-use warp::filters::BoxedFilter;
 use warp::http::{HeaderMap, StatusCode};
 use warp::reply::Response;
 
 use crate::audit::{AuditEvent, AuditEventType};
-use crate::auth::workflow_keys::MAX_EXPIRES_IN_DAYS;
+use crate::auth::workflow_keys::{MAX_DESCRIPTION_LEN, MAX_EXPIRES_IN_DAYS, MAX_WORKFLOW_NAME_LEN};
 use crate::auth::{
     NewWorkflowKey, WorkflowKeyAuthError, WorkflowKeyError, WorkflowKeyId, WorkflowKeyPrincipal,
     WorkflowKeyRecord, bearer_token,
 };
 use crate::http::ApiState;
-use crate::http::access::{Access, Route};
-use crate::http::body;
-use crate::http::context::{RequestContext, audit, audit_grant, guard};
+use crate::http::access::Access;
+use crate::http::context::{RequestContext, audit, audit_grant};
+use crate::http::endpoint::Endpoint;
 use crate::http::error::{ApiError, json_response};
-use crate::http::executions::QueryParams;
-use crate::http::input::{Fields, no_content, respond, timestamp, with_state};
+use crate::http::input::{TEXT_PATTERN, no_content, timestamp};
 
-pub const ROUTES: &[Route] = &[
-    Route {
-        id: "workflowKeys.list",
-        method: "GET",
-        path: "/api/workflow-keys",
-        access: Access::PlatformAdmin,
-        summary: "Workflow API keys (never their values or hashes); ?workflowName= filters",
-    },
-    Route {
-        id: "workflowKeys.create",
-        method: "POST",
-        path: "/api/workflow-keys",
-        access: Access::PlatformAdmin,
-        summary: "Create a workflow API key for one workflow or all (global); rawKey is shown once",
-    },
-    Route {
-        id: "workflowKeys.revoke",
-        method: "DELETE",
-        path: "/api/workflow-keys/{keyId}",
-        access: Access::PlatformAdmin,
-        summary: "Revoke a workflow API key",
-    },
-];
+/// A key id (`wk_<id>_...`): 16 lowercase hex characters.
+const KEY_ID_PATTERN: &str = r"^[0-9a-f]{16}$";
+/// The key id of `/api/workflow-keys/{keyId}` links.
+const KEY_LINK: &str = "$response.body#/id";
 
-/// `POST /api/workflow-keys` body (documentation; the handler reads it field by field so every
-/// 400 names its field).
-#[derive(Deserialize, JsonSchema)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-#[allow(dead_code)] // only its schema is used
+pub fn endpoints() -> Vec<Endpoint> {
+    vec![
+        Endpoint::get(
+            "workflowKeys.list",
+            "/api/workflow-keys",
+            Access::PlatformAdmin,
+            "Workflow API keys (never their values or hashes); ?workflowName= filters",
+        )
+        .query::<WorkflowKeysQuery>()
+        .ok::<WorkflowKeyList>("The keys, oldest first")
+        .guarded(|state, _ctx, call| async move { list(&state, call.query()?).await }),
+        Endpoint::post(
+            "workflowKeys.create",
+            "/api/workflow-keys",
+            Access::PlatformAdmin,
+            "Create a workflow API key for one workflow or all (global); rawKey is shown once",
+        )
+        .body::<CreateWorkflowKeyRequest>()
+        .created::<CreatedWorkflowKey>("Created; rawKey is shown this once")
+        .link(
+            "RevokeWorkflowKey",
+            "workflowKeys.revoke",
+            "keyId",
+            KEY_LINK,
+        )
+        .guarded(|state, ctx, mut call| async move {
+            create(&state, &ctx, call.json().await?).await
+        }),
+        Endpoint::delete(
+            "workflowKeys.revoke",
+            "/api/workflow-keys/{keyId}",
+            Access::PlatformAdmin,
+            "Revoke a workflow API key",
+        )
+        .param(
+            "keyId",
+            json!({ "type": "string", "pattern": KEY_ID_PATTERN }),
+        )
+        .empty(204, "Revoked")
+        .errors(&[409])
+        .guarded(|state, ctx, call| async move { revoke(&state, &ctx, call.param("keyId")).await }),
+    ]
+}
+
+/// `GET /api/workflow-keys` filter.
+#[derive(Debug, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct WorkflowKeysQuery {
+    /// Only this workflow's keys.
+    #[schemars(length(max = MAX_WORKFLOW_NAME_LEN))]
+    workflow_name: Option<String>,
+}
+
+/// `POST /api/workflow-keys`.
+#[derive(Debug, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct CreateWorkflowKeyRequest {
-    /// The workflow the key opens; omit for a global key (every workflow that accepts global
-    /// keys). v1's `workflowId` is accepted as an alias.
-    #[serde(default, alias = "workflowId")]
-    #[schemars(length(min = 1, max = 256))]
+    /// The workflow the key opens (it must exist in the workspace); omit for a global key
+    /// (every workflow that accepts global keys).
+    #[schemars(length(min = 1, max = MAX_WORKFLOW_NAME_LEN), regex(pattern = TEXT_PATTERN))]
     pub workflow_name: Option<String>,
+    /// v1's name for `workflowName`; send one of them (or both with the same value).
+    #[schemars(length(min = 1, max = MAX_WORKFLOW_NAME_LEN), regex(pattern = TEXT_PATTERN))]
+    pub workflow_id: Option<String>,
     /// Lifetime in days from now; omit for a key that does not expire.
-    #[serde(default)]
-    #[schemars(range(min = 1, max = 3650))]
+    #[schemars(range(min = 1, max = MAX_EXPIRES_IN_DAYS))]
     pub expires_in_days: Option<u32>,
-    #[serde(default)]
-    #[schemars(length(max = 500))]
+    /// Blank descriptions are dropped.
+    #[schemars(length(max = MAX_DESCRIPTION_LEN))]
     pub description: Option<String>,
     /// Workflow keys only: while this key is unrevoked, its workflow refuses global keys.
-    #[serde(default)]
     pub disable_global_key: Option<bool>,
 }
 
@@ -152,37 +180,6 @@ pub struct WorkflowKeyList {
     pub keys: Vec<WorkflowKeyDto>,
 }
 
-pub fn routes(state: Arc<ApiState>) -> BoxedFilter<(Response,)> {
-    let limit = state.settings.max_body_bytes;
-    let raw_query = || warp::query::raw().or(warp::any().map(String::new)).unify();
-    let list = warp::path!("api" / "workflow-keys")
-        .and(warp::get())
-        .and(guard(state.clone(), "workflowKeys.list"))
-        .and(raw_query())
-        .and(with_state(state.clone()))
-        .then(
-            |_ctx: RequestContext, query: String, state: Arc<ApiState>| async move {
-                respond(list(&state, &query).await)
-            },
-        );
-    let create = warp::path!("api" / "workflow-keys")
-        .and(warp::post())
-        .and(guard(state.clone(), "workflowKeys.create"))
-        .and(body::json::<Value>(limit))
-        .and(with_state(state.clone()))
-        .then(|ctx, body, state: Arc<ApiState>| async move {
-            respond(create(&state, &ctx, body).await)
-        });
-    let revoke = warp::path!("api" / "workflow-keys" / String)
-        .and(warp::delete())
-        .and(guard(state.clone(), "workflowKeys.revoke"))
-        .and(with_state(state))
-        .then(|id: String, ctx, state: Arc<ApiState>| async move {
-            respond(revoke(&state, &ctx, &id).await)
-        });
-    list.or(create).unify().or(revoke).unify().boxed()
-}
-
 /// The HTTP answer to a key-management error; fields are named as the API spells them.
 fn key_error(err: WorkflowKeyError) -> ApiError {
     match err {
@@ -199,7 +196,10 @@ fn key_error(err: WorkflowKeyError) -> ApiError {
         WorkflowKeyError::NotFound { id } => {
             ApiError::NotFound(format!("workflow key '{id}' not found"))
         }
-        e @ WorkflowKeyError::AlreadyRevoked { .. } => ApiError::Conflict(e.to_string()),
+        // Workflow keys do not rotate in slots; a limit would still be a conflict.
+        e @ (WorkflowKeyError::AlreadyRevoked { .. } | WorkflowKeyError::RotationLimit { .. }) => {
+            ApiError::Conflict(e.to_string())
+        }
         e @ WorkflowKeyError::Contention { .. } => ApiError::Unavailable {
             reason: e.to_string(),
             retry_after: Duration::from_secs(1),
@@ -208,13 +208,12 @@ fn key_error(err: WorkflowKeyError) -> ApiError {
     }
 }
 
-async fn list(state: &ApiState, raw_query: &str) -> Result<Response, ApiError> {
-    let q = QueryParams::parse(raw_query, &["workflowName"])?;
-    let workflow = q.get("workflowName");
-    if workflow.is_some_and(|w| w.chars().count() > 256) {
+async fn list(state: &ApiState, query: WorkflowKeysQuery) -> Result<Response, ApiError> {
+    let workflow = query.workflow_name.as_deref();
+    if workflow.is_some_and(|w| w.chars().count() > MAX_WORKFLOW_NAME_LEN) {
         return Err(ApiError::bad_request(
             "workflowName",
-            "must be at most 256 characters",
+            format!("must be at most {MAX_WORKFLOW_NAME_LEN} characters"),
         ));
     }
     let keys = state
@@ -233,35 +232,34 @@ async fn list(state: &ApiState, raw_query: &str) -> Result<Response, ApiError> {
 }
 
 /// `workflowName`, or v1's `workflowId`; both may be sent only with the same value.
-fn workflow_name(fields: &Fields) -> Result<Option<String>, ApiError> {
-    let name = fields.str("workflowName")?;
-    let id = fields.str("workflowId")?;
-    match (name, id) {
+fn workflow_name(body: &CreateWorkflowKeyRequest) -> Result<Option<String>, ApiError> {
+    match (&body.workflow_name, &body.workflow_id) {
         (Some(a), Some(b)) if a != b => Err(ApiError::bad_request(
             "workflowId",
             "workflowId is v1's name for workflowName; send one of them",
         )),
-        (Some(a), _) | (None, Some(a)) => Ok(Some(a.to_owned())),
+        (Some(a), _) | (None, Some(a)) => Ok(Some(a.clone())),
         (None, None) => Ok(None),
     }
 }
 
-async fn create(state: &ApiState, ctx: &RequestContext, body: Value) -> Result<Response, ApiError> {
-    let fields = Fields::new(
-        body,
-        &[
-            "workflowName",
-            "workflowId",
+async fn create(
+    state: &ApiState,
+    ctx: &RequestContext,
+    body: CreateWorkflowKeyRequest,
+) -> Result<Response, ApiError> {
+    let workflow_name = workflow_name(&body)?;
+    let days = body.expires_in_days;
+    if days.is_some_and(|d| !(1..=MAX_EXPIRES_IN_DAYS).contains(&d)) {
+        return Err(ApiError::bad_request(
             "expiresInDays",
-            "description",
-            "disableGlobalKey",
-        ],
-    )?;
-    let workflow_name = workflow_name(&fields)?;
+            format!("expiresInDays must be a whole number from 1 to {MAX_EXPIRES_IN_DAYS}"),
+        ));
+    }
     let new = NewWorkflowKey {
-        expires_in_days: fields.u32_in("expiresInDays", 1..=MAX_EXPIRES_IN_DAYS)?,
-        description: fields.str("description")?.map(str::to_owned),
-        disable_global_key: fields.bool("disableGlobalKey")?.unwrap_or(false),
+        expires_in_days: days,
+        description: body.description,
+        disable_global_key: body.disable_global_key.unwrap_or(false),
         workflow_name,
     };
     if let Some(name) = new
@@ -409,9 +407,8 @@ pub async fn authenticate_endpoint(
 #[cfg(test)]
 #[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
-    use serde_json::json;
-
     use super::*;
+    use crate::http::endpoint::parse_json;
 
     #[test]
     fn key_errors_name_the_api_fields() {
@@ -454,8 +451,8 @@ mod tests {
     #[test]
     fn workflow_id_is_an_alias_of_workflow_name() {
         let name = |body: Value| {
-            let fields = Fields::new(body, &["workflowName", "workflowId"]).unwrap();
-            workflow_name(&fields)
+            let body: CreateWorkflowKeyRequest = parse_json(body.to_string().as_bytes())?;
+            workflow_name(&body)
         };
         assert_eq!(
             name(json!({"workflowId": "a"})).unwrap().as_deref(),

@@ -6,7 +6,6 @@
 //! and server paths). Depends on the engine's registry types, not on storage.
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 
 use bifrost_engine::{
     DataProviderInfo, ExecutionMode, ParameterInfo, WorkflowInfo, WorkspaceError,
@@ -14,39 +13,85 @@ use bifrost_engine::{
 use schemars::JsonSchema;
 use serde::Serialize;
 use serde_json::Value;
-use warp::Filter;
-use warp::filters::BoxedFilter;
 use warp::http::StatusCode;
-use warp::reply::Response;
 
 use crate::http::ApiState;
-use crate::http::access::{Access, Route};
-use crate::http::context::{RequestContext, guard};
-use crate::http::error::{ApiError, reply};
+use crate::http::access::Access;
+use crate::http::context::RequestContext;
+use crate::http::endpoint::Endpoint;
+use crate::http::error::{ApiError, json_response};
 
-pub const ROUTES: &[Route] = &[
-    Route {
-        id: "workflows.list",
-        method: "GET",
-        path: "/api/workflows",
-        access: Access::Authenticated,
-        summary: "Metadata of every workflow in the workspace, plus the workspace's import errors",
-    },
-    Route {
-        id: "workflows.get",
-        method: "GET",
-        path: "/api/workflows/{name}",
-        access: Access::Authenticated,
-        summary: "Metadata of one workflow",
-    },
-    Route {
-        id: "dataProviders.list",
-        method: "GET",
-        path: "/api/data-providers",
-        access: Access::Authenticated,
-        summary: "Metadata of every data provider in the workspace",
-    },
-];
+/// The first listed workflow's name, for the document's links.
+const FIRST_WORKFLOW: &str = "$response.body#/workflows/0/name";
+
+pub fn endpoints() -> Vec<Endpoint> {
+    vec![
+        Endpoint::get(
+            "workflows.list",
+            "/api/workflows",
+            Access::Authenticated,
+            "Metadata of every workflow in the workspace, plus the workspace's import errors",
+        )
+        .ok::<WorkflowList>("The workflows and import errors")
+        .link("GetWorkflow", "workflows.get", "name", FIRST_WORKFLOW)
+        .link(
+            "WorkflowForm",
+            "forms.workflowForm",
+            "workflowName",
+            FIRST_WORKFLOW,
+        )
+        .link(
+            "CallEndpoint",
+            "endpoints.post",
+            "workflowName",
+            FIRST_WORKFLOW,
+        )
+        .link(
+            "CallEndpointGet",
+            "endpoints.get",
+            "workflowName",
+            FIRST_WORKFLOW,
+        )
+        .link(
+            "CallEndpointPut",
+            "endpoints.put",
+            "workflowName",
+            FIRST_WORKFLOW,
+        )
+        .link(
+            "CallEndpointDelete",
+            "endpoints.delete",
+            "workflowName",
+            FIRST_WORKFLOW,
+        )
+        .guarded(|state, ctx, _call| async move {
+            Ok(json_response(StatusCode::OK, &list(&state, &ctx)))
+        }),
+        Endpoint::get(
+            "workflows.get",
+            "/api/workflows/{name}",
+            Access::Authenticated,
+            "Metadata of one workflow",
+        )
+        .ok::<WorkflowDto>("The workflow")
+        .guarded(|state, _ctx, call| async move {
+            Ok(json_response(
+                StatusCode::OK,
+                &get(&state, call.param("name"))?,
+            ))
+        }),
+        Endpoint::get(
+            "dataProviders.list",
+            "/api/data-providers",
+            Access::Authenticated,
+            "Metadata of every data provider in the workspace",
+        )
+        .ok::<DataProviderList>("The data providers")
+        .guarded(|state, _ctx, _call| async move {
+            Ok(json_response(StatusCode::OK, &data_providers(&state)))
+        }),
+    ]
+}
 
 /// A workflow's parameter (v1 `WorkflowParameter`).
 #[derive(Serialize, JsonSchema)]
@@ -140,35 +185,6 @@ pub struct DataProviderList {
     pub data_providers: Vec<DataProviderDto>,
 }
 
-pub fn routes(state: Arc<ApiState>) -> BoxedFilter<(Response,)> {
-    let with_state = {
-        let state = state.clone();
-        warp::any().map(move || state.clone())
-    };
-    let list = warp::path!("api" / "workflows")
-        .and(warp::get())
-        .and(guard(state.clone(), "workflows.list"))
-        .and(with_state.clone())
-        .map(|ctx: RequestContext, state: Arc<ApiState>| {
-            reply(StatusCode::OK, Ok::<_, ApiError>(list(&state, &ctx)))
-        });
-    let get = warp::path!("api" / "workflows" / String)
-        .and(warp::get())
-        .and(guard(state.clone(), "workflows.get"))
-        .and(with_state.clone())
-        .map(|name: String, _ctx: RequestContext, state: Arc<ApiState>| {
-            reply(StatusCode::OK, get(&state, &name))
-        });
-    let providers = warp::path!("api" / "data-providers")
-        .and(warp::get())
-        .and(guard(state, "dataProviders.list"))
-        .and(with_state)
-        .map(|_ctx: RequestContext, state: Arc<ApiState>| {
-            reply(StatusCode::OK, Ok::<_, ApiError>(data_providers(&state)))
-        });
-    list.or(get).unify().or(providers).unify().boxed()
-}
-
 fn list(state: &ApiState, ctx: &RequestContext) -> WorkflowList {
     let registry = state.runner.registry();
     let root = Workspace::new(&state.settings.workspace);
@@ -186,10 +202,7 @@ fn list(state: &ApiState, ctx: &RequestContext) -> WorkflowList {
     }
 }
 
-fn get(state: &ApiState, raw: &str) -> Result<WorkflowDto, ApiError> {
-    let name = percent_decode(raw)
-        .ok_or_else(|| ApiError::bad_request("name", "is not valid percent-encoded UTF-8"))?;
-    let name = name.as_str();
+fn get(state: &ApiState, name: &str) -> Result<WorkflowDto, ApiError> {
     let registry = state.runner.registry();
     registry
         .workflow(name)
@@ -207,24 +220,6 @@ fn data_providers(state: &ApiState) -> DataProviderList {
             .map(|d| data_provider_dto(d, &root))
             .collect(),
     }
-}
-
-/// Path segments reach handlers still percent-encoded; workflow names may contain spaces.
-fn percent_decode(raw: &str) -> Option<String> {
-    let bytes = raw.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'%' {
-            let hex = std::str::from_utf8(bytes.get(i + 1..i + 3)?).ok()?;
-            out.push(u8::from_str_radix(hex, 16).ok()?);
-            i += 3;
-        } else {
-            out.push(bytes[i]);
-            i += 1;
-        }
-    }
-    String::from_utf8(out).ok()
 }
 
 /// The workspace folder as configured and as resolved (the engine may report either form).
@@ -355,14 +350,6 @@ fn import_error_dto(e: &WorkspaceError, root: &Workspace, admin: bool) -> Import
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn names_are_percent_decoded() {
-        assert_eq!(percent_decode("my%20flow").as_deref(), Some("my flow"));
-        assert_eq!(percent_decode("plain").as_deref(), Some("plain"));
-        assert_eq!(percent_decode("bad%2"), None);
-        assert_eq!(percent_decode("%ff"), None);
-    }
 
     #[test]
     fn paths_are_shown_relative_to_the_workspace_and_never_absolute() {

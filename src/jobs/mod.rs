@@ -19,7 +19,6 @@ pub mod timers;
 
 use std::sync::Arc;
 
-use bifrost_engine::Caller;
 use bifrost_store::Scope;
 use serde::Serialize;
 use serde_json::{Map, Value};
@@ -27,7 +26,7 @@ use time::OffsetDateTime;
 
 use crate::domain::{ConfigService, OrgService};
 use crate::executions::input::Coercion;
-use crate::executions::{CleanupReport, RunError, RunRequest, Runner};
+use crate::executions::{CleanupReport, RunContext, RunError, RunRequest, Runner};
 use crate::forms::files::Uploads;
 use crate::forms::providers::ProviderCache;
 use crate::schedules::{ScheduleError, ScheduleStore};
@@ -204,14 +203,7 @@ impl Jobs {
             let (workflow, input) =
                 self.runner
                     .prepare(workflow_name, Map::new(), Coercion::Strict)?;
-            let mut request = RunRequest::new(
-                workflow,
-                input,
-                Scope::Global,
-                Caller::scheduler(),
-                "system:scheduler",
-            );
-            request.is_platform_admin = true;
+            let request = RunRequest::new(workflow, input, RunContext::scheduler());
             let record = self.runner.enqueue(&request).await?;
             Ok::<_, RunError>(record.execution_id)
         }

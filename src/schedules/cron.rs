@@ -1,21 +1,30 @@
-//! Cron expressions: parsing, next run times, a human-readable description and warnings.
+//! Cron expressions: v1's rules and our errors in front of `croner`, which evaluates them (next
+//! runs) and describes them in English; plus the short-interval warning.
 //!
 //! Accepts five fields (`minute hour day-of-month month day-of-week`, what
 //! `@workflow(schedule=...)` uses, as in v1) and six fields with a leading seconds field
-//! (NCRONTAB, the Azure Functions timer format), plus the `@hourly`/`@daily`/`@weekly`/
-//! `@monthly`/`@yearly` macros. Each field takes `*`, `?` (day fields), values, `a-b` ranges,
-//! `/n` steps and comma lists; months and weekdays also take English names (`JAN`, `mon`).
-//! Seven-field expressions (with a year) are rejected, as v1 did.
+//! (NCRONTAB, the Azure Functions timer format), plus the `@hourly`/`@daily`/`@midnight`/
+//! `@weekly`/`@monthly`/`@yearly`/`@annually` macros. Each field takes `*`, `?` (day fields),
+//! values, `a-b` ranges, `/n` steps (`a/n` runs from `a` to the end of the field) and comma
+//! lists; months and weekdays also take English names (`JAN`, `mon`, `Sunday`). Seven-field
+//! expressions (with a year) and Quartz's `L`, `W` and `#` are rejected, as v1 did.
 //!
-//! Pure computation: depends on `time` only, no storage, no HTTP. Invariants: every error names
-//! the field and the offending token; a parsed [`Cron`] always matches some instant (an
-//! impossible date such as `0 0 30 2 *` is a parse error), so [`Cron::next_after`] only gives
-//! up after a bounded search; all instants are UTC. Day matching follows Vixie cron: when both
-//! day-of-month and day-of-week are restricted (neither starts with `*`), a day matching either
-//! one fires.
+//! Why a check in front of croner: croner accepts more than v1 did (years, `L`/`W`/`#`, empty
+//! list items, names in any field) and its errors do not say which field is wrong. Every field
+//! is therefore checked and rewritten here into plain numbers, so croner only sees what v1
+//! accepted, and the API's error names the field and the token.
+//!
+//! Pure computation: depends on `croner` and `time` only, no storage, no HTTP. Invariants: every
+//! field error names the field and the offending token; a parsed [`Cron`] always matches some
+//! instant (an impossible date such as `0 0 30 2 *` is a parse error), so [`Cron::next_after`]
+//! only fails past croner's last year (5000); all instants are UTC. Day matching follows Vixie
+//! cron: when both day-of-month and day-of-week are restricted (neither starts with `*`), a day
+//! matching either one fires; when one starts with `*` (`*/2`), a day must match both.
 
-use std::fmt::Write as _;
+use std::cmp::Ordering;
 
+use croner::parser::{CronParser, Seconds, Year};
+use croner::{CivilDate, CivilDateTime, CivilTime, CronDateTime, Resolution, Weekday};
 use time::{Date, Month, OffsetDateTime, PrimitiveDateTime, Time, UtcOffset};
 
 /// Runs closer together than this many seconds earn a warning (v1's threshold).
@@ -69,6 +78,9 @@ pub enum CronError {
     },
     #[error("the cron expression never matches a real date: {0}")]
     Impossible(String),
+    /// croner refused what passed our checks (a gap between the two rule sets).
+    #[error("the cron expression is not supported: {0}")]
+    Unsupported(String),
 }
 
 impl CronError {
@@ -81,135 +93,64 @@ impl CronError {
     }
 }
 
-/// One comma-separated item of a field, as written (kept for the description).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Item {
-    Value(u32),
-    Range(u32, u32),
-    /// `start-end/step`; `full` when written as `*/step` (the whole range).
-    Step {
-        start: u32,
-        end: u32,
-        step: u32,
-        full: bool,
-    },
-}
-
+/// What one field accepts.
 #[derive(Clone, Copy, Debug)]
 struct Spec {
     name: &'static str,
-    unit: &'static str,
     min: u32,
     max: u32,
     names: Option<&'static [&'static str]>,
+    /// Takes `?` for "any" (the two day fields).
+    question_mark: bool,
 }
 
 const SECOND: Spec = Spec {
     name: "second",
-    unit: "second",
     min: 0,
     max: 59,
     names: None,
+    question_mark: false,
 };
 const MINUTE: Spec = Spec {
     name: "minute",
-    unit: "minute",
-    min: 0,
-    max: 59,
-    names: None,
+    ..SECOND
 };
 const HOUR: Spec = Spec {
     name: "hour",
-    unit: "hour",
-    min: 0,
     max: 23,
-    names: None,
+    ..SECOND
 };
 const DAY: Spec = Spec {
     name: "day-of-month",
-    unit: "day",
     min: 1,
     max: 31,
     names: None,
+    question_mark: true,
 };
 const MONTH: Spec = Spec {
     name: "month",
-    unit: "month",
     min: 1,
     max: 12,
     names: Some(&MONTH_NAMES),
+    question_mark: false,
 };
-// 7 is accepted as Sunday and folded onto 0 when the set is built.
+// 7 is Sunday too (croner folds it onto 0).
 const WEEKDAY: Spec = Spec {
     name: "day-of-week",
-    unit: "day of the week",
     min: 0,
     max: 7,
     names: Some(&DAY_NAMES),
+    question_mark: true,
 };
-
-/// One parsed field: the matching values as a bit set, and how it was written.
-#[derive(Clone, Debug)]
-struct Field {
-    bits: u64,
-    /// `None` for `*`/`?`.
-    items: Option<Vec<Item>>,
-    /// Starts with `*` or `?` (Vixie's rule for combining the two day fields).
-    starred: bool,
-}
-
-impl Field {
-    fn all(spec: &Spec) -> Self {
-        Field {
-            bits: range_bits(spec.min, spec.max, 1),
-            items: None,
-            starred: true,
-        }
-    }
-
-    fn has(&self, value: u32) -> bool {
-        value < 64 && self.bits & (1 << value) != 0
-    }
-
-    fn single(&self) -> Option<u32> {
-        match self.items.as_deref() {
-            Some([Item::Value(v)]) => Some(*v),
-            _ => None,
-        }
-    }
-
-    /// `*/n`: every n-th value of the whole range.
-    fn full_step(&self) -> Option<u32> {
-        match self.items.as_deref() {
-            Some(
-                [
-                    Item::Step {
-                        step, full: true, ..
-                    },
-                ],
-            ) => Some(*step),
-            _ => None,
-        }
-    }
-}
-
-fn range_bits(start: u32, end: u32, step: u32) -> u64 {
-    (start..=end)
-        .step_by(step.max(1) as usize)
-        .fold(0u64, |acc, v| acc | (1 << v))
-}
 
 /// A parsed cron expression.
 #[derive(Clone, Debug)]
 pub struct Cron {
     source: String,
     has_seconds: bool,
-    second: Field,
-    minute: Field,
-    hour: Field,
-    day: Field,
-    month: Field,
-    weekday: Field,
+    /// The minute field is `*` (the warning says "every minute").
+    every_minute: bool,
+    inner: croner::Cron,
 }
 
 impl std::str::FromStr for Cron {
@@ -226,52 +167,51 @@ impl Cron {
         if trimmed.is_empty() {
             return Err(CronError::Empty);
         }
-        let expanded = if let Some(name) = trimmed.strip_prefix('@') {
-            match name.to_ascii_lowercase().as_str() {
-                "yearly" | "annually" => "0 0 1 1 *",
-                "monthly" => "0 0 1 * *",
-                "weekly" => "0 0 * * 0",
-                "daily" | "midnight" => "0 0 * * *",
-                "hourly" => "0 * * * *",
-                _ => return Err(CronError::UnknownMacro(trimmed.to_owned())),
+        let expanded = match trimmed.strip_prefix('@') {
+            Some(name) => {
+                expand_macro(name).ok_or_else(|| CronError::UnknownMacro(trimmed.into()))?
             }
-        } else {
-            trimmed
+            None => trimmed,
         };
         let parts: Vec<&str> = expanded.split_whitespace().collect();
-        let (has_seconds, rest) = match parts.len() {
-            5 => (false, &parts[..]),
-            6 => (true, &parts[1..]),
+        let specs: &[Spec] = match parts.len() {
+            5 => &[MINUTE, HOUR, DAY, MONTH, WEEKDAY],
+            6 => &[SECOND, MINUTE, HOUR, DAY, MONTH, WEEKDAY],
             n => return Err(CronError::FieldCount(n)),
         };
-        let second = if has_seconds {
-            parse_field(parts[0], &SECOND, false)?
-        } else {
-            Field {
-                bits: 1,
-                items: Some(vec![Item::Value(0)]),
-                starred: false,
-            }
+        let fields = parts
+            .iter()
+            .zip(specs)
+            .map(|(text, spec)| normalize_field(text, spec))
+            .collect::<Result<Vec<String>, CronError>>()?;
+        let has_seconds = parts.len() == 6;
+        let [.., minute, _, day, _, weekday] = fields.as_slice() else {
+            return Err(CronError::FieldCount(parts.len()));
         };
-        let minute = parse_field(rest[0], &MINUTE, false)?;
-        let hour = parse_field(rest[1], &HOUR, false)?;
-        let day = parse_field(rest[2], &DAY, true)?;
-        let month = parse_field(rest[3], &MONTH, false)?;
-        let mut weekday = parse_field(rest[4], &WEEKDAY, true)?;
-        if weekday.bits & (1 << 7) != 0 {
-            weekday.bits = (weekday.bits & !(1 << 7)) | 1;
-        }
+        // Vixie's rule: a day field starting with `*` (`*/2`) is "starred", and a starred day
+        // field combines with the other by AND. croner only treats a bare `*` as starred.
+        let starred = |f: &str| f.starts_with('*');
+        let parser = CronParser::builder()
+            .seconds(Seconds::Optional)
+            .year(Year::Disallowed)
+            .dom_and_dow(starred(day) || starred(weekday))
+            .build();
+        let inner = parser
+            .parse(&fields.join(" "))
+            .map_err(|e| CronError::Unsupported(e.to_string()))?;
         let cron = Cron {
             source: trimmed.to_owned(),
             has_seconds,
-            second,
-            minute,
-            hour,
-            day,
-            month,
-            weekday,
+            every_minute: minute == "*",
+            inner,
         };
-        cron.check_possible()?;
+        // Some run within croner's years, or never: `0 0 30 2 *` is refused here.
+        if cron.next_after(OffsetDateTime::UNIX_EPOCH).is_none() {
+            return Err(CronError::Impossible(format!(
+                "no selected month has the selected day-of-month in '{}'",
+                cron.source
+            )));
+        }
         Ok(cron)
     }
 
@@ -285,86 +225,18 @@ impl Cron {
         self.has_seconds
     }
 
-    /// With only day-of-month restricting days, some selected month must have a selected day.
-    fn check_possible(&self) -> Result<(), CronError> {
-        if self.day.starred || !self.weekday.starred {
-            return Ok(());
-        }
-        let possible = (1..=12u32).filter(|m| self.month.has(*m)).any(|m| {
-            let longest = match m {
-                2 => 29,
-                4 | 6 | 9 | 11 => 30,
-                _ => 31,
-            };
-            (1..=longest).any(|d| self.day.has(d))
-        });
-        if possible {
-            Ok(())
-        } else {
-            Err(CronError::Impossible(format!(
-                "no selected month has the selected day-of-month in '{}'",
-                self.source
-            )))
-        }
-    }
-
-    fn day_matches(&self, date: Date) -> bool {
-        let dom = self.day.has(u32::from(date.day()));
-        let dow = self
-            .weekday
-            .has(u32::from(date.weekday().number_days_from_sunday()));
-        if self.day.starred || self.weekday.starred {
-            dom && dow
-        } else {
-            dom || dow
-        }
-    }
-
-    /// The first run strictly after `after` (UTC), or `None` if none within the search bound
-    /// (only possible near the end of `time`'s calendar).
+    /// The first run strictly after `after` (UTC), or `None` when there is none before
+    /// croner's last year.
     pub fn next_after(&self, after: OffsetDateTime) -> Option<OffsetDateTime> {
-        let after = after.to_offset(UtcOffset::UTC);
-        let truncated = after.replace_nanosecond(0).ok()?;
-        let mut t = PrimitiveDateTime::new(truncated.date(), truncated.time())
-            .checked_add(time::Duration::SECOND)?;
-        // Feb 29 with a restricted weekday can be 8 years away (2096 -> 2104); stay bounded.
-        let limit = t.year() + 12;
-        loop {
-            if t.year() > limit {
-                return None;
-            }
-            let date = t.date();
-            if !self.month.has(u32::from(u8::from(date.month()))) {
-                let (year, month) = match date.month() {
-                    Month::December => (date.year() + 1, Month::January),
-                    m => (date.year(), m.next()),
-                };
-                t = PrimitiveDateTime::new(
-                    Date::from_calendar_date(year, month, 1).ok()?,
-                    Time::MIDNIGHT,
-                );
-                continue;
-            }
-            if !self.day_matches(date) {
-                t = PrimitiveDateTime::new(date.next_day()?, Time::MIDNIGHT);
-                continue;
-            }
-            if !self.hour.has(u32::from(t.hour())) {
-                t = PrimitiveDateTime::new(date, Time::from_hms(t.hour(), 0, 0).ok()?)
-                    .checked_add(time::Duration::HOUR)?;
-                continue;
-            }
-            if !self.minute.has(u32::from(t.minute())) {
-                t = PrimitiveDateTime::new(date, Time::from_hms(t.hour(), t.minute(), 0).ok()?)
-                    .checked_add(time::Duration::MINUTE)?;
-                continue;
-            }
-            if !self.second.has(u32::from(t.second())) {
-                t = t.checked_add(time::Duration::SECOND)?;
-                continue;
-            }
-            return Some(t.assume_utc());
-        }
+        let after = after
+            .checked_to_offset(UtcOffset::UTC)?
+            .replace_nanosecond(0)
+            .ok()?;
+        let start = Utc(PrimitiveDateTime::new(after.date(), after.time()));
+        self.inner
+            .find_next_occurrence(&start, false)
+            .ok()
+            .map(|next| next.0.assume_utc())
     }
 
     /// The next `count` runs strictly after `after`.
@@ -401,7 +273,7 @@ impl Cron {
                  Use an interval of at least 5 minutes."
                     .to_owned(),
             )
-        } else if interval < SHORT_INTERVAL_SECONDS && self.minute.items.is_none() {
+        } else if interval < SHORT_INTERVAL_SECONDS && self.every_minute {
             Some(format!(
                 "This schedule runs every minute (as often as every {}); intervals under 5 \
                  minutes can overload the platform.",
@@ -418,110 +290,21 @@ impl Cron {
         }
     }
 
-    /// An English description such as "Every 5 minutes" or "At 09:30 on Monday through Friday".
+    /// croner's English description, such as "At 02:00." or "At every 5 minutes.".
     pub fn describe(&self) -> String {
-        let mut text = self.describe_time();
-        let days = self.describe_days();
-        if !days.is_empty() {
-            text.push(' ');
-            text.push_str(&days);
-        }
-        text
-    }
-
-    fn seconds_zero(&self) -> bool {
-        self.second.single() == Some(0)
-    }
-
-    fn describe_time(&self) -> String {
-        let (sec, min, hour) = (&self.second, &self.minute, &self.hour);
-        if let (Some(s), Some(m), Some(h)) = (sec.single(), min.single(), hour.single()) {
-            return clock(h, m, s);
-        }
-        if hour.items.is_none() && min.items.is_none() {
-            if self.seconds_zero() {
-                return "Every minute".to_owned();
-            }
-            if sec.items.is_none() {
-                return "Every second".to_owned();
-            }
-            if let Some(n) = sec.full_step() {
-                return format!("Every {n} seconds");
-            }
-        }
-        if hour.items.is_none() && self.seconds_zero() {
-            if let Some(n) = min.full_step() {
-                return if n == 1 {
-                    "Every minute".to_owned()
-                } else {
-                    format!("Every {n} minutes")
-                };
-            }
-            if min.single() == Some(0) {
-                return "Every hour".to_owned();
-            }
-        }
-        // Fixed minute and second over a short list of hours: "At 09:00 and 17:00".
-        if let (Some(s), Some(m), Some(items)) = (sec.single(), min.single(), hour.items.as_ref())
-            && items.len() <= 4
-            && items.iter().all(|i| matches!(i, Item::Value(_)))
-        {
-            let times: Vec<String> = items
-                .iter()
-                .filter_map(|i| match i {
-                    Item::Value(h) => Some(clock(*h, m, s)[3..].to_owned()),
-                    _ => None,
-                })
-                .collect();
-            return format!("At {}", join_and(&times));
-        }
-        let mut parts = Vec::new();
-        if !self.seconds_zero() {
-            parts.push(field_text(sec, &SECOND));
-        }
-        parts.push(field_text(min, &MINUTE));
-        parts.push(field_text(hour, &HOUR));
-        format!("At {}", parts.join(" past "))
-    }
-
-    fn describe_days(&self) -> String {
-        let mut out = String::new();
-        let day = (!self.day.starred || self.day.items.is_some()).then(|| day_text(&self.day));
-        let weekday = (!self.weekday.starred || self.weekday.items.is_some())
-            .then(|| weekday_text(&self.weekday));
-        match (day, weekday) {
-            (Some(d), Some(w)) => {
-                let joiner = if self.day.starred || self.weekday.starred {
-                    "and"
-                } else {
-                    "or"
-                };
-                let _ = write!(out, "on {d} {joiner} on {w}");
-            }
-            (Some(d), None) => {
-                let _ = write!(out, "on {d}");
-            }
-            (None, Some(w)) => {
-                let _ = write!(out, "on {w}");
-            }
-            (None, None) => {}
-        }
-        if self.month.items.is_some() {
-            if !out.is_empty() {
-                out.push(' ');
-            }
-            let _ = write!(out, "in {}", month_text(&self.month));
-        }
-        out
+        self.inner.describe()
     }
 }
 
-fn clock(h: u32, m: u32, s: u32) -> String {
-    if s == 0 {
-        format!("At {h:02}:{m:02}")
-    } else {
-        format!("At {h:02}:{m:02}:{s:02}")
-    }
+fn expand_macro(name: &str) -> Option<&'static str> {
+    Some(match name.to_ascii_lowercase().as_str() {
+        "yearly" | "annually" => "0 0 1 1 *",
+        "monthly" => "0 0 1 * *",
+        "weekly" => "0 0 * * 0",
+        "daily" | "midnight" => "0 0 * * *",
+        "hourly" => "0 * * * *",
+        _ => return None,
+    })
 }
 
 fn seconds_text(seconds: i64) -> String {
@@ -533,123 +316,14 @@ fn seconds_text(seconds: i64) -> String {
     }
 }
 
-fn ordinal(n: u32) -> String {
-    let suffix = match (n % 10, n % 100) {
-        (_, 11..=13) => "th",
-        (1, _) => "st",
-        (2, _) => "nd",
-        (3, _) => "rd",
-        _ => "th",
-    };
-    format!("{n}{suffix}")
-}
-
-fn join_and(items: &[String]) -> String {
-    match items {
-        [] => String::new(),
-        [one] => one.clone(),
-        [init @ .., last] => format!("{} and {last}", init.join(", ")),
-    }
-}
-
-fn value_name(spec: &Spec, v: u32) -> String {
-    match spec.names {
-        // Weekday 7 is Sunday again.
-        Some(names) => names
-            .get(((v - spec.min) as usize) % names.len())
-            .map_or_else(|| v.to_string(), |n| (*n).to_owned()),
-        None => v.to_string(),
-    }
-}
-
-fn item_text(item: &Item, spec: &Spec) -> String {
-    match *item {
-        Item::Value(v) => value_name(spec, v),
-        Item::Range(a, b) => format!("{} through {}", value_name(spec, a), value_name(spec, b)),
-        Item::Step {
-            start,
-            end,
-            step,
-            full,
-        } => {
-            let every = if step == 1 {
-                format!("every {}", spec.unit)
-            } else {
-                format!("every {} {}", ordinal(step), spec.unit)
-            };
-            if full {
-                every
-            } else {
-                format!(
-                    "{every} from {} through {}",
-                    value_name(spec, start),
-                    value_name(spec, end)
-                )
-            }
-        }
-    }
-}
-
-/// Time fields, crontab.guru style: "every minute", "minute 5", "every 2nd hour",
-/// "every hour from 9 through 17", "minute 0, 15 and 30".
-fn field_text(field: &Field, spec: &Spec) -> String {
-    let Some(items) = field.items.as_ref() else {
-        return format!("every {}", spec.unit);
-    };
-    match items.as_slice() {
-        [Item::Value(v)] => format!("{} {v}", spec.unit),
-        [Item::Range(a, b)] => format!("every {} from {a} through {b}", spec.unit),
-        [step @ Item::Step { .. }] => item_text(step, spec),
-        many => {
-            let texts: Vec<String> = many.iter().map(|i| item_text(i, spec)).collect();
-            format!("{} {}", spec.unit, join_and(&texts))
-        }
-    }
-}
-
-fn day_text(field: &Field) -> String {
-    match field.items.as_deref() {
-        None => "every day of the month".to_owned(),
-        Some([Item::Value(v)]) => format!("day {v} of the month"),
-        Some([step @ Item::Step { .. }]) => format!("{} of the month", item_text(step, &DAY)),
-        Some(items) => {
-            let texts: Vec<String> = items.iter().map(|i| item_text(i, &DAY)).collect();
-            format!("days {} of the month", join_and(&texts))
-        }
-    }
-}
-
-fn weekday_text(field: &Field) -> String {
-    match field.items.as_deref() {
-        None => "every day of the week".to_owned(),
-        Some(items) => {
-            let texts: Vec<String> = items.iter().map(|i| item_text(i, &WEEKDAY)).collect();
-            join_and(&texts)
-        }
-    }
-}
-
-fn month_text(field: &Field) -> String {
-    match field.items.as_deref() {
-        None => "every month".to_owned(),
-        Some(items) => {
-            let texts: Vec<String> = items.iter().map(|i| item_text(i, &MONTH)).collect();
-            join_and(&texts)
-        }
-    }
-}
-
-fn parse_field(text: &str, spec: &Spec, question_mark: bool) -> Result<Field, CronError> {
+/// Checks one field against v1's rules and writes it the way croner reads it: names become
+/// numbers, `?` becomes `*`, `a/n` becomes `a-max/n`.
+fn normalize_field(text: &str, spec: &Spec) -> Result<String, CronError> {
     let err = |token: &str, reason: String| CronError::Field {
         field: spec.name,
         token: token.to_owned(),
         reason,
     };
-    if text == "*" || (question_mark && text == "?") {
-        return Ok(Field::all(spec));
-    }
-    let starred = text.starts_with('*') || (question_mark && text.starts_with('?'));
-    let mut bits = 0u64;
     let mut items = Vec::new();
     for token in text.split(',') {
         if token.is_empty() {
@@ -670,16 +344,8 @@ fn parse_field(text: &str, spec: &Spec, question_mark: bool) -> Result<Field, Cr
             }
             None => (token, None),
         };
-        let (start, end, full) = if range == "*" || (question_mark && range == "?") {
-            (
-                spec.min,
-                if spec.names == WEEKDAY.names {
-                    6
-                } else {
-                    spec.max
-                },
-                true,
-            )
+        let range = if range == "*" || (spec.question_mark && range == "?") {
+            "*".to_owned()
         } else if let Some((a, b)) = range.split_once('-') {
             let a = parse_value(a, spec).map_err(|reason| err(token, reason))?;
             let b = parse_value(b, spec).map_err(|reason| err(token, reason))?;
@@ -689,31 +355,20 @@ fn parse_field(text: &str, spec: &Spec, question_mark: bool) -> Result<Field, Cr
                     "is a range whose start is after its end".to_owned(),
                 ));
             }
-            (a, b, false)
+            format!("{a}-{b}")
         } else {
             let v = parse_value(range, spec).map_err(|reason| err(token, reason))?;
-            // `a/n` means from a to the end of the field's range, stepping by n.
-            let end = if step.is_some() { spec.max } else { v };
-            (v, end, false)
+            match step {
+                Some(_) => format!("{v}-{}", spec.max),
+                None => v.to_string(),
+            }
         };
-        let item = match step {
-            Some(step) => Item::Step {
-                start,
-                end,
-                step,
-                full,
-            },
-            None if start == end => Item::Value(start),
-            None => Item::Range(start, end),
-        };
-        bits |= range_bits(start, end, step.unwrap_or(1));
-        items.push(item);
+        items.push(match step {
+            Some(step) => format!("{range}/{step}"),
+            None => range,
+        });
     }
-    Ok(Field {
-        bits,
-        items: Some(items),
-        starred,
-    })
+    Ok(items.join(","))
 }
 
 fn parse_value(text: &str, spec: &Spec) -> Result<u32, String> {
@@ -748,6 +403,61 @@ fn parse_value(text: &str, spec: &Spec) -> Result<u32, String> {
         None => "a number",
     };
     Err(format!("has '{text}', which is not {expected}"))
+}
+
+/// A UTC wall clock for croner, which searches over civil time ([`CronDateTime`]); UTC has no
+/// gaps or repeats, so every civil time resolves to exactly one instant.
+#[derive(Clone, Copy, Debug)]
+struct Utc(PrimitiveDateTime);
+
+impl CronDateTime for Utc {
+    fn to_civil(&self) -> CivilDateTime {
+        let t = self.0;
+        CivilDateTime::new(
+            CivilDate::from_parts_unchecked(
+                t.year(),
+                u32::from(u8::from(t.month())),
+                u32::from(t.day()),
+            ),
+            CivilTime::from_parts_unchecked(
+                u32::from(t.hour()),
+                u32::from(t.minute()),
+                u32::from(t.second()),
+            ),
+        )
+    }
+
+    fn civil_weekday(&self) -> Weekday {
+        Weekday::from_days_from_sunday(u32::from(self.0.weekday().number_days_from_sunday()))
+    }
+
+    fn resolve_civil(
+        &self,
+        civil: CivilDateTime,
+    ) -> Result<Resolution<Self>, croner::errors::CronError> {
+        use croner::errors::CronError as E;
+        let narrow = |v: u32| u8::try_from(v).map_err(|_| E::InvalidDate);
+        let month = Month::try_from(narrow(civil.month())?).map_err(|_| E::InvalidDate)?;
+        let date = Date::from_calendar_date(civil.year(), month, narrow(civil.day())?)
+            .map_err(|_| E::InvalidDate)?;
+        let time = Time::from_hms(
+            narrow(civil.hour())?,
+            narrow(civil.minute())?,
+            narrow(civil.second())?,
+        )
+        .map_err(|_| E::InvalidTime)?;
+        Ok(Resolution::Single(Utc(PrimitiveDateTime::new(date, time))))
+    }
+
+    fn checked_add_seconds(&self, seconds: i64) -> Option<Self> {
+        self.0
+            .checked_add(time::Duration::seconds(seconds))
+            .map(Utc)
+    }
+
+    fn cmp_instant(&self, other: &Self) -> Ordering {
+        self.0.cmp(&other.0)
+    }
 }
 
 #[cfg(test)]
@@ -954,6 +664,22 @@ mod tests {
     }
 
     #[test]
+    fn what_croner_accepts_beyond_v1_is_refused() {
+        // Quartz day modifiers, names outside month and weekday, a year field, `?` outside the
+        // day fields and croner's lenient `/n` without a start.
+        assert_eq!(field_error("0 0 15W * *").0, "day-of-month");
+        assert_eq!(field_error("0 0 LW * *").0, "day-of-month");
+        assert_eq!(field_error("0 0 * * 5L").0, "day-of-week");
+        assert_eq!(field_error("JAN 0 * * *").0, "minute");
+        assert_eq!(field_error("/5 * * * *").0, "minute");
+        assert_eq!(field_error("0 ? * * *").0, "hour");
+        assert_eq!(
+            Cron::parse("0 0 0 1 1 * 2030").unwrap_err(),
+            CronError::FieldCount(7)
+        );
+    }
+
+    #[test]
     fn intervals_and_warnings() {
         let t0 = datetime!(2026-03-02 00:00:00 UTC);
         let cron = |e: &str| Cron::parse(e).unwrap();
@@ -1022,36 +748,42 @@ mod tests {
 
     #[test]
     fn descriptions() {
+        // croner's English, on the expression as rewritten for it (names are numbers by then).
         let d = |e: &str| Cron::parse(e).unwrap().describe();
-        assert_eq!(d("*/5 * * * *"), "Every 5 minutes");
-        assert_eq!(d("* * * * *"), "Every minute");
-        assert_eq!(d("* * * * * *"), "Every second");
-        assert_eq!(d("*/10 * * * * *"), "Every 10 seconds");
-        assert_eq!(d("0 * * * *"), "Every hour");
-        assert_eq!(d("@hourly"), "Every hour");
-        assert_eq!(d("30 9 * * 1-5"), "At 09:30 on Monday through Friday");
-        assert_eq!(d("0 2 * * *"), "At 02:00");
-        assert_eq!(d("15 30 14 * * *"), "At 14:30:15");
-        assert_eq!(d("0 */2 * * *"), "At minute 0 past every 2nd hour");
+        assert_eq!(d("*/5 * * * *"), "At every 5 minutes.");
+        assert_eq!(d("* * * * *"), "Every minute.");
+        assert_eq!(d("* * * * * *"), "Every second.");
+        assert_eq!(d("*/10 * * * * *"), "At every 10 seconds.");
+        assert_eq!(d("0 * * * *"), "At minute 0 past every hour.");
+        assert_eq!(d("@hourly"), "At minute 0 past every hour.");
         assert_eq!(
-            d("*/15 9-17 * * *"),
-            "At every 15th minute past every hour from 9 through 17"
+            d("30 9 * * 1-5"),
+            "At 09:30, on Monday, Tuesday, Wednesday, Thursday, and Friday."
         );
-        assert_eq!(d("0 9,17 * * *"), "At 09:00 and 17:00");
-        assert_eq!(d("0 0 1 * *"), "At 00:00 on day 1 of the month");
-        assert_eq!(d("0 0 1,15 * *"), "At 00:00 on days 1 and 15 of the month");
+        assert_eq!(d("0 2 * * *"), "At 02:00.");
+        assert_eq!(d("15 30 14 * * *"), "At 14:30:15.");
+        assert_eq!(d("0 */2 * * *"), "At minute 0, of every 2 hours.");
+        assert_eq!(d("*/15 9-17 * * *"), "At every 15 minutes, of hour 9-17.");
+        assert_eq!(d("0 9,17 * * *"), "At minute 0, of hour 9 and 17.");
+        assert_eq!(d("0 0 1 * *"), "At 00:00, on day 1.");
+        assert_eq!(d("0 0 1,15 * *"), "At 00:00, on day 1 and 15.");
         assert_eq!(
             d("0 8 * * MON,WED,FRI"),
-            "At 08:00 on Monday, Wednesday and Friday"
+            "At 08:00, on Monday, Wednesday, and Friday."
         );
-        assert_eq!(d("0 0 1 1 *"), "At 00:00 on day 1 of the month in January");
-        assert_eq!(d("0 6 * 1-3 *"), "At 06:00 in January through March");
+        assert_eq!(d("0 0 1 1 *"), "At 00:00, on day 1, in January.");
         assert_eq!(
-            d("0 0 13 * 5"),
-            "At 00:00 on day 13 of the month or on Friday"
+            d("0 6 * 1-3 *"),
+            "At 06:00, in January, February, and March."
         );
-        assert_eq!(d("0 12 */2 * *"), "At 12:00 on every 2nd day of the month");
-        assert_eq!(d("5,35 1 * * *"), "At minute 5 and 35 past hour 1");
-        assert_eq!(d("0 0 * */3 *"), "At 00:00 in every 3rd month");
+        assert_eq!(d("0 0 13 * 5"), "At 00:00, on day 13 or Friday.");
+        assert_eq!(
+            d("0 12 */2 * *"),
+            "At 12:00, on day 1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, and 31."
+        );
+        assert_eq!(d("5,35 1 * * *"), "At minute 5 and 35, of hour 1.");
+        assert_eq!(d("0 0 * */3 *"), "At 00:00, in every 3 months.");
+        // Vixie's AND for a starred day field is said, not just done.
+        assert!(d("0 0 */2 * MON").ends_with("(if it is also Monday)."));
     }
 }

@@ -9,8 +9,9 @@ use std::sync::Arc;
 
 use base64::Engine as _;
 use bifrost::domain::UserService;
-use bifrost::executions::{ExecutionRecord, Executions};
-use bifrost_engine::{ExecutionError, ExecutionOutcome, ExecutionStatus, LogEntry};
+use bifrost::executions::{ExecutionRecord, ExecutionStatus, Executions};
+use bifrost_engine::ExecutionStatus as Outcome;
+use bifrost_engine::{ExecutionError, ExecutionOutcome, LogEntry};
 use bifrost_store::blob::LocalBlobs;
 use bifrost_store::table::{IfMatch, SqliteTables, TableName, TableStore, WriteMode};
 use bifrost_store::{OrgId, RowKey, Scope};
@@ -185,7 +186,7 @@ fn record(id: &str, workflow: &str, by: &str, status: &str, org: &str) -> Execut
         executed_by: by.into(),
         executed_by_email: format!("{by}@contoso.example"),
         executed_by_name: by.into(),
-        status: status.into(),
+        status: ExecutionStatus::parse(status).expect("a status name"),
         input_data: json!({}),
         result: None,
         result_type: None,
@@ -318,7 +319,7 @@ async fn execution_history_is_scoped_filtered_and_redacted_by_caller() {
     ex.create(&scope, &mine).await.unwrap();
     let outcome = ExecutionOutcome {
         execution_id: "bob-failed".into(),
-        status: ExecutionStatus::Failed,
+        status: Outcome::Failed,
         result: None,
         result_type: None,
         error: Some(ExecutionError {
@@ -346,7 +347,7 @@ async fn execution_history_is_scoped_filtered_and_redacted_by_caller() {
         &scope,
         &ExecutionOutcome {
             execution_id: "bob-refused".into(),
-            status: ExecutionStatus::Failed,
+            status: Outcome::Failed,
             result: None,
             result_type: None,
             error: Some(ExecutionError {

@@ -17,4 +17,5 @@ mod schedules;
 mod security;
 mod storage;
 mod support;
+mod tidy;
 mod workflow_keys;

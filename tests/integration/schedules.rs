@@ -82,7 +82,7 @@ async fn list_shows_scheduled_workflows_with_runs_and_errors() {
 
     let nightly = schedule(&list, "nightly");
     assert_eq!(nightly["cronExpression"], "0 2 * * *");
-    assert_eq!(nightly["humanReadable"], "At 02:00");
+    assert_eq!(nightly["humanReadable"], "At 02:00.");
     assert_eq!(nightly["enabled"], true);
     assert_eq!(nightly["intervalSeconds"], 86_400);
     assert_eq!(nightly["executionCount"], 0);
@@ -117,7 +117,10 @@ async fn validate_describes_or_explains_and_rejects_only_malformed_bodies() {
     .await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["valid"], true);
-    assert_eq!(body["humanReadable"], "At 09:30 on Monday through Friday");
+    assert_eq!(
+        body["humanReadable"],
+        "At 09:30, on Monday, Tuesday, Wednesday, Thursday, and Friday."
+    );
     assert_eq!(body["nextRuns"].as_array().unwrap().len(), 5);
     assert_eq!(body["intervalSeconds"], 86_400);
     assert_eq!(body["warning"], Value::Null);
@@ -129,7 +132,7 @@ async fn validate_describes_or_explains_and_rejects_only_malformed_bodies() {
         Some(r#"{"expression":"*/5 * * * *"}"#),
     )
     .await;
-    assert_eq!(body["humanReadable"], "Every 5 minutes");
+    assert_eq!(body["humanReadable"], "At every 5 minutes.");
     assert_eq!(body["intervalSeconds"], 300);
     assert_eq!(body["warning"], Value::Null);
 

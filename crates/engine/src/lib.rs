@@ -17,6 +17,8 @@ mod embedded_python;
 mod engine;
 mod error;
 mod host;
+mod host_ops;
+mod memory_host;
 mod native;
 mod types;
 
@@ -27,15 +29,19 @@ pub use embedded_python::{
 pub use engine::{Engine, EngineConfig};
 pub use error::EngineError;
 pub use host::{
-    ConfigValue, ExecutionFilter, FileLocation, HostError, HostResult, HostScope, MemoryHost,
-    NoHost, SdkHost,
+    ConfigValue, ExecutionFilter, FileLocation, HostError, HostResult, HostScope, NoHost, SdkHost,
 };
+pub use memory_host::MemoryHost;
 pub use types::{
     Caller, DataProviderInfo, DataProviderOption, ExecutionContextInfo, ExecutionError,
     ExecutionMode, ExecutionOutcome, ExecutionRequest, ExecutionStatus, ImportViolation, LiveLogs,
     LogEntry, Organization, ParameterInfo, ParameterOption, Registry, ReloadReport, ResultType,
     WorkflowInfo, WorkspaceError,
 };
+
+/// The name of every SDK operation (`"config.get"`, ...) the host serves, as `_sdk.py` passes
+/// it to the native bridge; declared once in the operation table of `host.rs`.
+pub const SDK_OPERATIONS: &[&str] = host::HostOp::NAMES;
 
 /// IDE stubs for workspace authors (`bifrost.pyi`); serve it for download or copy it into a workspace.
 pub const BIFROST_PYI: &str = include_str!("../bifrost.pyi");

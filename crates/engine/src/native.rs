@@ -35,7 +35,7 @@ use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList, PyTuple};
 use tokio::sync::oneshot;
 
-use crate::host::{HostError, HostOp, HostScope, SdkHost, dispatch};
+use crate::host::{HostError, HostOp, HostScope, SdkHost};
 use crate::types::{Caller, ImportViolation};
 
 /// `job.reason()` values, shared with `_internal.py` (`_REASONS`).
@@ -737,8 +737,9 @@ fn reply_to_py<'py>(py: Python<'py>, reply: HostReply) -> PyResult<Bound<'py, Py
 }
 
 async fn run_host(services: &Services, scope: HostScope, op: &str, args: &str) -> HostReply {
-    let op = HostOp::parse(op, args)?;
-    let value = dispatch(&*services.host, &scope, op).await?;
+    let value = HostOp::parse(op, args)?
+        .run(&*services.host, &scope)
+        .await?;
     if value.is_null() {
         return Ok(None);
     }

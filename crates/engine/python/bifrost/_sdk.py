@@ -3,6 +3,10 @@
 Namespaces are classes of static methods named in lowercase, as in v1, so
 `from bifrost import config; await config.get("key")` works. `_i` (the engine
 internals) is injected by the bootstrap; this module never imports it.
+
+Every host call names an operation of the Rust table in `src/host.rs` ("ns.fn", made from
+`class ns`, which defines `fn`); `tests/sdk_operations.rs` checks that this module, that table and
+`bifrost.pyi` name the same operations.
 """
 
 import base64
