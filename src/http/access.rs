@@ -22,7 +22,7 @@ pub enum Access {
 /// One route of the API.
 #[derive(Clone, Copy, Debug)]
 pub struct Route {
-    /// Stable identifier, used by `guard` and as the OpenAPI operationId.
+    /// Stable identifier, used by the authorization and as the OpenAPI operationId.
     pub id: &'static str,
     /// Upper-case HTTP method.
     pub method: &'static str,

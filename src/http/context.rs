@@ -38,7 +38,7 @@ use crate::http::ApiState;
 pub struct RequestContext {
     pub principal: Principal,
     pub scope: Scope,
-    /// The client's address (see [`ClientAddr`]), when known.
+    /// The client's address (see [`crate::http::ClientAddr`]), when known.
     pub client: Option<IpAddr>,
 }
 
@@ -266,7 +266,8 @@ fn client_key(client: Option<IpAddr>) -> String {
     client.map_or_else(|| "unknown".to_owned(), |ip| ip.to_string())
 }
 
-/// Resolves and authorizes one request (the body of [`guard`], testable without warp).
+/// Resolves and authorizes one request for route `id` (the router calls it before a guarded
+/// operation's handler; public operations through `Call::authorize`).
 pub async fn authorize(
     state: &ApiState,
     id: &str,

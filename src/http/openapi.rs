@@ -1,12 +1,12 @@
 //! `GET /api/openapi.json`: the API's OpenAPI 3.1 description, generated from the code.
 //!
-//! Paths, methods, operation ids, summaries, path parameters and security come from the one route
-//! table ([`access::all_routes`]), so a declared route cannot be missing from the document and the
-//! document cannot list a route that does not exist (the integration test checks both against the
-//! running binary). What the table does not know (query parameters, the request body, the success
-//! response) comes from [`specs`], a registry keyed by route id whose schemas are derived from the
-//! wire DTOs with `schemars` (JSON Schema 2020-12, the dialect of OpenAPI 3.1). A route without a
-//! registry entry is still documented, with a generic `2XX` response.
+//! Every operation comes from its declaration ([`crate::http::endpoints`]): path, method,
+//! operation id, summary, access and security from its route; query parameters, the request
+//! body, answers, extra error statuses and links from its description, whose schemas are
+//! derived from the wire DTOs with `schemars` (JSON Schema 2020-12, the dialect of OpenAPI 3.1).
+//! A declared operation cannot be missing from the document, and the document cannot list one
+//! that does not exist (the integration test checks both against the running binary). Path
+//! parameters named `...Id` are ids (`input::ID_PATTERN`) unless declared otherwise.
 //!
 //! Built once per process (the route table is static). Must not depend on request state.
 

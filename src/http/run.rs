@@ -13,7 +13,7 @@
 //! (`Authorization: Bearer wk_...`, [`crate::http::workflow_keys::authenticate_endpoint`]: 401
 //! without a valid one, 403 for a valid key of another workflow or a global key the workflow
 //! refuses); the development identity does not count, endpoints are for machine callers. A
-//! function-key run is recorded as `api_key:{keyId}` ([`Caller::api_key`]) so the key sees its
+//! function-key run is recorded as `api_key:{keyId}` (`Caller::api_key`) so the key sees its
 //! own runs in the history; a workflow-key run as `api_key:wk_{keyId}`, in GLOBAL with v1's
 //! API-key rights (admin, function key). Public runs act as v1's anonymous webhook caller in
 //! GLOBAL, whatever `Authorization` says. Order of checks: 404 (unknown or not
@@ -246,7 +246,7 @@ async fn endpoint(state: &ApiState, route_id: &str, mut call: Call) -> Result<Re
     if !workflow.endpoint_enabled {
         return Err(not_found());
     }
-    // A function key wins (the guard already checked it); a public endpoint ignores any
+    // A function key wins (`authorize` already checked it); a public endpoint ignores any
     // `Authorization` header (third-party webhooks send their own); otherwise a workflow key,
     // checked before the body is read.
     let workflow_key = match &ctx.principal {
